@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install npm dependencies when missing or stale, then build everything (tsc -b).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+command -v node >/dev/null || { echo "node not found: Node.js 20+ is required" >&2; exit 1; }
+stamp=node_modules/.mcp-audit-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
+  echo "== npm ci"
+  npm ci --no-audit --no-fund
+  echo "$want" >"$stamp"
+fi
+echo "== build"
+npx tsc -b

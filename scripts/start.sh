@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's start command: dependencies, build, local Kafka + ClickHouse, migrations, services.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+t0=$SECONDS
+bash scripts/bootstrap.sh
+bash deploy/local/stack.sh up
+set -a; source .local/secrets.env; set +a
+node packages/clickhouse/dist/src/migrate.js
+bash scripts/services.sh start
+echo
+bash deploy/local/stack.sh status || true
+bash scripts/services.sh status
+echo "mcp-audit is up in $((SECONDS - t0))s. Stop with: npm run down"

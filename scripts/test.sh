@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, lints, brings the local stack up
+# (real Kafka and ClickHouse), applies migrations and runs every test.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/bootstrap.sh
+echo "== lint"
+npm run -s lint
+echo "== local stack"
+bash deploy/local/stack.sh up
+set -a; source .local/secrets.env; set +a
+echo "== migrations"
+node packages/clickhouse/dist/src/migrate.js
+echo "== tests"
+node scripts/run-tests.mjs "$@"

@@ -1,0 +1,20 @@
+import { z } from 'zod';
+import { envHost, envInt, logLevel } from '@mcp-audit/observability';
+import { kafkaEnvSchema, TOPIC_EVENTS, TOPIC_EVENTS_DLQ } from '@mcp-audit/kafka';
+
+export const collectorEnvSchema = kafkaEnvSchema.extend({
+  MCP_AUDIT_LOG_LEVEL: logLevel,
+  MCP_AUDIT_COLLECTOR_HOST: envHost,
+  MCP_AUDIT_COLLECTOR_PORT: envInt(9470, 0, 65535),
+  /** JSON file of source credentials: [{ "id", "source_id", "sha256", "scopes": ["ingest"] }]. */
+  MCP_AUDIT_COLLECTOR_TOKENS_FILE: z.string().min(1, 'a tokens file is required (see README: collector tokens)'),
+  MCP_AUDIT_COLLECTOR_BODY_LIMIT_BYTES: envInt(5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+  MCP_AUDIT_COLLECTOR_MAX_EVENTS_PER_REQUEST: envInt(5_000, 1, 100_000),
+  MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE: envInt(600, 1, 1_000_000),
+  MCP_AUDIT_COLLECTOR_REQUEST_TIMEOUT_MS: envInt(15_000, 100, 300_000),
+  MCP_AUDIT_EVENTS_TOPIC: z.string().default(TOPIC_EVENTS),
+  MCP_AUDIT_DLQ_TOPIC: z.string().default(TOPIC_EVENTS_DLQ),
+  MCP_AUDIT_REDACTION_KEY: z.string().min(16, 'MCP_AUDIT_REDACTION_KEY must be at least 16 characters'),
+});
+
+export type CollectorEnv = z.infer<typeof collectorEnvSchema>;

@@ -1,0 +1,39 @@
+import { createKafka, createProducer, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
+import { createEventRedactor } from '@mcp-audit/redaction';
+import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
+import { collectorEnvSchema } from './config.js';
+import { buildCollector } from './app.js';
+import { loadTokenStore } from './source-tokens.js';
+
+const env = loadConfigOrExit(collectorEnvSchema);
+const log = createLogger('collector', { level: env.MCP_AUDIT_LOG_LEVEL });
+const registry = createRegistry('collector');
+const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-collector'), log);
+const producer = createProducer(kafka);
+
+const app = buildCollector(
+  {
+    eventsTopic: env.MCP_AUDIT_EVENTS_TOPIC,
+    dlqTopic: env.MCP_AUDIT_DLQ_TOPIC,
+    bodyLimitBytes: env.MCP_AUDIT_COLLECTOR_BODY_LIMIT_BYTES,
+    maxEventsPerRequest: env.MCP_AUDIT_COLLECTOR_MAX_EVENTS_PER_REQUEST,
+    rateLimitPerMinute: env.MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE,
+    requestTimeoutMs: env.MCP_AUDIT_COLLECTOR_REQUEST_TIMEOUT_MS,
+  },
+  {
+    producer,
+    tokens: loadTokenStore(env.MCP_AUDIT_COLLECTOR_TOKENS_FILE),
+    redactor: createEventRedactor({ fingerprintKey: env.MCP_AUDIT_REDACTION_KEY }),
+    log,
+    registry,
+  },
+);
+
+installShutdown(log, [
+  ['close http', () => app.close()],
+  ['disconnect producer', () => producer.disconnect()],
+]);
+
+await ensureTopics(kafka, loadTopicDefs(), { maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR, log });
+await producer.connect();
+await app.listen({ host: env.MCP_AUDIT_COLLECTOR_HOST, port: env.MCP_AUDIT_COLLECTOR_PORT });

@@ -1,0 +1,120 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AuditProducer, BatchConsumer, Kafka } from '@mcp-audit/kafka';
+import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
+import type { Logger, Registry } from '@mcp-audit/observability';
+import { BatchWriter } from './batch.writer.js';
+import { createAuditEventsHandler } from './audit-events.handler.js';
+import type { EventRedactor } from '@mcp-audit/redaction';
+import type { EventRow } from './events.row.js';
+import { createIngesterMetrics } from './metrics.js';
+
+export interface IngesterConfig {
+  groupId: string;
+  eventsTopic: string;
+  dlqTopic: string;
+  batchRows: number;
+  flushMs: number;
+  maxBufferedRows: number;
+  fromBeginning?: boolean;
+}
+
+export interface IngesterDeps {
+  kafka: Kafka;
+  /** Inserts rows into mcp_audit.events as the writer user. */
+  insertEvents: (rows: EventRow[]) => Promise<void>;
+  isRetryableInsertError: (err: unknown) => boolean;
+  redactor: EventRedactor;
+  log: Logger;
+  registry: Registry;
+  producer?: AuditProducer;
+}
+
+export interface Ingester {
+  start(): Promise<void>;
+  /** Stop fetching, finish the batch in hand, flush, commit. */
+  stop(): Promise<void>;
+  health(): { ok: boolean; details: Record<string, unknown> };
+  writer: BatchWriter<EventRow>;
+}
+
+export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester {
+  const log = deps.log.child({ component: 'ingester' });
+  const metrics = createIngesterMetrics(deps.registry);
+  const producer = deps.producer ?? createProducer(deps.kafka);
+  const writer = new BatchWriter<EventRow>({
+    name: 'events',
+    insert: deps.insertEvents,
+    isRetryable: deps.isRetryableInsertError,
+    maxRows: cfg.batchRows,
+    flushMs: cfg.flushMs,
+    maxBufferedRows: cfg.maxBufferedRows,
+    log,
+    onFlush: (rows, ms) => {
+      metrics.batchRows.observe(rows);
+      metrics.flushSeconds.observe(ms / 1000);
+      log.debug({ table: 'events', rows, ms }, 'batch flushed');
+    },
+    onRetry: () => metrics.insertRetries.inc(),
+  });
+  const handler = createAuditEventsHandler({
+    writer,
+    producer,
+    redactor: deps.redactor,
+    dlqTopic: cfg.dlqTopic,
+    log,
+    metrics,
+  });
+  const consumer: BatchConsumer = createBatchConsumer({
+    kafka: deps.kafka,
+    groupId: cfg.groupId,
+    topic: cfg.eventsTopic,
+    fromBeginning: cfg.fromBeginning ?? true,
+    handler,
+    log,
+    // Every partition's batch joins the same ClickHouse insert.
+    partitionsConsumedConcurrently: 6,
+  });
+  const gauge = setInterval(() => metrics.bufferedRows.set(writer.bufferedRows), 1_000);
+  gauge.unref();
+  let started = false;
+
+  return {
+    writer,
+    async start() {
+      await producer.connect();
+      await consumer.start();
+      started = true;
+      log.info({ topic: cfg.eventsTopic, groupId: cfg.groupId }, 'ingester started');
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      await consumer.stop();
+      await writer.stop();
+      await producer.disconnect();
+      clearInterval(gauge);
+    },
+    health() {
+      const c = consumer.health();
+      const w = writer.health();
+      return { ok: started && c.ok, details: { consumer: c.details, writer: w.details, producer: producer.isConnected() } };
+    },
+  };
+}
+
+/** /health and /metrics; listen only in main.ts. */
+export function buildOpsServer(deps: {
+  health: () => { ok: boolean; details: Record<string, unknown> };
+  registry: Registry;
+  log: Logger;
+}): FastifyInstance {
+  const app = Fastify({ loggerInstance: deps.log.child({ component: 'http' }), bodyLimit: 1024 });
+  app.get('/health', async (_req, reply) => {
+    const h = deps.health();
+    return reply.code(h.ok ? 200 : 503).send({ status: h.ok ? 'ok' : 'unhealthy', ...h.details });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    return reply.header('content-type', deps.registry.contentType).send(await deps.registry.metrics());
+  });
+  return app;
+}

@@ -1,0 +1,129 @@
+import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
+import type { ConsumedMessage, BatchContext, AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
+import type { Logger } from '@mcp-audit/observability';
+import type { EventRedactor } from '@mcp-audit/redaction';
+import type { BatchWriter } from './batch.writer.js';
+import { toEventRow, type EventRow } from './events.row.js';
+import type { IngesterMetrics } from './metrics.js';
+
+export interface HandlerDeps {
+  writer: BatchWriter<EventRow>;
+  producer: AuditProducer;
+  redactor: EventRedactor;
+  dlqTopic: string;
+  log: Logger;
+  metrics: IngesterMetrics;
+  now?: () => number;
+}
+
+interface DeadLetter {
+  message: ConsumedMessage;
+  code: string;
+  reason: string;
+}
+
+/** Header names on dead-lettered messages (documented in the README). */
+export const DLQ_HEADERS = {
+  code: 'mcp-audit-dlq-code',
+  reason: 'mcp-audit-dlq-reason',
+  topic: 'mcp-audit-source-topic',
+  partition: 'mcp-audit-source-partition',
+  offset: 'mcp-audit-source-offset',
+  at: 'mcp-audit-dlq-at',
+} as const;
+
+const MAX_REASON_BYTES = 2_048;
+
+export function toDeadLetterMessage(d: DeadLetter, nowMs: number): OutgoingMessage {
+  const reason = Buffer.from(d.reason, 'utf8').subarray(0, MAX_REASON_BYTES).toString('utf8');
+  return {
+    key: d.message.key,
+    // The original bytes, untouched: the DLQ is for forensics and replay.
+    value: d.message.value ?? Buffer.alloc(0),
+    headers: {
+      [DLQ_HEADERS.code]: d.code,
+      [DLQ_HEADERS.reason]: reason,
+      [DLQ_HEADERS.topic]: d.message.topic,
+      [DLQ_HEADERS.partition]: String(d.message.partition),
+      [DLQ_HEADERS.offset]: d.message.offset,
+      [DLQ_HEADERS.at]: new Date(nowMs).toISOString(),
+    },
+  };
+}
+
+/**
+ * Handles one chunk of the events topic: validate, redact, write. Resolves only once every
+ * message is either in ClickHouse or in the dead-letter topic, so the consumer may commit past it.
+ */
+export function createAuditEventsHandler(deps: HandlerDeps) {
+  const now = deps.now ?? Date.now;
+  const log = deps.log.child({ component: 'handler' });
+
+  async function sendDeadLetters(letters: DeadLetter[], ctx: BatchContext): Promise<void> {
+    if (letters.length === 0) return;
+    const msgs = letters.map((d) => toDeadLetterMessage(d, now()));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await deps.producer.send(deps.dlqTopic, msgs);
+        break;
+      } catch (err) {
+        // Never resolve past a message that is neither stored nor dead-lettered.
+        if (!ctx.isRunning()) throw err;
+        log.warn({ err, attempt, messages: msgs.length }, 'dead-letter send failed: retrying');
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 200 * 2 ** attempt)));
+        await ctx.heartbeat();
+      }
+    }
+    for (const d of letters) deps.metrics.deadLettered.inc({ code: d.code });
+    log.info({ messages: letters.length, codes: [...new Set(letters.map((d) => d.code))] }, 'dead-lettered');
+  }
+
+  return async function handle(messages: ConsumedMessage[], ctx: BatchContext): Promise<void> {
+    const rows: EventRow[] = [];
+    const rowSource: ConsumedMessage[] = [];
+    const letters: DeadLetter[] = [];
+    const ingestedAtMs = now();
+    for (const m of messages) {
+      if (!m.value || m.value.length === 0) {
+        letters.push({ message: m, code: 'AUDIT_ERR_MALFORMED_JSON', reason: 'empty message value' });
+        continue;
+      }
+      const parsed = parseEvent(m.value, { now: ingestedAtMs });
+      if (!parsed.ok) {
+        letters.push({ message: m, code: parsed.code, reason: parsed.reason });
+        continue;
+      }
+      const { event, raw } = deps.redactor.redactEvent(parsed.event as AuditEventV1, parsed.raw);
+      rows.push(toEventRow(event, raw, { partition: m.partition, offset: m.offset, ingestedAtMs }));
+      rowSource.push(m);
+    }
+    deps.metrics.consumed.inc(messages.length);
+    const last = messages[messages.length - 1];
+    if (last) {
+      const lag = Number(ctx.highWatermark) - Number(last.offset) - 1;
+      if (Number.isFinite(lag)) deps.metrics.lag.set({ partition: String(last.partition) }, Math.max(0, lag));
+    }
+
+    await sendDeadLetters(letters, ctx);
+
+    // Keep the group membership alive while ClickHouse is slow or down (the insert is retried).
+    const beat = setInterval(() => void ctx.heartbeat().catch(() => undefined), 3_000);
+    let failures;
+    try {
+      failures = await deps.writer.add(rows);
+    } finally {
+      clearInterval(beat);
+    }
+    deps.metrics.written.inc(rows.length - failures.length);
+    if (failures.length > 0) {
+      await sendDeadLetters(
+        failures.map((f) => ({
+          message: rowSource[f.index]!,
+          code: 'AUDIT_ERR_CLICKHOUSE_REJECTED',
+          reason: `clickhouse refused the row: ${f.error.message}`,
+        })),
+        ctx,
+      );
+    }
+  };
+}
