@@ -33,7 +33,7 @@ if (selected.length === 0) {
 }
 const res = spawnSync(
   process.execPath,
-  ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.MCP_AUDIT_TEST_CONCURRENCY ?? 2}`, ...selected],
+  ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.MCP_AUDIT_TEST_CONCURRENCY ?? 1}`, ...selected],
   { stdio: 'inherit', cwd: root, env: process.env },
 );
 process.exit(res.status ?? 1);

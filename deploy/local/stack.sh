@@ -2,8 +2,8 @@
 # mcp-audit local stack without Docker: Apache Kafka 3.9 (KRaft, from Maven Central) and
 # Debian's clickhouse-server, both on 127.0.0.1, state under <repo>/.local (git-ignored).
 #
-#   stack.sh up       install what is missing, start what is not running, wait until ready (idempotent)
-#   stack.sh down     stop what `up` started (and nothing else)
+#   stack.sh up [clickhouse|kafka]    install what is missing, start what is not running, wait until ready (idempotent)
+#   stack.sh down [clickhouse|kafka]  stop what `up` started (and nothing else)
 #   stack.sh status   what runs, on which port, with which pid
 #   stack.sh reset    down, then delete all local data (keeps downloaded jars and secrets)
 set -euo pipefail
@@ -201,12 +201,23 @@ cmd_up() {
   mkdir -p "$RUN_DIR"
   ensure_secrets
   local t0=$SECONDS
+  case "${1:-all}" in
+    clickhouse) start_clickhouse; return ;;
+    kafka) start_kafka; return ;;
+    all) ;;
+    *) die "unknown component '$1' (clickhouse or kafka)" ;;
+  esac
   start_clickhouse
   start_kafka
   log "ready in $((SECONDS - t0))s: clickhouse http://127.0.0.1:$CH_HTTP_PORT, kafka 127.0.0.1:$KAFKA_PORT"
 }
 
 cmd_down() {
+  case "${1:-all}" in
+    clickhouse | kafka) stop_one "$1"; return ;;
+    all) ;;
+    *) die "unknown component '$1' (clickhouse or kafka)" ;;
+  esac
   stop_one kafka
   stop_one clickhouse
 }
@@ -236,8 +247,8 @@ cmd_reset() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) cmd_up "${2:-all}" ;;
+  down) cmd_down "${2:-all}" ;;
   status) cmd_status ;;
   reset) cmd_reset ;;
   *) echo "usage: $0 up|down|status|reset" >&2; exit 2 ;;

@@ -1,1 +1,3 @@
-export {};
+export * from './app.js';
+export * from './source-tokens.js';
+export { collectorEnvSchema } from './config.js';

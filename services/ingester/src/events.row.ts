@@ -108,3 +108,69 @@ export function toEventRow(
     kafka_offset: Number(meta.offset),
   };
 }
+
+const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
+const opt = (v: unknown): string | undefined => (str(v) === '' ? undefined : str(v));
+const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+
+function dropUndefined<T extends Record<string, unknown>>(o: T): T {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+/** Parse ClickHouse's DateTime text ('YYYY-MM-DD hh:mm:ss', UTC) or epoch seconds. */
+function dateTimeToMs(v: unknown): number {
+  if (typeof v === 'number') return v * 1000;
+  const s = String(v);
+  if (/^\d+$/.test(s)) return Number(s) * 1000;
+  return Date.parse(`${s.replace(' ', 'T')}Z`);
+}
+
+/**
+ * Rebuild the v1 event from a stored row (as returned by a JSONEachRow SELECT *). The inverse of
+ * `toEventRow` for every field of the contract; the stored `raw` copy additionally keeps unknown
+ * fields.
+ */
+export function fromEventRow(row: Record<string, unknown>): Record<string, unknown> {
+  const keys = (row.label_keys as string[] | undefined) ?? [];
+  const values = (row.label_values as string[] | undefined) ?? [];
+  const ts = new Date(dateTimeToMs(row.ts) + Number(row.ts_ms ?? 0)).toISOString();
+  const toolName = opt(row.tool_name);
+  const authMethod = opt(row.auth_method);
+  const errorCode = opt(row.error_code);
+  const toolIsError = num(row.tool_is_error);
+  return dropUndefined({
+    schema_version: Number(row.schema_version),
+    event_id: str(row.event_id),
+    ts,
+    kind: str(row.kind),
+    source: { type: str(row.source_type), id: str(row.source_id), version: str(row.source_version) },
+    client: dropUndefined({
+      id: str(row.client_id),
+      name: opt(row.client_name),
+      user: opt(row.client_user),
+      agent: opt(row.client_agent),
+      ip: opt(row.client_ip),
+      user_agent: opt(row.client_user_agent),
+      session_id: opt(row.session_id),
+    }),
+    server: dropUndefined({ name: str(row.server_name), version: opt(row.server_version), transport: str(row.server_transport) }),
+    method: str(row.method),
+    tool: toolName ? dropUndefined({ name: toolName, definition_hash: opt(row.tool_definition_hash) }) : undefined,
+    outcome: str(row.outcome),
+    http_status: num(row.http_status),
+    rpc_error_code: num(row.rpc_error_code),
+    tool_is_error: toolIsError === undefined ? undefined : toolIsError === 1,
+    trace_id: opt(row.trace_id),
+    auth: authMethod
+      ? dropUndefined({ method: authMethod, result: str(row.auth_result), reason: opt(row.auth_reason) })
+      : undefined,
+    error: errorCode !== undefined ? { code: errorCode, message: str(row.error_message) } : undefined,
+    duration_ms: Number(row.duration_ms),
+    request_bytes: Number(row.request_bytes),
+    response_bytes: Number(row.response_bytes),
+    args: JSON.parse(str(row.args) || '{}') as unknown,
+    response_digest: opt(row.response_digest),
+    labels: keys.length > 0 ? Object.fromEntries(keys.map((k, i) => [k, values[i] ?? ''])) : undefined,
+  });
+}

@@ -1,1 +1,5 @@
-export {};
+export * from './app.js';
+export * from './batch.writer.js';
+export * from './events.row.js';
+export * from './audit-events.handler.js';
+export { ingesterEnvSchema } from './config.js';

@@ -1,0 +1,344 @@
+import type { z } from 'zod';
+import { auditEventV1, SCHEMA_VERSION, type AuditEventV1 } from './event.js';
+import { utf8ByteLength } from './json.js';
+import {
+  FORBIDDEN_KEYS,
+  MAX_CLOCK_SKEW_MS,
+  MAX_EVENT_AGE_MS,
+  MAX_EVENT_BYTES,
+  MAX_EVENT_DEPTH,
+  MAX_REPORTED_ISSUES,
+} from './limits.js';
+
+export type ParseErrorCode =
+  | 'AUDIT_ERR_TOO_LARGE'
+  | 'AUDIT_ERR_MALFORMED_JSON'
+  | 'AUDIT_ERR_UNKNOWN_SCHEMA_VERSION'
+  | 'AUDIT_ERR_INVALID_EVENT';
+
+/** `path` is `(root)` or a field path such as `client.id`, `args.items[2]`, `labels["a.b"]`. */
+export interface ParseIssue {
+  path: string;
+  message: string;
+}
+
+export type ParseSuccess = { ok: true; event: AuditEventV1; raw: string };
+export type ParseFailure = { ok: false; code: ParseErrorCode; reason: string; issues: ParseIssue[] };
+export type ParseResult = ParseSuccess | ParseFailure;
+
+export interface ParseOptions {
+  /** The receiver's clock in epoch ms, for the bounds on `ts`. Defaults to Date.now(). */
+  now?: number;
+}
+
+type Segment = string | number;
+
+export const ROOT_PATH = '(root)';
+const PLAIN_KEY = /^[A-Za-z_$][\w$-]*$/;
+const MAX_KEY_IN_PATH = 64;
+// Lone surrogates cannot be encoded as UTF-8: stored, they would come back as U+FFFD.
+const LONE_SURROGATE = /\p{Cs}/u;
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Renders a path for humans and logs; keys are JSON-escaped and shortened, so no input reaches it raw. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else {
+      const key = String(seg);
+      if (PLAIN_KEY.test(key) && key.length <= MAX_KEY_IN_PATH) out += out === '' ? key : `.${key}`;
+      else {
+        const shown = key.length > MAX_KEY_IN_PATH ? `${key.slice(0, MAX_KEY_IN_PATH)}…` : key;
+        out += `[${JSON.stringify(shown)}]`;
+      }
+    }
+  }
+  return out === '' ? ROOT_PATH : out;
+}
+
+function fail(code: ParseErrorCode, issues: ParseIssue[]): ParseFailure {
+  const shown = issues.slice(0, MAX_REPORTED_ISSUES);
+  let reason = shown.map((i) => `${i.path}: ${i.message}`).join('; ');
+  if (issues.length > shown.length) reason += `; and ${issues.length - shown.length} more`;
+  return { ok: false, code, reason, issues: shown };
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+/**
+ * Parses one serialized event: size, UTF-8, JSON syntax, duplicate and forbidden keys, nesting,
+ * NUL bytes, schema version, then the zod schema and the clock bounds, in that order.
+ * On success `event` holds only known fields; `raw` is the input text, unknown fields included.
+ */
+export function parseEvent(input: string | Buffer | Uint8Array, opts: ParseOptions = {}): ParseResult {
+  let raw: string;
+  if (typeof input === 'string') {
+    // Every UTF-16 unit is at least one UTF-8 byte, so a long string is rejected before it is measured.
+    const bytes = input.length > MAX_EVENT_BYTES ? input.length : utf8ByteLength(input);
+    if (bytes > MAX_EVENT_BYTES) return tooLarge(bytes, input.length > MAX_EVENT_BYTES);
+    raw = input;
+  } else {
+    if (input.byteLength > MAX_EVENT_BYTES) return tooLarge(input.byteLength, false);
+    try {
+      raw = utf8.decode(input);
+    } catch {
+      return fail('AUDIT_ERR_MALFORMED_JSON', [{ path: ROOT_PATH, message: 'is not valid UTF-8' }]);
+    }
+  }
+
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    // V8 quotes a short excerpt of the input; escape it so control characters never reach logs.
+    const detail = JSON.stringify((err as Error).message).slice(1, -1).slice(0, 200);
+    return fail('AUDIT_ERR_MALFORMED_JSON', [{ path: ROOT_PATH, message: `is not valid JSON: ${detail}` }]);
+  }
+
+  // JSON.parse keeps the last of duplicate keys while other readers of the raw copy may keep the
+  // first: refuse the ambiguity instead of storing two different stories about one event.
+  const duplicate = findDuplicateKey(raw);
+  if (duplicate) return fail('AUDIT_ERR_INVALID_EVENT', [{ path: formatPath(duplicate), message: 'duplicate key' }]);
+
+  return check(value, raw, opts);
+}
+
+/**
+ * Validates an event that is already a JavaScript value (for example parsed by an HTTP framework).
+ * Applies every check of parseEvent that does not need the original bytes, and also refuses values
+ * JSON cannot carry (functions, bigints, non-finite numbers, class instances). `raw` on success is
+ * JSON.stringify(value), so unknown fields are kept there as with parseEvent.
+ */
+export function validateEvent(value: unknown, opts: ParseOptions = {}): ParseResult {
+  const notObject = rootIssue(value);
+  if (notObject) return fail('AUDIT_ERR_INVALID_EVENT', [notObject]);
+  const issues = walk(value as object, true);
+  if (issues.length > 0) return fail('AUDIT_ERR_INVALID_EVENT', issues);
+  const raw = JSON.stringify(value);
+  const bytes = utf8ByteLength(raw);
+  if (bytes > MAX_EVENT_BYTES) return tooLarge(bytes, false);
+  // Validate a snapshot, not the live object: getters cannot change what was checked, and the
+  // result is exactly what parseEvent(raw) returns (undefined members gone).
+  return check(JSON.parse(raw), raw, opts);
+}
+
+function tooLarge(bytes: number, atLeast: boolean): ParseFailure {
+  return fail('AUDIT_ERR_TOO_LARGE', [
+    {
+      path: ROOT_PATH,
+      message: `is ${atLeast ? 'at least ' : ''}${bytes} bytes; the limit is ${MAX_EVENT_BYTES}`,
+    },
+  ]);
+}
+
+function rootIssue(value: unknown): ParseIssue | undefined {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return undefined;
+  return { path: ROOT_PATH, message: `must be a JSON object, got ${typeName(value)}` };
+}
+
+/** The checks after JSON.parse, on a value that came from JSON.parse. */
+function check(value: unknown, raw: string, opts: ParseOptions): ParseResult {
+  const notObject = rootIssue(value);
+  if (notObject) return fail('AUDIT_ERR_INVALID_EVENT', [notObject]);
+  const treeIssues = walk(value as object, false);
+  if (treeIssues.length > 0) return fail('AUDIT_ERR_INVALID_EVENT', treeIssues);
+
+  const version = (value as Record<string, unknown>).schema_version;
+  if (version !== SCHEMA_VERSION) {
+    const message =
+      version === undefined
+        ? `Required (expected ${SCHEMA_VERSION})`
+        : `${JSON.stringify(version).slice(0, 40)} is not a supported version (expected ${SCHEMA_VERSION})`;
+    return fail('AUDIT_ERR_UNKNOWN_SCHEMA_VERSION', [{ path: 'schema_version', message }]);
+  }
+
+  const parsed = auditEventV1.safeParse(value, { error: issueMessage });
+  const issues: ParseIssue[] = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+  if (!issues.some((i) => i.path === 'ts')) {
+    const clock = clockIssue((value as Record<string, unknown>).ts, opts.now);
+    if (clock) issues.push(clock);
+  }
+  if (!parsed.success || issues.length > 0) return fail('AUDIT_ERR_INVALID_EVENT', issues);
+  return { ok: true, event: parsed.data, raw };
+}
+
+function clockIssue(ts: unknown, nowOpt: number | undefined): ParseIssue | undefined {
+  if (typeof ts !== 'string') return undefined;
+  const at = Date.parse(ts);
+  if (!Number.isFinite(at)) return undefined;
+  const now = nowOpt !== undefined && Number.isFinite(nowOpt) ? nowOpt : Date.now();
+  if (at - now > MAX_CLOCK_SKEW_MS) {
+    return {
+      path: 'ts',
+      message: `is ${Math.round((at - now) / 1000)}s ahead of the receiver's clock; the limit is ${MAX_CLOCK_SKEW_MS / 1000}s`,
+    };
+  }
+  if (now - at > MAX_EVENT_AGE_MS) {
+    return {
+      path: 'ts',
+      message: `is ${Math.floor((now - at) / 86_400_000)} days old; the limit is ${MAX_EVENT_AGE_MS / 86_400_000} days`,
+    };
+  }
+  return undefined;
+}
+
+/** Messages for zod issues whose schema sets none: short, and never quoting the input. */
+function issueMessage(iss: z.core.$ZodRawIssue): string | undefined {
+  switch (iss.code) {
+    case 'invalid_type':
+      if (iss.input === undefined) return 'Required';
+      if (iss.expected === 'int' && typeof iss.input === 'number') return 'must be an integer';
+      return `must be ${iss.expected === 'int' ? 'an integer' : `a ${iss.expected === 'record' ? 'object' : iss.expected}`}, got ${typeName(iss.input)}`;
+    case 'invalid_union':
+      return iss.input === undefined ? 'Required' : undefined;
+    case 'invalid_value':
+      return iss.values.length === 1
+        ? `must be ${JSON.stringify(iss.values[0])}`
+        : `must be one of ${iss.values.map((v) => String(v)).join(', ')}`;
+    case 'too_small':
+      if (iss.origin === 'number' || iss.origin === 'int') return `must be >= ${String(iss.minimum)}`;
+      return undefined;
+    case 'too_big':
+      if (iss.origin === 'number' || iss.origin === 'int') return `must be <= ${String(iss.maximum)}`;
+      return undefined;
+    case 'invalid_key':
+      return iss.issues[0]?.message ?? 'invalid key';
+    default:
+      return undefined;
+  }
+}
+
+interface Node {
+  value: unknown;
+  depth: number;
+  parent: Node | null;
+  key: Segment;
+}
+
+function pathOf(node: Node, extra?: Segment): string {
+  const segs: Segment[] = extra === undefined ? [] : [extra];
+  for (let n: Node | null = node; n && n.parent; n = n.parent) segs.push(n.key);
+  return formatPath(segs.reverse());
+}
+
+function stringProblem(s: string): string | undefined {
+  if (s.includes('\u0000')) return 'must not contain NUL bytes';
+  if (LONE_SURROGATE.test(s)) return 'must be valid Unicode (lone surrogate)';
+  return undefined;
+}
+
+/**
+ * One iterative pass over the whole document (so hostile nesting cannot exhaust the stack) for
+ * the rules that hold everywhere, unknown fields included: forbidden keys, nesting depth, NUL
+ * bytes and lone surrogates. `strict` also refuses values JSON cannot carry.
+ */
+function walk(root: object, strict: boolean): ParseIssue[] {
+  const issues: ParseIssue[] = [];
+  const stack: Node[] = [{ value: root, depth: 1, parent: null, key: '' }];
+  // Collect a few beyond what is reported, so the "and N more" count is honest for small floods.
+  const cap = MAX_REPORTED_ISSUES * 5;
+  while (stack.length > 0 && issues.length < cap) {
+    const node = stack.pop()!;
+    const v = node.value;
+    if (typeof v === 'string') {
+      const problem = stringProblem(v);
+      if (problem) issues.push({ path: pathOf(node), message: problem });
+    } else if (typeof v === 'number') {
+      if (!Number.isFinite(v)) issues.push({ path: pathOf(node), message: 'must be a finite number' });
+    } else if (typeof v === 'boolean' || v === null) {
+      continue;
+    } else if (typeof v === 'object') {
+      if (node.depth > MAX_EVENT_DEPTH) {
+        // Levels count from a top-level field (args itself is level 1), hence the - 1.
+        issues.push({ path: pathOf(node), message: `is nested more than ${MAX_EVENT_DEPTH - 1} levels deep` });
+        continue;
+      }
+      if (Array.isArray(v)) {
+        for (let i = v.length - 1; i >= 0; i--) {
+          stack.push({ value: v[i], depth: node.depth + 1, parent: node, key: i });
+        }
+        continue;
+      }
+      if (strict) {
+        const proto = Object.getPrototypeOf(v) as unknown;
+        if (proto !== Object.prototype && proto !== null) {
+          issues.push({ path: pathOf(node), message: 'must be a plain JSON object' });
+          continue;
+        }
+      }
+      const keys = Object.keys(v);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const key = keys[i]!;
+        if (FORBIDDEN_KEYS.includes(key)) {
+          issues.push({ path: pathOf(node, key), message: 'forbidden key (prototype pollution)' });
+          continue;
+        }
+        const problem = stringProblem(key);
+        if (problem) {
+          issues.push({ path: pathOf(node, key), message: `key ${problem}` });
+          continue;
+        }
+        const child = (v as Record<string, unknown>)[key];
+        // JSON.stringify drops undefined members; treat them as absent.
+        if (child !== undefined) stack.push({ value: child, depth: node.depth + 1, parent: node, key });
+      }
+    } else {
+      // Only reachable from validateEvent: functions, bigints, symbols, undefined array items.
+      issues.push({ path: pathOf(node), message: `is not a JSON value (${typeof v})` });
+    }
+  }
+  return issues;
+}
+
+/**
+ * Finds the first key that repeats within one object of `text`, which must be valid JSON.
+ * Returns its path, or null. One linear scan; strings are skipped with indexOf.
+ */
+export function findDuplicateKey(text: string): Segment[] | null {
+  interface Frame {
+    keys: Set<string> | null;
+    expectKey: boolean;
+    key: Segment;
+  }
+  const stack: Frame[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let end = text.indexOf('"', i + 1);
+      for (;;) {
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+        if (backslashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      const top = stack[stack.length - 1];
+      if (top && top.keys && top.expectKey) {
+        const token = text.slice(i + 1, end);
+        const key = token.includes('\\') ? (JSON.parse(`"${token}"`) as string) : token;
+        if (top.keys.has(key)) return [...stack.slice(0, -1).map((f) => f.key), key];
+        top.keys.add(key);
+        top.key = key;
+        top.expectKey = false;
+      }
+      i = end;
+    } else if (c === 0x7b /* { */) {
+      stack.push({ keys: new Set(), expectKey: true, key: '' });
+    } else if (c === 0x5b /* [ */) {
+      stack.push({ keys: null, expectKey: false, key: 0 });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+    } else if (c === 0x2c /* , */) {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+      else if (top) top.key = (top.key as number) + 1;
+    }
+  }
+  return null;
+}
