@@ -13,7 +13,8 @@ export default tseslint.config(
         'error',
         {
           selector: "CallExpression[callee.property.name='query'] > TemplateLiteral",
-          message: 'Build SQL through the literal encoder in @mcp-audit/clickhouse (sql`...`), never a raw template.',
+          message:
+            'Build SQL through the literal encoder in @mcp-audit/clickhouse (sql`...`), never a raw template.',
         },
       ],
     },

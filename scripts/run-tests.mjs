@@ -22,7 +22,8 @@ function walk(dir, out = []) {
 
 const files = [];
 for (const group of ['packages', 'services']) {
-  for (const pkg of readdirSync(join(root, group))) files.push(...walk(join(root, group, pkg, 'dist', 'test')));
+  for (const pkg of readdirSync(join(root, group)))
+    files.push(...walk(join(root, group, pkg, 'dist', 'test')));
 }
 if (!unitOnly) for (const dir of ['smoke', 'e2e']) files.push(...walk(join(root, 'test', 'dist', dir)));
 
@@ -33,7 +34,12 @@ if (selected.length === 0) {
 }
 const res = spawnSync(
   process.execPath,
-  ['--test', '--test-reporter=spec', `--test-concurrency=${process.env.MCP_AUDIT_TEST_CONCURRENCY ?? 1}`, ...selected],
+  [
+    '--test',
+    '--test-reporter=spec',
+    `--test-concurrency=${process.env.MCP_AUDIT_TEST_CONCURRENCY ?? 1}`,
+    ...selected,
+  ],
   { stdio: 'inherit', cwd: root, env: process.env },
 );
 process.exit(res.status ?? 1);

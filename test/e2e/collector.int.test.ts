@@ -21,7 +21,14 @@ before(async () => {
   topics = await createTestTopics(admin, 'collector', 1);
   producer = createProducer(
     createKafka(
-      { brokers, clientId: 'collector-test', ssl: false, replicationFactor: 1, connectionTimeoutMs: 3000, requestTimeoutMs: 10000 },
+      {
+        brokers,
+        clientId: 'collector-test',
+        ssl: false,
+        replicationFactor: 1,
+        connectionTimeoutMs: 3000,
+        requestTimeoutMs: 10000,
+      },
       log,
     ),
   );
@@ -46,8 +53,20 @@ function build(over: { bodyLimitBytes?: number; rateLimitPerMinute?: number } = 
     {
       producer,
       tokens: createTokenStore([
-        { id: 'gw', source_id: sourceId, sha256: hashToken(ingestToken), scopes: ['ingest'], disabled: false },
-        { id: 'soc', source_id: 'soc', sha256: hashToken(analystToken), scopes: ['analyst'], disabled: false },
+        {
+          id: 'gw',
+          source_id: sourceId,
+          sha256: hashToken(ingestToken),
+          scopes: ['ingest'],
+          disabled: false,
+        },
+        {
+          id: 'soc',
+          source_id: 'soc',
+          sha256: hashToken(analystToken),
+          scopes: ['analyst'],
+          disabled: false,
+        },
       ]),
       redactor: createEventRedactor({ fingerprintKey: 'collector-test-key-0123456789' }),
       log,
@@ -133,7 +152,9 @@ test('a source over its rate gets 429', async () => {
       method: 'POST',
       url: '/v1/events',
       headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${ingestToken}` },
-      payload: events(1).map((e) => JSON.stringify(e)).join('\n'),
+      payload: events(1)
+        .map((e) => JSON.stringify(e))
+        .join('\n'),
     });
   for (let i = 0; i < 3; i++) assert.equal((await send()).statusCode, 200);
   const limited = await send();
@@ -146,15 +167,37 @@ test('Kafka unavailable: 503 with Retry-After, never a 2xx', async () => {
   // A real producer aimed at a port where no broker listens.
   const down = createProducer(
     createKafka(
-      { brokers: ['127.0.0.1:1'], clientId: 'collector-down', ssl: false, replicationFactor: 1, connectionTimeoutMs: 300, requestTimeoutMs: 1000 },
+      {
+        brokers: ['127.0.0.1:1'],
+        clientId: 'collector-down',
+        ssl: false,
+        replicationFactor: 1,
+        connectionTimeoutMs: 300,
+        requestTimeoutMs: 1000,
+      },
       log,
     ),
   );
   const app = buildCollector(
-    { eventsTopic: topics.events, dlqTopic: topics.dlq, bodyLimitBytes: 1 << 20, maxEventsPerRequest: 100, rateLimitPerMinute: 100, requestTimeoutMs: 5000 },
+    {
+      eventsTopic: topics.events,
+      dlqTopic: topics.dlq,
+      bodyLimitBytes: 1 << 20,
+      maxEventsPerRequest: 100,
+      rateLimitPerMinute: 100,
+      requestTimeoutMs: 5000,
+    },
     {
       producer: down,
-      tokens: createTokenStore([{ id: 'gw', source_id: sourceId, sha256: hashToken(ingestToken), scopes: ['ingest'], disabled: false }]),
+      tokens: createTokenStore([
+        {
+          id: 'gw',
+          source_id: sourceId,
+          sha256: hashToken(ingestToken),
+          scopes: ['ingest'],
+          disabled: false,
+        },
+      ]),
       redactor: createEventRedactor({ fingerprintKey: 'collector-test-key-0123456789' }),
       log,
       registry: createRegistry('collector-test-2', { defaultMetrics: false }),

@@ -46,7 +46,9 @@ function stack(...args: string[]) {
 
 function genEvents(n: number, sourceId: string, seed: number) {
   const r = rng(seed);
-  return Array.from({ length: n }, (_, i) => makeEvent(r, i, { sourceId, clientPrefix: `c-${sourceId}`, clients: 50 }));
+  return Array.from({ length: n }, (_, i) =>
+    makeEvent(r, i, { sourceId, clientPrefix: `c-${sourceId}`, clients: 50 }),
+  );
 }
 
 test('kill -9 of the ingester mid-run, then restart: nothing lost, no duplicate visible', async () => {
@@ -58,7 +60,10 @@ test('kill -9 of the ingester mid-run, then restart: nothing lost, no duplicate 
   // Small, frequent inserts so the kill lands between committed and uncommitted work.
   const extra = { MCP_AUDIT_INGESTER_BATCH_ROWS: '2000', MCP_AUDIT_INGESTER_FLUSH_MS: '200' };
   const first = startService('ingester', ingesterEnv(topics, group, extra), tag);
-  await waitFor(async () => (await countBySource(ch, tag)).distinct >= 5_000, { timeoutMs: 120_000, what: 'first rows' });
+  await waitFor(async () => (await countBySource(ch, tag)).distinct >= 5_000, {
+    timeoutMs: 120_000,
+    what: 'first rows',
+  });
   await first.kill9();
   const before = await countBySource(ch, tag);
   assert.ok(before.distinct < events.length, `killed mid-run (had ${before.distinct})`);
@@ -73,7 +78,9 @@ test('kill -9 of the ingester mid-run, then restart: nothing lost, no duplicate 
     );
     assert.equal(rows.length, ids.size);
     for (const r of rows) assert.ok(ids.has(r.id), `unexpected id ${r.id}`);
-    console.log(`kill -9: ${before.distinct} stored before the kill, ${c.physical - c.distinct} physical duplicates (hidden)`);
+    console.log(
+      `kill -9: ${before.distinct} stored before the kill, ${c.physical - c.distinct} physical duplicates (hidden)`,
+    );
   } finally {
     assert.equal(await second.stop(), 0, 'graceful exit on SIGTERM');
   }
@@ -114,7 +121,10 @@ test('Kafka broker restarted during ingestion: nothing lost', async () => {
   const ing = startService('ingester', ingesterEnv(topics, group), tag);
   try {
     await produceEvents(producer, topics.events, events.slice(0, 10_000));
-    await waitFor(async () => (await countBySource(ch, tag)).distinct >= 2_000, { timeoutMs: 120_000, what: 'first rows' });
+    await waitFor(async () => (await countBySource(ch, tag)).distinct >= 2_000, {
+      timeoutMs: 120_000,
+      what: 'first rows',
+    });
     stack('down', 'kafka');
     stack('up', 'kafka');
     // Our own producer reconnects by itself; kafkajs retries the send.

@@ -25,7 +25,10 @@ function poison(i: number, valid: Record<string, unknown>): { value: Buffer; exp
       return { value: Buffer.from(JSON.stringify(e)), expect: /client\.id/ };
     }
     case 2:
-      return { value: Buffer.from(JSON.stringify({ ...clone(), schema_version: 2 })), expect: /schema_version/ };
+      return {
+        value: Buffer.from(JSON.stringify({ ...clone(), schema_version: 2 })),
+        expect: /schema_version/,
+      };
     case 3:
       return { value: Buffer.from(JSON.stringify({ ...clone(), duration_ms: -5 })), expect: /duration_ms/ };
     case 4:
@@ -37,13 +40,21 @@ function poison(i: number, valid: Record<string, unknown>): { value: Buffer; exp
       return { value: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), expect: /UTF-8|JSON|malformed/i };
     case 6:
       return {
-        value: Buffer.from(JSON.stringify(clone()).replace('"args":{', '"args":{"__proto__":{"admin":true},')),
+        value: Buffer.from(
+          JSON.stringify(clone()).replace('"args":{', '"args":{"__proto__":{"admin":true},'),
+        ),
         expect: /__proto__/,
       };
     case 7:
-      return { value: Buffer.from(JSON.stringify({ ...clone(), event_id: 'not-a-uuid' })), expect: /event_id/ };
+      return {
+        value: Buffer.from(JSON.stringify({ ...clone(), event_id: 'not-a-uuid' })),
+        expect: /event_id/,
+      };
     case 8:
-      return { value: Buffer.from(JSON.stringify({ ...clone(), ts: '2999-01-01T00:00:00.000Z' })), expect: /ts/ };
+      return {
+        value: Buffer.from(JSON.stringify({ ...clone(), ts: '2999-01-01T00:00:00.000Z' })),
+        expect: /ts/,
+      };
     default:
       return { value: Buffer.from('[]'), expect: /object|expected/i };
   }
@@ -59,7 +70,9 @@ test('1,000 poison messages interleaved with valid ones: each in the DLQ with a 
   const tag = `poison-${suffix()}`;
   const topics = await createTestTopics(admin, 'poison');
   const r = rng(7);
-  const valid = Array.from({ length: 5_000 }, (_, i) => makeEvent(r, i, { sourceId: tag, clientPrefix: tag }));
+  const valid = Array.from({ length: 5_000 }, (_, i) =>
+    makeEvent(r, i, { sourceId: tag, clientPrefix: tag }),
+  );
   const expected = new Map<string, RegExp>();
   const messages: Array<{ key: string; value: Buffer }> = [];
   let p = 0;

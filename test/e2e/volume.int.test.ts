@@ -49,10 +49,10 @@ test('100,000 events through Kafka and 10,000 through the collector: each stored
   );
   try {
     await produceEvents(producer, topics.events, kafkaEvents, 2_000);
-    await waitFor(
-      async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok,
-      { timeoutMs: 60_000, what: 'collector health' },
-    );
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok, {
+      timeoutMs: 60_000,
+      what: 'collector health',
+    });
     for (let i = 0; i < httpEvents.length; i += 1_000) {
       const body = httpEvents
         .slice(i, i + 1_000)

@@ -12,7 +12,10 @@ export function writeTokensFile(entries: Array<{ sourceId: string; scopes: strin
   file: string;
   tokens: TestToken[];
 } {
-  const tokens = entries.map((e) => ({ token: `mcpa_${randomBytes(32).toString('base64url')}`, sourceId: e.sourceId }));
+  const tokens = entries.map((e) => ({
+    token: `mcpa_${randomBytes(32).toString('base64url')}`,
+    sourceId: e.sourceId,
+  }));
   const file = `${REPO_ROOT}.local/test-logs/tokens-${suffix()}.json`;
   mkdirSync(`${REPO_ROOT}.local/test-logs`, { recursive: true });
   writeFileSync(

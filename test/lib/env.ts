@@ -24,7 +24,8 @@ export function stackEnv(): Record<string, string> {
 
 export function need(env: Record<string, string>, key: string): string {
   const v = env[key];
-  if (!v) throw new Error(`${key} is not set: run \`npm run up\` (it writes .local/secrets.env) or export it`);
+  if (!v)
+    throw new Error(`${key} is not set: run \`npm run up\` (it writes .local/secrets.env) or export it`);
   return v;
 }
 

@@ -12,7 +12,16 @@ export function rng(seed: number): () => number {
   };
 }
 
-const TOOLS = ['read_file', 'write_file', 'list_directory', 'search_files', 'query', 'create_issue', 'send_email', 'echo'];
+const TOOLS = [
+  'read_file',
+  'write_file',
+  'list_directory',
+  'search_files',
+  'query',
+  'create_issue',
+  'send_email',
+  'echo',
+];
 const SERVERS = ['filesystem', 'github', 'postgres', 'everything'];
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 

@@ -35,7 +35,10 @@ export async function produceEvents(
       acks: -1,
       messages: events.slice(i, i + batch).map((e) => {
         if (Buffer.isBuffer(e) || typeof e === 'string') return { key: 'poison', value: e };
-        return { key: String((e.client as { id?: string } | undefined)?.id ?? 'x'), value: JSON.stringify(e) };
+        return {
+          key: String((e.client as { id?: string } | undefined)?.id ?? 'x'),
+          value: JSON.stringify(e),
+        };
       }),
     });
   }
@@ -51,14 +54,21 @@ export function analyst(): ClickHouse {
   });
 }
 
-export async function countBySource(ch: ClickHouse, sourceId: string): Promise<{ distinct: number; visible: number; physical: number }> {
+export async function countBySource(
+  ch: ClickHouse,
+  sourceId: string,
+): Promise<{ distinct: number; visible: number; physical: number }> {
   const [r] = await ch.query<{ n_distinct: string; visible: string }>(
     sql`SELECT uniqExact(event_id) AS n_distinct, count() AS visible FROM mcp_audit.events FINAL WHERE source_id = ${sourceId}`,
   );
   const [p] = await ch.query<{ physical: string }>(
     sql`SELECT count() AS physical FROM mcp_audit.events WHERE source_id = ${sourceId}`,
   );
-  return { distinct: Number(r?.n_distinct ?? 0), visible: Number(r?.visible ?? 0), physical: Number(p?.physical ?? 0) };
+  return {
+    distinct: Number(r?.n_distinct ?? 0),
+    visible: Number(r?.visible ?? 0),
+    physical: Number(p?.physical ?? 0),
+  };
 }
 
 export async function waitForStored(ch: ClickHouse, sourceId: string, n: number, timeoutMs = 180_000) {
@@ -71,7 +81,11 @@ export async function waitForStored(ch: ClickHouse, sourceId: string, n: number,
   );
 }
 
-export function ingesterEnv(topics: { events: string; dlq: string }, group: string, extra: Record<string, string> = {}) {
+export function ingesterEnv(
+  topics: { events: string; dlq: string },
+  group: string,
+  extra: Record<string, string> = {},
+) {
   return {
     MCP_AUDIT_KAFKA_BROKERS: brokers.join(','),
     MCP_AUDIT_CLICKHOUSE_URL: env.MCP_AUDIT_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',

@@ -13,7 +13,11 @@ export interface ServiceProcess {
 }
 
 /** Runs a real service (its compiled main.js) as a child process with the given environment. */
-export function startService(name: 'ingester' | 'collector', env: Record<string, string>, tag: string): ServiceProcess {
+export function startService(
+  name: 'ingester' | 'collector',
+  env: Record<string, string>,
+  tag: string,
+): ServiceProcess {
   mkdirSync(`${REPO_ROOT}.local/test-logs`, { recursive: true });
   const logFile = `${REPO_ROOT}.local/test-logs/${name}-${tag}.log`;
   const out = createWriteStream(logFile, { flags: 'a' });

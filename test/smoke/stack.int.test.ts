@@ -21,11 +21,15 @@ test('kafka: an event produced to mcp.audit.events.v1 is consumed back byte-equa
   ]);
   await producer.connect();
   try {
-    const [meta] = await producer.send({ topic: 'mcp.audit.events.v1', acks: -1, messages: [{ key, value }] });
+    const [meta] = await producer.send({
+      topic: 'mcp.audit.events.v1',
+      acks: -1,
+      messages: [{ key, value }],
+    });
     assert.ok(meta, 'producer returned record metadata');
     await consumer.connect();
     await consumer.subscribe({ topic: 'mcp.audit.events.v1', fromBeginning: false });
-    let got: Buffer | null = null;
+    let got: Buffer | null | undefined;
     await consumer.run({
       eachMessage: async ({ message }) => {
         if (message.key?.toString() === key) got = message.value;
@@ -33,7 +37,7 @@ test('kafka: an event produced to mcp.audit.events.v1 is consumed back byte-equa
     });
     consumer.seek({ topic: 'mcp.audit.events.v1', partition: meta.partition, offset: meta.baseOffset! });
     const received = await waitFor(() => got, { what: 'the produced message', timeoutMs: 30_000 });
-    assert.ok(received.equals(value), 'consumed bytes equal produced bytes');
+    assert.ok(Buffer.from(received as Buffer).equals(value), 'consumed bytes equal produced bytes');
   } finally {
     await consumer.disconnect();
     await producer.disconnect();
@@ -99,18 +103,34 @@ test('clickhouse: writer inserts, analyst reads back, analyst is refused insert/
     };
     await refused(
       'insert',
-      () => analyst.insert({ table: 'mcp_audit.events', format: 'JSONEachRow', values: [{ event_id: randomUUID() }] }),
+      () =>
+        analyst.insert({
+          table: 'mcp_audit.events',
+          format: 'JSONEachRow',
+          values: [{ event_id: randomUUID() }],
+        }),
       /readonly/i,
     );
-    await refused('alter', () => analyst.command({ query: 'ALTER TABLE mcp_audit.events DELETE WHERE 1' }), /readonly/i);
+    await refused(
+      'alter',
+      () => analyst.command({ query: 'ALTER TABLE mcp_audit.events DELETE WHERE 1' }),
+      /readonly/i,
+    );
     await refused('drop', () => analyst.command({ query: 'DROP TABLE mcp_audit.events' }), /readonly/i);
-    await refused('truncate', () => analyst.command({ query: 'TRUNCATE TABLE mcp_audit.events' }), /readonly/i);
+    await refused(
+      'truncate',
+      () => analyst.command({ query: 'TRUNCATE TABLE mcp_audit.events' }),
+      /readonly/i,
+    );
     // And the writer may insert but never rewrite history.
     await assert.rejects(
       () => writer.command({ query: 'ALTER TABLE mcp_audit.events DELETE WHERE 1' }),
       /DDL queries are prohibited/,
     );
-    await assert.rejects(() => writer.command({ query: 'DROP TABLE mcp_audit.events' }), /DDL queries are prohibited/);
+    await assert.rejects(
+      () => writer.command({ query: 'DROP TABLE mcp_audit.events' }),
+      /DDL queries are prohibited/,
+    );
   } finally {
     await writer.close();
     await analyst.close();

@@ -8,6 +8,7 @@ export type ClickHouseErrorCode =
   | 'AUDIT_ERR_CLICKHOUSE_QUERY'
   | 'AUDIT_ERR_MIGRATION_CHECKSUM'
   | 'AUDIT_ERR_MIGRATION_FILE'
+  | 'AUDIT_ERR_MIGRATION_FAILED'
   | 'AUDIT_ERR_MIGRATION_LOCK_TIMEOUT'
   | 'AUDIT_ERR_MIGRATION_LOCK_LOST';
 
@@ -44,12 +45,15 @@ export class ClickHouseRequestError extends ClickHouseAuditError {
 }
 
 export class MigrationError extends ClickHouseAuditError {
+  /** The migration file concerned, when there is one. */
+  readonly file: string | undefined;
   constructor(
     code: Extract<ClickHouseErrorCode, `AUDIT_ERR_MIGRATION_${string}`>,
     message: string,
-    opts: { retryable?: boolean; cause?: unknown } = {},
+    opts: { retryable?: boolean; cause?: unknown; file?: string } = {},
   ) {
     super(code, message, opts);
     this.name = 'MigrationError';
+    this.file = opts.file;
   }
 }

@@ -6,7 +6,12 @@ export const kafkaEnvSchema = z.object({
   MCP_AUDIT_KAFKA_BROKERS: z
     .string()
     .default('127.0.0.1:9092')
-    .transform((s) => s.split(',').map((b) => b.trim()).filter(Boolean)),
+    .transform((s) =>
+      s
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
+    ),
   MCP_AUDIT_KAFKA_SSL: envBool('false'),
   MCP_AUDIT_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
   MCP_AUDIT_KAFKA_SASL_USERNAME: z.string().optional(),

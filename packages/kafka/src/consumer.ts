@@ -92,7 +92,14 @@ export function createBatchConsumer(opts: BatchConsumerOptions): BatchConsumer {
         autoCommit: true,
         autoCommitInterval: 1_000,
         partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 6,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+        eachBatch: async ({
+          batch,
+          resolveOffset,
+          heartbeat,
+          commitOffsetsIfNecessary,
+          isRunning,
+          isStale,
+        }) => {
           lastBatchAt = Date.now();
           const all = batch.messages;
           for (let i = 0; i < all.length; i += chunkSize) {

@@ -42,10 +42,14 @@ export function createProducer(kafka: Kafka, opts: { timeoutMs?: number } = {}):
           messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers ?? {} })),
         });
       } catch (err) {
-        throw new AuditError('AUDIT_ERR_KAFKA_UNAVAILABLE', `kafka send to ${topic} failed: ${(err as Error).message}`, {
-          retryable: true,
-          cause: err,
-        });
+        throw new AuditError(
+          'AUDIT_ERR_KAFKA_UNAVAILABLE',
+          `kafka send to ${topic} failed: ${(err as Error).message}`,
+          {
+            retryable: true,
+            cause: err,
+          },
+        );
       }
     },
     async disconnect() {

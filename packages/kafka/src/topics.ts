@@ -19,7 +19,9 @@ const topicsFileSchema = z.object({ topics: z.array(topicDefSchema).min(1) });
 export type TopicDef = z.infer<typeof topicDefSchema>;
 
 /** packages/kafka/dist/src → repo root schemas/kafka/topics.json */
-export const DEFAULT_TOPICS_FILE = fileURLToPath(new URL('../../../../schemas/kafka/topics.json', import.meta.url));
+export const DEFAULT_TOPICS_FILE = fileURLToPath(
+  new URL('../../../../schemas/kafka/topics.json', import.meta.url),
+);
 
 export function loadTopicDefs(file = DEFAULT_TOPICS_FILE): TopicDef[] {
   return topicsFileSchema.parse(JSON.parse(readFileSync(file, 'utf8'))).topics;

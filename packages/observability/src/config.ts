@@ -41,9 +41,12 @@ export const envBool = (def: 'true' | 'false') =>
     .default(def)
     .transform((v) => v === 'true');
 
-export const envInt = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+export const envInt = (def: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(def);
 
 /** Loopback unless the operator says otherwise. */
 export const envHost = z.string().default('127.0.0.1');
 
-export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
+export const logLevel = z
+  .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+  .default('info');

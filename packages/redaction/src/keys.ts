@@ -241,6 +241,7 @@ function classify(key: string): KeyKind | undefined {
   if (byLast) return byLast;
   if ((last === 'key' || last === 'keys') && prev !== undefined && KEY_QUALIFIERS.has(prev)) {
     if (prev === 'private') return 'private_key';
+    if (core.includes('secret')) return 'secret';
     if (prev === 'secret' || prev === 'signing' || prev === 'encryption' || prev === 'master') return 'secret';
     return 'api_key';
   }

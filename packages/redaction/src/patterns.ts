@@ -119,7 +119,7 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
     kind: 'private_key',
     // A complete PEM block, or a truncated one (no END line): everything base64-ish after BEGIN.
     regex: re(
-      String.raw`-----BEGIN ((?:[A-Z0-9]{1,20} ){0,3})PRIVATE KEY( BLOCK)?-----(?:[\s\S]{0,16384}?-----END \1PRIVATE KEY\2-----|[A-Za-z0-9+/=\s\\:,-]{0,16384})`,
+      String.raw`-----BEGIN ((?:[A-Z0-9]{1,20} ){0,3})PRIVATE KEY( BLOCK)?-----(?:[\s\S]{0,16384}?-----END \1PRIVATE KEY\2-----|[A-Za-z0-9+/=\s\\:,-]{16,16384})`,
     ),
     group: 0,
     triggers: ['PRIVATE KEY'],
@@ -445,8 +445,11 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
   },
   {
     kind: 'cookie',
-    // A Cookie / Set-Cookie header line: the rest of the line is cookies.
-    regex: re(String.raw`(?<![A-Za-z0-9_-])(?:set-)?cookie[ \t]{0,3}:[ \t]{0,3}([^\s"][^\r\n"]{0,4095})`, 'i'),
+    // A Cookie / Set-Cookie header: every `name=value` pair (and attribute) of it.
+    regex: re(
+      String.raw`(?<![A-Za-z0-9_-])(?:set-)?cookie[ \t]{0,3}:[ \t]{0,3}([^\s=;,"()]{1,256}=[^\s;,"()]{0,4096}(?:;[ \t]{0,2}[^\s=;,"()]{1,256}(?:=[^\s;,"()]{0,4096})?){0,64})`,
+      'i',
+    ),
     group: 1,
     triggers: ['cookie'],
     ignoreCase: true,
@@ -457,7 +460,7 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
     // `password=…`, `"api_key": "…"`, `DB_PASSWORD: …`, `?access_token=…`: the key decides (the same
     // rules as object keys) and the kind reported is the key's kind.
     regex: re(
-      String.raw`(?<![A-Za-z0-9_])([A-Za-z][A-Za-z0-9_.-]{0,63})["']?[ \t]{0,3}(?:=>|:=|[:=])[ \t]{0,3}(?:(?:Bearer|bearer|Basic|basic|Token|token)[ \t]{1,3})?("(?:[^"\\\r\n]|\\.){1,512}"|'(?:[^'\\\r\n]|\\.){1,512}'|[^\s"'\x60,;&<>(){}[\]]{1,512})`,
+      String.raw`(?<![A-Za-z0-9_])([A-Za-z][A-Za-z0-9_.-]{0,63})["']?[ \t]{0,3}(?:=>|:=|[:=])[ \t]{0,3}(?:(?:Bearer|bearer|Basic|basic|Token|token)[ \t]{1,3})?(\$\{[A-Za-z_][A-Za-z0-9_]{0,63}\}|"(?:[^"\\\r\n]|\\.){1,512}"|'(?:[^'\\\r\n]|\\.){1,512}'|[^\s"'\x60,;&<>(){}[\]]{1,512})`,
     ),
     group: 2,
     triggers: KEY_WORD_TRIGGERS,

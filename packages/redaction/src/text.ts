@@ -13,8 +13,20 @@ export interface TextScan {
   redactions: number;
 }
 
+const TRAILING_PUNCT = '.,;:';
+
 function overlaps(start: number, end: number, spans: ReadonlyArray<[number, number]>): boolean {
   for (const [s, e] of spans) if (start < e && s < end) return true;
+  return false;
+}
+
+/**
+ * A match glued to a marker was glued to the secret the marker replaced, where the word boundary
+ * that failed on the first pass must fail again: `npm_…ghp_…` redacts the `ghp_` token only, and
+ * the `npm_` prefix left in front of its marker must not match on a second pass.
+ */
+function touches(start: number, end: number, spans: ReadonlyArray<[number, number]>): boolean {
+  for (const [s, e] of spans) if (e === start || s === end) return true;
   return false;
 }
 
@@ -53,9 +65,16 @@ export function scanText(s: string, fingerprint: (secret: string) => string, kin
         start++;
         end--;
       }
+      // Sentence punctuation after a token is not part of it (keeps fingerprints stable).
+      while (end - start > 1 && TRAILING_PUNCT.includes(s[end - 1]!)) end--;
       const secret = s.slice(start, end);
       existing ??= markerSpans(s);
-      if (secret.length === 0 || overlaps(start, end, existing) || (p.check && !p.check(secret, m))) {
+      if (
+        secret.length === 0 ||
+        overlaps(start, end, existing) ||
+        touches(m.index, m.index + m[0].length, existing) ||
+        (p.check && !p.check(secret, m))
+      ) {
         // A rejected match may hide a real one starting inside it (`Note: password=…`).
         rx.lastIndex = m.index + 1;
         continue;

@@ -16,8 +16,13 @@ export function canonicalJson(value: unknown): string {
 }
 
 function write(value: unknown, depth: number, path: string): string {
-  if (depth > MAX_CANONICAL_DEPTH) throw new TypeError(`canonicalJson: nesting deeper than ${MAX_CANONICAL_DEPTH} at ${path}`);
-  if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+  if (depth > MAX_CANONICAL_DEPTH)
+    throw new TypeError(`canonicalJson: nesting deeper than ${MAX_CANONICAL_DEPTH} at ${path}`);
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { toJSON?: unknown }).toJSON === 'function'
+  ) {
     value = (value as { toJSON: () => unknown }).toJSON();
   }
   switch (typeof value) {

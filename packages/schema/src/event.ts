@@ -87,7 +87,9 @@ export const eventTool = z
     name: identifier(),
     definition_hash: sha256Hex()
       .optional()
-      .describe('SHA-256 of the canonical tool definition (name, description, inputSchema): see toolDefinitionHash.'),
+      .describe(
+        'SHA-256 of the canonical tool definition (name, description, inputSchema): see toolDefinitionHash.',
+      ),
   })
   .describe('The tool called. Required when kind is tool_call.');
 
@@ -102,7 +104,9 @@ export const eventAuth = z
 export const eventError = z
   .object({
     // Both forms occur: JSON-RPC error codes are integers, gateways and tools use string codes.
-    code: z.union([identifier(), z.int()], { error: unlessMissing('must be a non-empty string or an integer') }),
+    code: z.union([identifier(), z.int()], {
+      error: unlessMissing('must be a non-empty string or an integer'),
+    }),
     message: z
       .string()
       .max(MAX_ERROR_MESSAGE_LENGTH, `must be at most ${MAX_ERROR_MESSAGE_LENGTH} characters`),
@@ -135,7 +139,8 @@ export const eventLabels = z
   )
   .superRefine((labels, ctx) => {
     const n = Object.keys(labels).length;
-    if (n > MAX_LABELS) ctx.addIssue({ code: 'custom', message: `has ${n} entries; the limit is ${MAX_LABELS}` });
+    if (n > MAX_LABELS)
+      ctx.addIssue({ code: 'custom', message: `has ${n} entries; the limit is ${MAX_LABELS}` });
   })
   .describe(`Free-form string labels, at most ${MAX_LABELS}.`);
 
@@ -165,7 +170,10 @@ const eventShape = z.object({
     .max(599, 'must be <= 599')
     .optional()
     .describe('HTTP status of the MCP response, when the transport is HTTP.'),
-  rpc_error_code: z.int32({ error: unlessMissing('must be a 32-bit integer') }).optional().describe('JSON-RPC error code, if any.'),
+  rpc_error_code: z
+    .int32({ error: unlessMissing('must be a 32-bit integer') })
+    .optional()
+    .describe('JSON-RPC error code, if any.'),
   tool_is_error: z.boolean().optional().describe('The tool result carried isError: true.'),
   trace_id: z
     .string()
@@ -201,7 +209,10 @@ export const auditEventV1 = eventShape
       ctx.addIssue({
         code: 'custom',
         path: e.auth === undefined ? ['auth'] : ['auth', 'result'],
-        message: e.auth === undefined ? 'Required when outcome is auth_failed' : 'must be failure when outcome is auth_failed',
+        message:
+          e.auth === undefined
+            ? 'Required when outcome is auth_failed'
+            : 'must be failure when outcome is auth_failed',
       });
     }
   })

@@ -3,7 +3,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { renderEventJsonSchema } from './json-schema.js';
 
 // Compiled to packages/schema/dist/src/, four levels below the repository root.
-export const EVENT_JSON_SCHEMA_PATH = fileURLToPath(new URL('../../../../schemas/event.v1.json', import.meta.url));
+export const EVENT_JSON_SCHEMA_PATH = fileURLToPath(
+  new URL('../../../../schemas/event.v1.json', import.meta.url),
+);
 
 /** Writes schemas/event.v1.json, or with `check` only compares. Returns whether the file was current. */
 export function generateEventJsonSchema(opts: { check?: boolean; path?: string } = {}): boolean {

@@ -22,7 +22,10 @@ export function eventJsonSchema(): Record<string, unknown> {
           { if: { properties: { kind: { const: 'auth' } } }, then: { required: ['auth'] } },
           {
             if: { properties: { outcome: { const: 'auth_failed' } } },
-            then: { required: ['auth'], properties: { auth: { properties: { result: { const: 'failure' } } } } },
+            then: {
+              required: ['auth'],
+              properties: { auth: { properties: { result: { const: 'failure' } } } },
+            },
           },
         ];
       }

@@ -7,7 +7,14 @@ export type JsonObject = { [key: string]: JsonValue };
 /** Any JSON value (finite numbers only). Depth and size are bounded before this runs. */
 export const jsonValue: z.ZodType<JsonValue> = z
   .lazy(() =>
-    z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
+    z.union([
+      z.string(),
+      z.number(),
+      z.boolean(),
+      z.null(),
+      z.array(jsonValue),
+      z.record(z.string(), jsonValue),
+    ]),
   )
   .meta({ id: 'JsonValue', description: 'Any JSON value.' });
 

@@ -64,6 +64,8 @@ function fail(code: ParseErrorCode, issues: ParseIssue[]): ParseFailure {
   return { ok: false, code, reason, issues: shown };
 }
 
+const withArticle = (noun: string): string => `${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun}`;
+
 function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
@@ -91,19 +93,25 @@ export function parseEvent(input: string | Buffer | Uint8Array, opts: ParseOptio
     }
   }
 
+  if (raw.charCodeAt(0) === 0xfeff) {
+    return fail('AUDIT_ERR_MALFORMED_JSON', [{ path: ROOT_PATH, message: 'starts with a byte order mark' }]);
+  }
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch (err) {
     // V8 quotes a short excerpt of the input; escape it so control characters never reach logs.
-    const detail = JSON.stringify((err as Error).message).slice(1, -1).slice(0, 200);
+    const detail = JSON.stringify((err as Error).message)
+      .slice(1, -1)
+      .slice(0, 200);
     return fail('AUDIT_ERR_MALFORMED_JSON', [{ path: ROOT_PATH, message: `is not valid JSON: ${detail}` }]);
   }
 
   // JSON.parse keeps the last of duplicate keys while other readers of the raw copy may keep the
   // first: refuse the ambiguity instead of storing two different stories about one event.
   const duplicate = findDuplicateKey(raw);
-  if (duplicate) return fail('AUDIT_ERR_INVALID_EVENT', [{ path: formatPath(duplicate), message: 'duplicate key' }]);
+  if (duplicate)
+    return fail('AUDIT_ERR_INVALID_EVENT', [{ path: formatPath(duplicate), message: 'duplicate key' }]);
 
   return check(value, raw, opts);
 }
@@ -177,13 +185,13 @@ function clockIssue(ts: unknown, nowOpt: number | undefined): ParseIssue | undef
   if (at - now > MAX_CLOCK_SKEW_MS) {
     return {
       path: 'ts',
-      message: `is ${Math.round((at - now) / 1000)}s ahead of the receiver's clock; the limit is ${MAX_CLOCK_SKEW_MS / 1000}s`,
+      message: `is ${(at - now) / 1000}s ahead of the receiver's clock; the limit is ${MAX_CLOCK_SKEW_MS / 1000}s`,
     };
   }
   if (now - at > MAX_EVENT_AGE_MS) {
     return {
       path: 'ts',
-      message: `is ${Math.floor((now - at) / 86_400_000)} days old; the limit is ${MAX_EVENT_AGE_MS / 86_400_000} days`,
+      message: `is ${((now - at) / 86_400_000).toFixed(3)} days behind the receiver's clock; the limit is ${MAX_EVENT_AGE_MS / 86_400_000} days`,
     };
   }
   return undefined;
@@ -195,7 +203,7 @@ function issueMessage(iss: z.core.$ZodRawIssue): string | undefined {
     case 'invalid_type':
       if (iss.input === undefined) return 'Required';
       if (iss.expected === 'int' && typeof iss.input === 'number') return 'must be an integer';
-      return `must be ${iss.expected === 'int' ? 'an integer' : `a ${iss.expected === 'record' ? 'object' : iss.expected}`}, got ${typeName(iss.input)}`;
+      return `must be ${withArticle(iss.expected === 'int' ? 'integer' : iss.expected === 'record' ? 'object' : iss.expected)}, got ${typeName(iss.input)}`;
     case 'invalid_union':
       return iss.input === undefined ? 'Required' : undefined;
     case 'invalid_value':
@@ -257,7 +265,10 @@ function walk(root: object, strict: boolean): ParseIssue[] {
     } else if (typeof v === 'object') {
       if (node.depth > MAX_EVENT_DEPTH) {
         // Levels count from a top-level field (args itself is level 1), hence the - 1.
-        issues.push({ path: pathOf(node), message: `is nested more than ${MAX_EVENT_DEPTH - 1} levels deep` });
+        issues.push({
+          path: pathOf(node),
+          message: `is nested more than ${MAX_EVENT_DEPTH - 1} levels deep`,
+        });
         continue;
       }
       if (Array.isArray(v)) {

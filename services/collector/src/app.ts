@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
 import type { AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
@@ -58,7 +58,7 @@ function splitNdjson(body: string): RawItems {
   return { items: body.split('\n').filter((l) => l.trim().length > 0) };
 }
 
-export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps): FastifyInstance {
+export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
   const now = deps.now ?? Date.now;
   const log = deps.log.child({ component: 'collector' });
   const accepted = new Counter({
@@ -94,15 +94,21 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps): Fasti
   });
 
   app.removeAllContentTypeParsers();
-  const textParser = (split: (s: string) => RawItems) => (_req: FastifyRequest, body: string, done: (err: Error | null, v?: RawItems) => void) => {
-    try {
-      done(null, split(body));
-    } catch (err) {
-      done(err as Error);
-    }
-  };
+  const textParser =
+    (split: (s: string) => RawItems) =>
+    (_req: FastifyRequest, body: string, done: (err: Error | null, v?: RawItems) => void) => {
+      try {
+        done(null, split(body));
+      } catch (err) {
+        done(err as Error);
+      }
+    };
   app.addContentTypeParser('application/json', { parseAs: 'string' }, textParser(splitJsonArray));
-  app.addContentTypeParser(['application/x-ndjson', 'application/ndjson'], { parseAs: 'string' }, textParser(splitNdjson));
+  app.addContentTypeParser(
+    ['application/x-ndjson', 'application/ndjson'],
+    { parseAs: 'string' },
+    textParser(splitNdjson),
+  );
 
   // One place maps error codes to statuses; messages name what is wrong, never internals.
   app.setErrorHandler((err, _req, reply) => {
@@ -117,7 +123,10 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps): Fasti
     } else if ((err as { code?: string }).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       status = 415;
       code = 'AUDIT_ERR_UNSUPPORTED_MEDIA_TYPE';
-    } else if (typeof (err as { statusCode?: number }).statusCode === 'number' && (err as { statusCode: number }).statusCode < 500) {
+    } else if (
+      typeof (err as { statusCode?: number }).statusCode === 'number' &&
+      (err as { statusCode: number }).statusCode < 500
+    ) {
       status = (err as { statusCode: number }).statusCode;
       code = status === 429 ? 'AUDIT_ERR_RATE_LIMITED' : 'AUDIT_ERR_INVALID_REQUEST';
     } else {
@@ -127,7 +136,7 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps): Fasti
     }
     if (status === 503) reply.header('retry-after', String(cfg.retryAfterSeconds ?? 5));
     requests.inc({ status: String(status) });
-    const message = status === 500 ? 'internal error' : err.message;
+    const message = status === 500 ? 'internal error' : (err as Error).message;
     return reply.code(status).send({ error: code, message });
   });
 
@@ -146,7 +155,11 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps): Fasti
       if (closing) throw new AuditError('AUDIT_ERR_SHUTTING_DOWN', 'collector is shutting down');
       const header = req.headers.authorization;
       const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-      if (!m) throw new AuditError('AUDIT_ERR_UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <token>)');
+      if (!m)
+        throw new AuditError(
+          'AUDIT_ERR_UNAUTHENTICATED',
+          'missing bearer token (Authorization: Bearer <token>)',
+        );
       const cred = deps.tokens.verify(m[1]!);
       if (!cred) throw new AuditError('AUDIT_ERR_UNAUTHENTICATED', 'invalid bearer token');
       if (!cred.scopes.includes('ingest')) {
@@ -160,15 +173,23 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps): Fasti
       timeWindow: 60_000,
       keyGenerator: (req) => `source:${req.source?.source_id ?? req.ip}`,
       errorResponseBuilder: (_req, ctx) =>
-        Object.assign(new Error(`rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)}s`), {
-          statusCode: 429,
-        }),
+        Object.assign(
+          new Error(
+            `rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)}s`,
+          ),
+          {
+            statusCode: 429,
+          },
+        ),
     });
 
     scope.post('/v1/events', async (req, reply) => {
       const body = req.body as RawItems | undefined;
       if (!body || body.items.length === 0) {
-        throw new AuditError('AUDIT_ERR_INVALID_REQUEST', 'body holds no events (send a JSON array or NDJSON)');
+        throw new AuditError(
+          'AUDIT_ERR_INVALID_REQUEST',
+          'body holds no events (send a JSON array or NDJSON)',
+        );
       }
       if (body.items.length > cfg.maxEventsPerRequest) {
         throw new AuditError(
@@ -228,7 +249,11 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps): Fasti
       accepted.inc({ source_id: source.source_id }, out.length);
       const status = out.length > 0 ? 200 : 400;
       requests.inc({ status: String(status) });
-      if (dead.length > 0) log.info({ source: source.source_id, accepted: out.length, rejected: dead.length }, 'events rejected');
+      if (dead.length > 0)
+        log.info(
+          { source: source.source_id, accepted: out.length, rejected: dead.length },
+          'events rejected',
+        );
       return reply.code(status).send({ accepted: out.length, rejected: dead.length, results });
     });
   });

@@ -7,7 +7,9 @@ export const collectorEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_COLLECTOR_HOST: envHost,
   MCP_AUDIT_COLLECTOR_PORT: envInt(9470, 0, 65535),
   /** JSON file of source credentials: [{ "id", "source_id", "sha256", "scopes": ["ingest"] }]. */
-  MCP_AUDIT_COLLECTOR_TOKENS_FILE: z.string().min(1, 'a tokens file is required (see README: collector tokens)'),
+  MCP_AUDIT_COLLECTOR_TOKENS_FILE: z
+    .string()
+    .min(1, 'a tokens file is required (see README: collector tokens)'),
   MCP_AUDIT_COLLECTOR_BODY_LIMIT_BYTES: envInt(5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
   MCP_AUDIT_COLLECTOR_MAX_EVENTS_PER_REQUEST: envInt(5_000, 1, 100_000),
   MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE: envInt(600, 1, 1_000_000),

@@ -1,4 +1,10 @@
-import { createKafka, createProducer, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
+import {
+  createKafka,
+  createProducer,
+  ensureTopics,
+  kafkaConfigFromEnv,
+  loadTopicDefs,
+} from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
 import { collectorEnvSchema } from './config.js';
@@ -34,6 +40,9 @@ installShutdown(log, [
   ['disconnect producer', () => producer.disconnect()],
 ]);
 
-await ensureTopics(kafka, loadTopicDefs(), { maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR, log });
+await ensureTopics(kafka, loadTopicDefs(), {
+  maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
+  log,
+});
 await producer.connect();
 await app.listen({ host: env.MCP_AUDIT_COLLECTOR_HOST, port: env.MCP_AUDIT_COLLECTOR_PORT });

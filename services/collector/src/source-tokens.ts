@@ -37,7 +37,8 @@ export function createTokenStore(credentials: SourceCredential[]): TokenStore {
       const found = byHash.get(h);
       // Map lookup is on a hash of the secret, so timing leaks nothing about the token itself;
       // the explicit compare keeps the check obvious to a reviewer.
-      if (!found || !timingSafeEqual(Buffer.from(found.sha256, 'hex'), Buffer.from(h, 'hex'))) return undefined;
+      if (!found || !timingSafeEqual(Buffer.from(found.sha256, 'hex'), Buffer.from(h, 'hex')))
+        return undefined;
       return found;
     },
   };

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
 import type { AuditProducer, BatchConsumer, Kafka } from '@mcp-audit/kafka';
 import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/observability';
@@ -97,7 +97,10 @@ export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester
     health() {
       const c = consumer.health();
       const w = writer.health();
-      return { ok: started && c.ok, details: { consumer: c.details, writer: w.details, producer: producer.isConnected() } };
+      return {
+        ok: started && c.ok,
+        details: { consumer: c.details, writer: w.details, producer: producer.isConnected() },
+      };
     },
   };
 }
@@ -107,7 +110,7 @@ export function buildOpsServer(deps: {
   health: () => { ok: boolean; details: Record<string, unknown> };
   registry: Registry;
   log: Logger;
-}): FastifyInstance {
+}) {
   const app = Fastify({ loggerInstance: deps.log.child({ component: 'http' }), bodyLimit: 1024 });
   app.get('/health', async (_req, reply) => {
     const h = deps.health();

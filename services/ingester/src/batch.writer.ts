@@ -52,7 +52,9 @@ export class BatchWriter<T> {
     while (this.queuedRows > 0 && this.queuedRows + rows.length > this.opts.maxBufferedRows) {
       await new Promise<void>((r) => this.roomWaiters.push(r));
     }
-    const done = new Promise<InsertFailure[]>((resolve, reject) => this.queue.push({ rows, resolve, reject }));
+    const done = new Promise<InsertFailure[]>((resolve, reject) =>
+      this.queue.push({ rows, resolve, reject }),
+    );
     this.queuedRows += rows.length;
     if (this.queuedRows >= this.opts.maxRows) this.kick();
     else this.timer ??= setTimeout(() => this.kick(), this.opts.flushMs);
@@ -109,7 +111,10 @@ export class BatchWriter<T> {
     // Take whole `add` calls up to maxRows (at least one), so each caller's rows stay together.
     const take: Pending<T>[] = [];
     let n = 0;
-    while (this.queue.length > 0 && (take.length === 0 || n + this.queue[0]!.rows.length <= this.opts.maxRows)) {
+    while (
+      this.queue.length > 0 &&
+      (take.length === 0 || n + this.queue[0]!.rows.length <= this.opts.maxRows)
+    ) {
       const p = this.queue.shift()!;
       take.push(p);
       n += p.rows.length;
@@ -159,10 +164,14 @@ export class BatchWriter<T> {
           if (this.aborted) throw err;
           this.retrying = true;
           this.lastError = (err as Error).message;
-          const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 16)) * (0.5 + Math.random() / 2);
+          const delay =
+            Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 16)) * (0.5 + Math.random() / 2);
           this.opts.onRetry?.(err, attempt, delay);
           if (attempt === 1 || attempt % 10 === 0) {
-            this.opts.log.warn({ err, writer: this.opts.name, rows: rows.length, attempt, delayMs: Math.round(delay) }, 'insert failed: retrying');
+            this.opts.log.warn(
+              { err, writer: this.opts.name, rows: rows.length, attempt, delayMs: Math.round(delay) },
+              'insert failed: retrying',
+            );
           }
           await new Promise((r) => setTimeout(r, delay));
           if (this.aborted) throw new Error(`${this.opts.name} writer aborted`);

@@ -154,9 +154,15 @@ export function fromEventRow(row: Record<string, unknown>): Record<string, unkno
       user_agent: opt(row.client_user_agent),
       session_id: opt(row.session_id),
     }),
-    server: dropUndefined({ name: str(row.server_name), version: opt(row.server_version), transport: str(row.server_transport) }),
+    server: dropUndefined({
+      name: str(row.server_name),
+      version: opt(row.server_version),
+      transport: str(row.server_transport),
+    }),
     method: str(row.method),
-    tool: toolName ? dropUndefined({ name: toolName, definition_hash: opt(row.tool_definition_hash) }) : undefined,
+    tool: toolName
+      ? dropUndefined({ name: toolName, definition_hash: opt(row.tool_definition_hash) })
+      : undefined,
     outcome: str(row.outcome),
     http_status: num(row.http_status),
     rpc_error_code: num(row.rpc_error_code),

@@ -56,6 +56,9 @@ installShutdown(
   { deadlineMs: env.MCP_AUDIT_INGESTER_SHUTDOWN_MS },
 );
 
-await ensureTopics(kafka, loadTopicDefs(), { maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR, log });
+await ensureTopics(kafka, loadTopicDefs(), {
+  maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
+  log,
+});
 await http.listen({ host: env.MCP_AUDIT_INGESTER_HOST, port: env.MCP_AUDIT_INGESTER_PORT });
 await ingester.start();

@@ -8,7 +8,10 @@ const log = createLogger('test', { level: 'silent' });
 class Transient extends Error {}
 class Permanent extends Error {}
 
-function writer(insert: (rows: number[]) => Promise<void>, over: Partial<{ maxRows: number; flushMs: number; maxBufferedRows: number }> = {}) {
+function writer(
+  insert: (rows: number[]) => Promise<void>,
+  over: Partial<{ maxRows: number; flushMs: number; maxBufferedRows: number }> = {},
+) {
   return new BatchWriter<number>({
     name: 't',
     insert,
@@ -41,7 +44,11 @@ test('flushes by row count and by age, one insert in flight, callers resolved af
   assert.equal(maxInFlight, 1);
   assert.equal(inserts.flat().length, 121);
   // Whole add() calls stay together and in order.
-  assert.deepEqual(inserts.flat(), [...Array.from({ length: 60 }, (_, i) => i), ...Array.from({ length: 60 }, (_, i) => 100 + i), 999]);
+  assert.deepEqual(inserts.flat(), [
+    ...Array.from({ length: 60 }, (_, i) => i),
+    ...Array.from({ length: 60 }, (_, i) => 100 + i),
+    999,
+  ]);
 });
 
 test('transient errors are retried until they succeed: nothing dropped, order kept', async () => {
@@ -66,7 +73,10 @@ test('a permanently refused row is isolated by splitting; the rest are stored', 
   assert.equal(failures.length, 1);
   assert.equal(failures[0]!.index, 13);
   assert.match(failures[0]!.error.message, /Cannot parse/);
-  assert.deepEqual(stored.sort((x, y) => x - y), Array.from({ length: 40 }, (_, i) => i).filter((i) => i !== 13));
+  assert.deepEqual(
+    stored.sort((x, y) => x - y),
+    Array.from({ length: 40 }, (_, i) => i).filter((i) => i !== 13),
+  );
 });
 
 test('backpressure: add waits while the buffer is full', async () => {

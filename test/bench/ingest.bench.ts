@@ -1,0 +1,203 @@
+/**
+ * npm run bench:ingest — sustained events/s from Kafka into ClickHouse with one ingester, next to
+ * ClickHouse's own Kafka table engine consuming the same topic contents (the native ceiling), the
+ * collector's events/s with batched requests, and the ingester's peak RSS. Prints figures; asserts
+ * nothing about speed (shared, noisy machines).
+ *
+ *   BENCH_EVENTS (default 200000)  BENCH_HTTP_EVENTS (default 50000)
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { createClickHouse, sql, ident } from '@mcp-audit/clickhouse';
+import {
+  analyst,
+  countBySource,
+  createTestTopics,
+  env,
+  ingesterEnv,
+  kafka,
+  makeEvent,
+  need,
+  produceEvents,
+  rng,
+  startService,
+  suffix,
+  waitFor,
+  writeTokensFile,
+} from '../lib/index.js';
+
+const N = Number(process.env.BENCH_EVENTS ?? 200_000);
+const HTTP_N = Number(process.env.BENCH_HTTP_EVENTS ?? 50_000);
+
+function rssOf(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+const mb = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
+
+async function main() {
+  const k = kafka();
+  const admin = k.admin();
+  await admin.connect();
+  const producer = k.producer({ idempotent: true });
+  await producer.connect();
+  const ch = analyst();
+  const chAdmin = createClickHouse({
+    url: env.MCP_AUDIT_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
+    username: need(env, 'MCP_AUDIT_CLICKHOUSE_ADMIN_USER'),
+    password: need(env, 'MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD'),
+  });
+  const tag = `bench-${suffix()}`;
+  const topics = await createTestTopics(admin, 'bench');
+  const r = rng(42);
+  const events = Array.from({ length: N }, (_, i) =>
+    makeEvent(r, i, { sourceId: tag, clientPrefix: tag, clients: 500 }),
+  );
+  const avgBytes = Math.round(events.slice(0, 1000).reduce((s, e) => s + JSON.stringify(e).length, 0) / 1000);
+  console.log(`machine: ${os.cpus().length} cores, ${mb(os.totalmem())}, node ${process.version}`);
+  console.log(`producing ${N} events (~${avgBytes} bytes each) to ${topics.events} …`);
+  let t = Date.now();
+  await produceEvents(producer, topics.events, events, 5_000);
+  console.log(`  produced in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+
+  // ---- our ingester ----
+  const ing = startService(
+    'ingester',
+    ingesterEnv(topics, `bench-${suffix()}`, { MCP_AUDIT_LOG_LEVEL: 'warn' }),
+    tag,
+  );
+  const pid = ing.child.pid!;
+  let peak = 0;
+  const sampler = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssOf(pid).hwm);
+    } catch {
+      /* exited */
+    }
+  }, 200);
+  const tStart = Date.now();
+  let tFirst = 0;
+  let lastCount = 0;
+  await waitFor(
+    async () => {
+      const c = await countBySource(ch, tag);
+      if (c.distinct > 0 && tFirst === 0) tFirst = Date.now();
+      lastCount = c.distinct;
+      return c.distinct >= N;
+    },
+    { timeoutMs: 900_000, intervalMs: 250, what: 'ingester to store every event' },
+  );
+  const tDone = Date.now();
+  clearInterval(sampler);
+  peak = Math.max(peak, rssOf(pid).hwm);
+  await ing.stop();
+  const oursTotal = N / ((tDone - tStart) / 1000);
+  const oursSustained = N / ((tDone - tFirst) / 1000);
+  console.log(
+    `ingester: ${lastCount} rows; ${oursSustained.toFixed(0)} events/s sustained (first row → last), ${oursTotal.toFixed(0)} events/s including start-up; peak RSS ${mb(peak)}`,
+  );
+
+  // ---- ClickHouse's Kafka engine on the same topic: the native ceiling ----
+  const db = `bench_${suffix()}`;
+  const D = ident(db, [db]);
+  await chAdmin.command(sql`CREATE DATABASE ${D}`);
+  try {
+    // Top-level scalar fields only: the engine cannot map nested objects to columns, validates
+    // nothing and redacts nothing, so this is an upper bound rather than a like-for-like copy.
+    await chAdmin.command(
+      sql`CREATE TABLE ${D}.native (event_id String, ts String, kind String, method String, outcome String, duration_ms UInt32, request_bytes UInt64, response_bytes UInt64) ENGINE = MergeTree() ORDER BY event_id`,
+    );
+    await chAdmin.command(
+      sql`CREATE TABLE ${D}.queue (event_id String, ts String, kind String, method String, outcome String, duration_ms UInt32, request_bytes UInt64, response_bytes UInt64) ENGINE = Kafka(${env.MCP_AUDIT_KAFKA_BROKERS ?? '127.0.0.1:9092'}, ${topics.events}, ${`ch-native-${db}`}, 'JSONEachRow')`,
+    );
+    t = Date.now();
+    await chAdmin.command(sql`CREATE MATERIALIZED VIEW ${D}.mv TO ${D}.native AS SELECT * FROM ${D}.queue`);
+    let nFirst = 0;
+    let nCount = 0;
+    await waitFor(
+      async () => {
+        const [row] = await chAdmin.query<{ n: string }>(sql`SELECT count() AS n FROM ${D}.native`);
+        nCount = Number(row?.n ?? 0);
+        if (nCount > 0 && nFirst === 0) nFirst = Date.now();
+        return nCount >= N;
+      },
+      { timeoutMs: 600_000, intervalMs: 250, what: 'the Kafka engine to consume the topic' },
+    );
+    const nDone = Date.now();
+    const nativeSustained = N / ((nDone - nFirst) / 1000);
+    const nativeTotal = N / ((nDone - t) / 1000);
+    console.log(
+      `clickhouse kafka engine: ${nCount} rows; ${nativeSustained.toFixed(0)} events/s sustained, ${nativeTotal.toFixed(0)} events/s including start-up`,
+    );
+    console.log(`ratio ingester / native (sustained): ${(oursSustained / nativeSustained).toFixed(2)}`);
+  } catch (err) {
+    console.log(`clickhouse kafka engine: could not run (${(err as Error).message.split('\n')[0]})`);
+  } finally {
+    await chAdmin.command(sql`DROP TABLE IF EXISTS ${D}.mv`).catch(() => undefined);
+    await chAdmin.command(sql`DROP TABLE IF EXISTS ${D}.queue`).catch(() => undefined);
+    await chAdmin.command(sql`DROP DATABASE IF EXISTS ${D}`).catch(() => undefined);
+  }
+
+  // ---- collector: batched HTTP requests ----
+  const httpTag = `${tag}-http`;
+  const { file, tokens } = writeTokensFile([{ sourceId: httpTag, scopes: ['ingest'] }]);
+  const port = String(20000 + Math.floor(Math.random() * 20000));
+  const col = startService(
+    'collector',
+    {
+      ...ingesterEnv(topics, 'unused'),
+      MCP_AUDIT_COLLECTOR_PORT: port,
+      MCP_AUDIT_COLLECTOR_TOKENS_FILE: file,
+      MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE: '100000',
+      MCP_AUDIT_LOG_LEVEL: 'warn',
+    },
+    httpTag,
+  );
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok, {
+    timeoutMs: 60_000,
+    what: 'collector health',
+  });
+  const httpEvents = Array.from({ length: HTTP_N }, (_, i) =>
+    makeEvent(r, i, { sourceId: httpTag, clientPrefix: httpTag }),
+  );
+  const bodies: string[] = [];
+  for (let i = 0; i < HTTP_N; i += 1_000)
+    bodies.push(
+      httpEvents
+        .slice(i, i + 1_000)
+        .map((e) => JSON.stringify(e))
+        .join('\n'),
+    );
+  t = Date.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++]!;
+      const res = await fetch(`http://127.0.0.1:${port}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens[0]!.token}`, 'content-type': 'application/x-ndjson' },
+        body,
+      });
+      if (res.status !== 200) throw new Error(`collector answered ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  const httpRate = HTTP_N / ((Date.now() - t) / 1000);
+  await col.stop();
+  console.log(
+    `collector: ${httpRate.toFixed(0)} events/s acknowledged by Kafka (batches of 1,000 NDJSON events, 4 concurrent requests)`,
+  );
+
+  await producer.disconnect();
+  await admin.disconnect();
+  await ch.close();
+  await chAdmin.close();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
