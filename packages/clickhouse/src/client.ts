@@ -207,7 +207,12 @@ function toRequestError(err: unknown): ClickHouseRequestError {
 
 function routedLogger(log: ClickHouseLogger): new () => ClientLogger {
   type P = { module: string; message: string; args?: Record<string, unknown>; err?: Error };
-  const obj = (p: P) => ({ component: '@clickhouse/client', module: p.module, ...p.args, ...(p.err ? { err: p.err } : {}) });
+  const obj = (p: P) => ({
+    component: '@clickhouse/client',
+    module: p.module,
+    ...p.args,
+    ...(p.err ? { err: p.err } : {}),
+  });
   return class RoutedLogger implements ClientLogger {
     trace(p: P) {
       log.debug(obj(p), p.message);

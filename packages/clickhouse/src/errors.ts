@@ -15,7 +15,11 @@ export type ClickHouseErrorCode =
 export class ClickHouseAuditError extends Error {
   readonly code: ClickHouseErrorCode;
   readonly retryable: boolean;
-  constructor(code: ClickHouseErrorCode, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+  constructor(
+    code: ClickHouseErrorCode,
+    message: string,
+    opts: { retryable?: boolean; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ClickHouseAuditError';
     this.code = code;

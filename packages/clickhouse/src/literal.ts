@@ -64,15 +64,7 @@ const frag = (text: string, kind: Kind): SqlFragment => new SqlFragment(TOKEN, t
 
 /** Anything `sql` accepts in a placeholder. */
 export type SqlValue =
-  | SqlFragment
-  | string
-  | Uint8Array
-  | number
-  | bigint
-  | boolean
-  | Date
-  | null
-  | readonly SqlValue[];
+  SqlFragment | string | Uint8Array | number | bigint | boolean | Date | null | readonly SqlValue[];
 
 /** The SQL text of a fragment (for the client, and for tests). */
 export function toSql(fragment: SqlFragment): string {
@@ -89,7 +81,11 @@ export function toSql(fragment: SqlFragment): string {
  * (`'%${v}%'` is a bug: encode the whole pattern as one value instead).
  */
 export function sql(strings: TemplateStringsArray, ...values: readonly SqlValue[]): SqlFragment {
-  if (!Array.isArray(strings) || !Array.isArray((strings as { raw?: unknown }).raw) || !Object.isFrozen(strings)) {
+  if (
+    !Array.isArray(strings) ||
+    !Array.isArray((strings as { raw?: unknown }).raw) ||
+    !Object.isFrozen(strings)
+  ) {
     throw new SqlLiteralError('sql must be used as a tagged template: sql`…`');
   }
   let out = '';
@@ -101,15 +97,19 @@ export function sql(strings: TemplateStringsArray, ...values: readonly SqlValue[
     out += part;
     if (i === values.length) break;
     if (state !== 'code') {
-      throw new SqlLiteralError(`sql placeholder #${i + 1} is inside a ${state.replace('_', ' ')}, not in code`);
+      throw new SqlLiteralError(
+        `sql placeholder #${i + 1} is inside a ${state.replace('_', ' ')}, not in code`,
+      );
     }
     if (/['"`\\]$/.test(part) || /^['"`]/.test(strings[i + 1] ?? '')) {
       throw new SqlLiteralError(`sql placeholder #${i + 1} touches a quote: encode the whole value instead`);
     }
     out += SqlFragment.textOf(literal(values[i] as SqlValue));
   }
-  if (state === 'line_comment') out += '\n'; // so text appended after a nested fragment is not commented out
-  else if (state !== 'code') throw new SqlLiteralError(`sql template ends inside a ${state.replace('_', ' ')}`);
+  if (state === 'line_comment')
+    out += '\n'; // so text appended after a nested fragment is not commented out
+  else if (state !== 'code')
+    throw new SqlLiteralError(`sql template ends inside a ${state.replace('_', ' ')}`);
   return frag(out, { t: 'expr' });
 }
 
@@ -179,7 +179,8 @@ export function int(value: number | bigint): SqlFragment {
     }
     text = String(value === 0 ? 0 : value); // -0 → 0
   } else if (typeof value === 'bigint') {
-    if (value < INT64_MIN || value > UINT64_MAX) throw new SqlLiteralError(`integer out of 64-bit range: ${value}`);
+    if (value < INT64_MIN || value > UINT64_MAX)
+      throw new SqlLiteralError(`integer out of 64-bit range: ${value}`);
     text = value.toString();
   } else {
     throw new SqlLiteralError(`int expects a number or bigint, got ${describe(value)}`);
@@ -226,7 +227,8 @@ export function dateTime(value: Date): SqlFragment {
   const ms = value.getTime();
   if (!Number.isFinite(ms)) throw new SqlLiteralError('invalid Date');
   const s = Math.floor(ms / 1000);
-  if (s < 0 || s > 0xffffffff) throw new SqlLiteralError(`Date out of the DateTime range: ${value.toISOString()}`);
+  if (s < 0 || s > 0xffffffff)
+    throw new SqlLiteralError(`Date out of the DateTime range: ${value.toISOString()}`);
   return frag(`toDateTime(${s}, 'UTC')`, { t: 'date' });
 }
 
@@ -255,7 +257,10 @@ export function tuple(values: readonly SqlValue[]): SqlFragment {
 }
 
 /** Values joined by a separator fragment (default `, `): column lists, VALUES rows. */
-export function join(values: readonly SqlValue[], separator: SqlFragment = frag(', ', { t: 'expr' })): SqlFragment {
+export function join(
+  values: readonly SqlValue[],
+  separator: SqlFragment = frag(', ', { t: 'expr' }),
+): SqlFragment {
   if (!Array.isArray(values)) throw new SqlLiteralError(`join expects an array, got ${describe(values)}`);
   const sep = toSql(separator);
   return frag(values.map((v) => SqlFragment.textOf(literal(v))).join(sep), { t: 'expr' });
@@ -268,11 +273,15 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
  * backtick-quoted. Compose qualified names: sql`${ident(db, dbs)}.${ident(t, tables)}`.
  */
 export function ident(name: string, allowlist: ReadonlySet<string> | readonly string[]): SqlFragment {
-  const allowed = allowlist instanceof Set ? allowlist.has(name) : Array.isArray(allowlist) && allowlist.includes(name);
+  const allowed =
+    allowlist instanceof Set ? allowlist.has(name) : Array.isArray(allowlist) && allowlist.includes(name);
   if (typeof name !== 'string' || !allowed) {
-    throw new SqlLiteralError(`identifier not in the allowlist: ${JSON.stringify(String(name)).slice(0, 80)}`);
+    throw new SqlLiteralError(
+      `identifier not in the allowlist: ${JSON.stringify(String(name)).slice(0, 80)}`,
+    );
   }
-  if (!IDENT.test(name)) throw new SqlLiteralError(`allowlisted identifier has unsafe characters: ${JSON.stringify(name)}`);
+  if (!IDENT.test(name))
+    throw new SqlLiteralError(`allowlisted identifier has unsafe characters: ${JSON.stringify(name)}`);
   return frag(`\`${name}\``, { t: 'ident' });
 }
 

@@ -25,7 +25,12 @@ const line =
     const why = err instanceof Error ? `: ${err.message}` : '';
     console.error(`migrate ${level}: ${msg ?? ''}${extra}${why}`);
   };
-const logger: ClickHouseLogger = { debug: () => {}, info: line('info'), warn: line('warn'), error: line('error') };
+const logger: ClickHouseLogger = {
+  debug: () => {},
+  info: line('info'),
+  warn: line('warn'),
+  error: line('error'),
+};
 
 async function main(): Promise<number> {
   const password = nonEmpty(env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD);

@@ -2,7 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { clickHouseErrorCode, DEFAULT_DATABASE, isRetryableClickHouseError, type ClickHouse, type ClickHouseLogger } from './client.js';
+import {
+  clickHouseErrorCode,
+  DEFAULT_DATABASE,
+  isRetryableClickHouseError,
+  type ClickHouse,
+  type ClickHouseLogger,
+} from './client.js';
 import { MigrationError } from './errors.js';
 import { dbIdent, ident, sql, toSql, unsafeRaw, type SqlFragment } from './literal.js';
 import { lex } from './sql-lexer.js';
@@ -146,7 +152,11 @@ export function loadMigrations(dir: string): MigrationFile[] {
     if (!file.endsWith('.sql')) continue;
     const m = MIGRATION_FILE.exec(file);
     if (!m) {
-      throw new MigrationError('AUDIT_ERR_MIGRATION_FILE', `${file}: migration files are named NNN_name.sql`, { file });
+      throw new MigrationError(
+        'AUDIT_ERR_MIGRATION_FILE',
+        `${file}: migration files are named NNN_name.sql`,
+        { file },
+      );
     }
     const bytes = readFileSync(join(dir, file));
     const statements = splitStatements(bytes.toString('utf8'));
@@ -220,7 +230,9 @@ function checkStatement(statement: string, file: string): void {
     .map((s) => s.text)
     .join(' ');
   const fail = (why: string) => {
-    throw new MigrationError('AUDIT_ERR_MIGRATION_FILE', `${file}: ${why}: ${statement.slice(0, 120)}`, { file });
+    throw new MigrationError('AUDIT_ERR_MIGRATION_FILE', `${file}: ${why}: ${statement.slice(0, 120)}`, {
+      file,
+    });
   };
   if (/^\s*CREATE\s+(?:TABLE|DATABASE|VIEW|MATERIALIZED\s+VIEW)\s+(?!IF\s+NOT\s+EXISTS\b)/i.test(code)) {
     fail('CREATE without IF NOT EXISTS is not idempotent');
@@ -260,7 +272,12 @@ function hasTopLevelComma(text: string): boolean {
   return false;
 }
 
-async function execute(client: ClickHouse, statement: string, file: string, log: ClickHouseLogger): Promise<void> {
+async function execute(
+  client: ClickHouse,
+  statement: string,
+  file: string,
+  log: ClickHouseLogger,
+): Promise<void> {
   try {
     await client.command(unsafeRaw(statement));
   } catch (err) {
@@ -320,9 +337,11 @@ class MigrationLock {
     for (;;) {
       if (await this.tryCreate()) break;
       const holder = await this.inspect();
-      if (holder === undefined) continue; // released between our CREATE and our look: try again
-      if (holder.ageSec * 1000 > staleMs) {
-        log.warn({ database: this.database, holder: holder.owner, ageSec: holder.ageSec }, 'breaking stale migration lock');
+      if (holder && holder.ageSec * 1000 > staleMs) {
+        log.warn(
+          { database: this.database, holder: holder.owner, ageSec: holder.ageSec },
+          'breaking stale migration lock',
+        );
         // NOTE: two runners may both judge the same lock stale; the second DROP can then remove the
         // first one's fresh lock. assertHeld() before every migration narrows the damage, and the
         // statements are idempotent. Only a runner that died without releasing leaves a stale lock.
@@ -332,10 +351,15 @@ class MigrationLock {
       if (Date.now() > deadline) {
         throw new MigrationError(
           'AUDIT_ERR_MIGRATION_LOCK_TIMEOUT',
-          `migration lock on ${this.database} still held by ${holder.owner || 'a starting runner'} ` +
+          `migration lock on ${this.database} still held by ${holder?.owner || 'a starting runner'} ` +
             `after ${timeoutMs} ms (it is broken once older than ${staleMs} ms)`,
           { retryable: true },
         );
+      }
+      if (holder === undefined) {
+        // Released between our CREATE and our look: try again almost at once.
+        await sleep(5 + Math.random() * 10);
+        continue;
       }
       if (!waitingLogged) {
         log.info({ database: this.database, holder: holder.owner }, 'waiting for the migration lock');
@@ -348,7 +372,9 @@ class MigrationLock {
     await this.beat();
     const every = Math.max(1_000, Math.floor(staleMs / 4));
     this.heartbeat = setInterval(() => {
-      this.beat().catch((err: unknown) => log.warn({ err, database: this.database }, 'migration lock heartbeat failed'));
+      this.beat().catch((err: unknown) =>
+        log.warn({ err, database: this.database }, 'migration lock heartbeat failed'),
+      );
     }, every);
     this.heartbeat.unref();
     log.debug({ database: this.database, owner: this.owner }, 'migration lock acquired');
@@ -367,9 +393,13 @@ class MigrationLock {
     const r = rows[0];
     if (!r || Number(r.mine) === 0 || Number(r.theirs) > 0) {
       this.held = false;
-      throw new MigrationError('AUDIT_ERR_MIGRATION_LOCK_LOST', `lost the migration lock on ${this.database}`, {
-        retryable: true,
-      });
+      throw new MigrationError(
+        'AUDIT_ERR_MIGRATION_LOCK_LOST',
+        `lost the migration lock on ${this.database}`,
+        {
+          retryable: true,
+        },
+      );
     }
   }
 
@@ -389,11 +419,14 @@ class MigrationLock {
 
   private async tryCreate(): Promise<boolean> {
     try {
-      await this.client.command(sql`CREATE TABLE ${this.table} (owner String, acquired DateTime('UTC')) ENGINE = Log`);
+      await this.client.command(
+        sql`CREATE TABLE ${this.table} (owner String, acquired DateTime('UTC')) ENGINE = Log`,
+      );
       return true;
     } catch (err) {
       const msg = err instanceof Error ? err.message : '';
-      if (clickHouseErrorCode(err) === 57 || /already exists|creating or attaching right now/i.test(msg)) return false;
+      if (clickHouseErrorCode(err) === 57 || /already exists|creating or attaching right now/i.test(msg))
+        return false;
       throw err;
     }
   }
@@ -404,20 +437,21 @@ class MigrationLock {
 
   /** The holder and the age of its newest sign of life, or undefined if the lock is gone. */
   private async inspect(): Promise<{ owner: string; ageSec: number } | undefined> {
-    const [t] = await this.client.query<{ age: string }>(sql`
-      SELECT toInt64(toUInt32(now())) - toUInt32(metadata_modification_time) AS age
-      FROM system.tables WHERE database = ${this.database} AND name = ${LOCK_TABLE}`);
-    if (!t) return undefined;
     try {
       const [r] = await this.client.query<{ owner: string; age: string; n: string }>(sql`
         SELECT argMax(owner, acquired) AS owner, toInt64(toUInt32(now())) - toUInt32(max(acquired)) AS age,
           count() AS n
         FROM ${this.table}`);
-      // Between CREATE and the first heartbeat row, the table's own creation time is the age.
       if (r && Number(r.n) > 0) return { owner: r.owner, ageSec: Number(r.age) };
-      return { owner: '', ageSec: Number(t.age) };
+      // Between CREATE and the first heartbeat row, the table's own creation time is the age.
+      const [t] = await this.client.query<{ age: string }>(sql`
+        SELECT toInt64(toUInt32(now())) - toUInt32(metadata_modification_time) AS age
+        FROM system.tables WHERE database = ${this.database} AND name = ${LOCK_TABLE}`);
+      return t ? { owner: '', ageSec: Number(t.age) } : undefined;
     } catch (err) {
-      if (clickHouseErrorCode(err) === 60) return undefined; // UNKNOWN_TABLE: just released
+      // UNKNOWN_TABLE: released meanwhile. NOTE: on 18.16 even the system.tables query can fail
+      // this way while a table of the database is being dropped.
+      if (clickHouseErrorCode(err) === 60) return undefined;
       throw err;
     }
   }

@@ -9,7 +9,11 @@ const env = process.env;
 export const CH_URL = env.MCP_AUDIT_CLICKHOUSE_URL || 'http://127.0.0.1:8123';
 
 type Role = 'ADMIN' | 'WRITER' | 'ANALYST';
-const DEFAULT_USER: Record<Role, string> = { ADMIN: 'mcp_admin', WRITER: 'mcp_writer', ANALYST: 'mcp_analyst' };
+const DEFAULT_USER: Record<Role, string> = {
+  ADMIN: 'mcp_admin',
+  WRITER: 'mcp_writer',
+  ANALYST: 'mcp_analyst',
+};
 
 export function credentials(role: Role): { username: string; password: string } {
   const password = env[`MCP_AUDIT_CLICKHOUSE_${role}_PASSWORD`];

@@ -169,7 +169,9 @@ test('sql: fragments nest; tuple and join compose', () => {
   );
   const cols = ['a', 'b'];
   assert.equal(
-    toSql(sql`INSERT INTO t (${join(cols.map((c) => ident(c, cols)))}) VALUES ${join([tuple([1, 'x']), tuple([2, null])])}`),
+    toSql(
+      sql`INSERT INTO t (${join(cols.map((c) => ident(c, cols)))}) VALUES ${join([tuple([1, 'x']), tuple([2, null])])}`,
+    ),
     "INSERT INTO t (`a`, `b`) VALUES (1, 'x'), (2, NULL)",
   );
   assert.equal(toSql(join(['a', 'b'], sql` || `)), "'a' || 'b'");

@@ -1,9 +1,4 @@
-export {
-  createRedactor,
-  createEventRedactor,
-  type EventRedactor,
-  type EventRedaction,
-} from './event.js';
+export { createRedactor, createEventRedactor, type EventRedactor, type EventRedaction } from './event.js';
 export {
   redactValue,
   redactString,

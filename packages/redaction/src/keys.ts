@@ -242,13 +242,15 @@ function classify(key: string): KeyKind | undefined {
   if ((last === 'key' || last === 'keys') && prev !== undefined && KEY_QUALIFIERS.has(prev)) {
     if (prev === 'private') return 'private_key';
     if (core.includes('secret')) return 'secret';
-    if (prev === 'secret' || prev === 'signing' || prev === 'encryption' || prev === 'master') return 'secret';
+    if (prev === 'secret' || prev === 'signing' || prev === 'encryption' || prev === 'master')
+      return 'secret';
     return 'api_key';
   }
   if (last === 'tokens' && prev !== undefined && CREDENTIAL_TOKENS_QUALIFIERS.has(prev)) return 'token';
   if (prev === 'session' && (last === 'id' || last === 'key')) return 'session';
   if (core.length === 1) {
-    for (const [suffix, kind] of SUFFIXES) if (last.length > suffix.length && last.endsWith(suffix)) return kind;
+    for (const [suffix, kind] of SUFFIXES)
+      if (last.length > suffix.length && last.endsWith(suffix)) return kind;
   }
   return undefined;
 }

@@ -70,7 +70,9 @@ export class Engine {
   constructor(opts: RedactOptions = {}) {
     this.key = toKeyBuffer(opts.fingerprintKey);
     const depth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
-    this.maxDepth = Number.isFinite(depth) ? Math.min(Math.max(Math.floor(depth), 1), MAX_DEPTH_LIMIT) : DEFAULT_MAX_DEPTH;
+    this.maxDepth = Number.isFinite(depth)
+      ? Math.min(Math.max(Math.floor(depth), 1), MAX_DEPTH_LIMIT)
+      : DEFAULT_MAX_DEPTH;
     this.fingerprint = (secret: string) => fingerprintWith(this.key, secret);
   }
 
@@ -102,7 +104,7 @@ export class Engine {
   }
 
   /** A key name can itself be a secret (`{ "ghp_…": true }`). */
-  key_(k: string, tally: Tally): string {
+  scanKey(k: string, tally: Tally): string {
     return k.length >= MIN_SCAN_LENGTH ? this.text(k, tally) : k;
   }
 
@@ -141,7 +143,11 @@ export class Engine {
         json = undefined;
       }
       // Dates, Buffers, URLs: redact what JSON.stringify would store (one level, no loop).
-      if (json === null || typeof json !== 'object' || typeof (json as { toJSON?: unknown }).toJSON !== 'function') {
+      if (
+        json === null ||
+        typeof json !== 'object' ||
+        typeof (json as { toJSON?: unknown }).toJSON !== 'function'
+      ) {
         return this.walk(json, depth, tally, keyRules);
       }
     }
@@ -152,10 +158,17 @@ export class Engine {
   }
 
   /** Copies one field of an object at `depth` into `out`, redacted. */
-  entry(out: Record<string, unknown>, k: string, v: unknown, depth: number, tally: Tally, keyRules = true): void {
+  entry(
+    out: Record<string, unknown>,
+    k: string,
+    v: unknown,
+    depth: number,
+    tally: Tally,
+    keyRules = true,
+  ): void {
     const kind = keyRules ? credentialKeyKind(k) : undefined;
     const value = kind ? this.credential(kind, v, tally) : this.walk(v, depth + 1, tally, keyRules);
-    setOwn(out, this.key_(k, tally), value);
+    setOwn(out, this.scanKey(k, tally), value);
   }
 
   labels(labels: Readonly<Record<string, unknown>>, tally: Tally): Record<string, string> {
@@ -164,7 +177,7 @@ export class Engine {
       const v = labels[k];
       const kind = credentialKeyKind(k);
       const value = kind ? this.credential(kind, v, tally) : this.walk(v, 1, tally);
-      setOwn(out, this.key_(k, tally), typeof value === 'string' ? value : safeJson(value));
+      setOwn(out, this.scanKey(k, tally), typeof value === 'string' ? value : safeJson(value));
     }
     return out;
   }

@@ -55,7 +55,7 @@ export function scanText(s: string, fingerprint: (secret: string) => string, kin
     const rx = p.regex;
     rx.lastIndex = 0;
     for (let m = rx.exec(s); m !== null; m = rx.exec(s)) {
-      const range = m.indices?.[p.group];
+      const range = p.span ? p.span(m) : m.indices?.[p.group];
       if (m[0].length === 0 || !range) {
         rx.lastIndex = m.index + 1;
         continue;
@@ -72,14 +72,16 @@ export function scanText(s: string, fingerprint: (secret: string) => string, kin
       if (
         secret.length === 0 ||
         overlaps(start, end, existing) ||
-        touches(m.index, m.index + m[0].length, existing) ||
+        touches(Math.min(m.index, start), m.index + m[0].length, existing) ||
         (p.check && !p.check(secret, m))
       ) {
-        // A rejected match may hide a real one starting inside it (`Note: password=…`).
         rx.lastIndex = m.index + 1;
         continue;
       }
       found.push({ start, end, prio, kind: p.kindOf ? p.kindOf(m) : p.kind });
+      // Resume inside the match, not after it: a rejected or accepted match may hide another one
+      // that starts inside it (`Note: password=…`, two tokens glued together); overlaps merge below.
+      rx.lastIndex = m.index + 1;
     }
   }
   if (found.length === 0) return { text: s, redactions: 0 };

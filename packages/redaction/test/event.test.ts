@@ -12,10 +12,18 @@ function event(): Record<string, unknown> {
     ts: '2024-06-01T12:34:56.789Z',
     kind: 'tool_call',
     source: { type: 'gateway', id: 'gw-1', version: '1.0.0' },
-    client: { id: 'client-42', user: 'alice@example.com', session_id: 'sess-7f3a', user_agent: 'claude-code/1.0' },
+    client: {
+      id: 'client-42',
+      user: 'alice@example.com',
+      session_id: 'sess-7f3a',
+      user_agent: 'claude-code/1.0',
+    },
     server: { name: 'github', transport: 'http' },
     method: 'tools/call',
-    tool: { name: 'create_issue', definition_hash: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' },
+    tool: {
+      name: 'create_issue',
+      definition_hash: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    },
     outcome: 'error',
     auth: { method: 'api_key', result: 'success' },
     error: { code: -32000, message: `GitHub rejected token ${GH}: Bad credentials` },
@@ -40,7 +48,10 @@ describe('redactEvent', () => {
     };
     assert.ok(!JSON.stringify(e).includes(GH));
     assert.ok(!r.raw.includes(GH));
-    assert.match(e.error.message, /^GitHub rejected token \[REDACTED:github_token:[0-9a-f]{8}\]: Bad credentials$/);
+    assert.match(
+      e.error.message,
+      /^GitHub rejected token \[REDACTED:github_token:[0-9a-f]{8}\]: Bad credentials$/,
+    );
     assert.equal(e.error.code, -32000);
     assert.match(e.args.headers.Authorization, /^\[REDACTED:authorization:[0-9a-f]{8}\]$/);
     assert.equal(e.args.max_tokens, 100);
@@ -101,7 +112,14 @@ describe('redactEvent', () => {
 
 describe('pino', () => {
   it('lists paths for headers and credential fields at two levels', () => {
-    for (const p of ['req.headers.authorization', '*.password', '*.token', '*.apiKey', '*.secret', '*.api_key']) {
+    for (const p of [
+      'req.headers.authorization',
+      '*.password',
+      '*.token',
+      '*.apiKey',
+      '*.secret',
+      '*.api_key',
+    ]) {
       assert.ok(pinoRedactPaths.includes(p), p);
     }
     assert.equal(new Set(pinoRedactPaths).size, pinoRedactPaths.length);

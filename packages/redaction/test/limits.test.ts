@@ -29,7 +29,10 @@ describe('limits', () => {
 
   it('honours a custom depth', () => {
     const shallow = createRedactor({ fingerprintKey: 'k-0123456789abcdef', maxDepth: 2 });
-    assert.deepEqual(shallow.redactValue({ a: { b: { c: 1 } }, x: 1 }).value, { a: { b: DEPTH_MARKER }, x: 1 });
+    assert.deepEqual(shallow.redactValue({ a: { b: { c: 1 } }, x: 1 }).value, {
+      a: { b: DEPTH_MARKER },
+      x: 1,
+    });
     assert.deepEqual(shallow.redactValue({ a: { b: 'ok' } }).value, { a: { b: 'ok' } });
   });
 

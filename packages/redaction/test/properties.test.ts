@@ -25,9 +25,12 @@ const textWithSecrets = fc
 describe('properties', () => {
   it('never throws, on any value', () => {
     fc.assert(
-      fc.property(fc.anything({ withBigInt: true, withDate: true, withNullPrototype: true, withSparseArray: true }), (v) => {
-        redactor.redactValue(v);
-      }),
+      fc.property(
+        fc.anything({ withBigInt: true, withDate: true, withNullPrototype: true, withSparseArray: true }),
+        (v) => {
+          redactor.redactValue(v);
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -148,7 +148,10 @@ describe('ordinary text', () => {
 describe('free text details', () => {
   it('replaces only the password of a connection string', () => {
     const r = redactor.redactString('dial postgres://app:pa55w0rd-Xy9@db.internal:5432/orders failed');
-    assert.match(r.value, /^dial postgres:\/\/app:\[REDACTED:connection_password:[0-9a-f]{8}\]@db\.internal:5432\/orders failed$/);
+    assert.match(
+      r.value,
+      /^dial postgres:\/\/app:\[REDACTED:connection_password:[0-9a-f]{8}\]@db\.internal:5432\/orders failed$/,
+    );
   });
 
   it('handles an @ inside the password', () => {
@@ -158,7 +161,9 @@ describe('free text details', () => {
   });
 
   it('replaces key=value secrets in prose and JSON text', () => {
-    const r = redactor.redactString('login failed for {"user":"bob","password":"hunter2-Hunter2"} with api_key=abc123def');
+    const r = redactor.redactString(
+      'login failed for {"user":"bob","password":"hunter2-Hunter2"} with api_key=abc123def',
+    );
     assert.ok(!r.value.includes('hunter2'));
     assert.ok(!r.value.includes('abc123def'));
     assert.ok(r.value.includes('"user":"bob"'));
