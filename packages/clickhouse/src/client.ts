@@ -226,8 +226,10 @@ function routedLogger(log: ClickHouseLogger): new () => ClientLogger {
     warn(p: P) {
       log.warn(obj(p), p.message);
     }
+    // NOTE: every failed request is also thrown to the caller, which decides how loud it is (the
+    // migration lock expects "already exists"); the client's own error line is only for debugging.
     error(p: P) {
-      log.error(obj(p), p.message);
+      log.debug(obj(p), p.message);
     }
   };
 }

@@ -171,9 +171,10 @@ test('very long values: 1 MiB of random bytes, 256 KiB of quotes and of backslas
   ]);
 });
 
+// NOTE: `[]` is Array(Nothing); functions like hex() need a typed array, hence minLength 1.
 test('arrays of hostile strings keep every element', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.array(hostile, { maxLength: 200 }), async (values) => {
+    fc.asyncProperty(fc.array(hostile, { minLength: 1, maxLength: 200 }), async (values) => {
       calls++;
       const [r] = await ch.query<{ n: string; h: string[] }>(
         sql`SELECT length(a) AS n, arrayMap(x -> hex(x), a) AS h FROM (SELECT ${array(values)} AS a)`,

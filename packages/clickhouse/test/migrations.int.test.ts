@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dbIdent, MigrationError, runMigrations, sql, type ClickHouse } from '../src/index.js';
@@ -133,6 +133,41 @@ test('a crash in the middle of a file is repaired by the next run', async () => 
     [2],
   );
   assert.ok((await tables(db)).includes('events_hourly_mv'));
+});
+
+test('a single-column ALTER that already ran (18.16 has no ADD COLUMN IF NOT EXISTS) is recognised', async () => {
+  const db = fresh('alter');
+  const dir = copyOfSchemas();
+  await runMigrations({ client: admin, dir, database: db });
+  writeFileSync(
+    join(dir, '003_add_note.sql'),
+    [
+      '-- one column per statement, so a re-run can tell what was already applied',
+      "ALTER TABLE mcp_audit.events ADD COLUMN note String DEFAULT '';",
+      'ALTER TABLE mcp_audit.events DROP COLUMN response_digest;',
+      '',
+    ].join('\n'),
+  );
+  // A runner died after both ALTERs but before recording 003.
+  await admin.command(sql`ALTER TABLE ${dbIdent(db)}.events ADD COLUMN note String DEFAULT ''`);
+  await admin.command(sql`ALTER TABLE ${dbIdent(db)}.events DROP COLUMN response_digest`);
+  const { logger, lines } = memoryLogger();
+  const res = await runMigrations({ client: admin, dir, database: db, logger });
+  assert.deepEqual(
+    res.applied.map((m) => m.version),
+    [3],
+  );
+  assert.equal(lines.filter((l) => l.msg === 'ALTER already applied: skipped').length, 2);
+
+  // Any other failure still stops the runner, naming the file.
+  writeFileSync(join(dir, '004_bad.sql'), 'ALTER TABLE mcp_audit.events ADD COLUMN note2 NoSuchType;\n');
+  await assert.rejects(
+    runMigrations({ client: admin, dir, database: db }),
+    (err: unknown) =>
+      err instanceof MigrationError &&
+      err.code === 'AUDIT_ERR_MIGRATION_FAILED' &&
+      err.file === '004_bad.sql',
+  );
 });
 
 test('a stale lock is broken; a live one makes the runner wait, then time out', async () => {

@@ -99,7 +99,8 @@ export function toEventRow(
     duration_ms: e.duration_ms,
     request_bytes: e.request_bytes,
     response_bytes: e.response_bytes,
-    args: JSON.stringify(e.args ?? {}),
+    // '' = absent (the contract makes args optional); '{}' is an explicit empty object.
+    args: e.args === undefined ? '' : JSON.stringify(e.args),
     response_digest: e.response_digest ?? '',
     label_keys: labels.map(([k]) => k),
     label_values: labels.map(([, v]) => v),
@@ -175,7 +176,7 @@ export function fromEventRow(row: Record<string, unknown>): Record<string, unkno
     duration_ms: Number(row.duration_ms),
     request_bytes: Number(row.request_bytes),
     response_bytes: Number(row.response_bytes),
-    args: JSON.parse(str(row.args) || '{}') as unknown,
+    args: str(row.args) === '' ? undefined : (JSON.parse(str(row.args)) as unknown),
     response_digest: opt(row.response_digest),
     labels: keys.length > 0 ? Object.fromEntries(keys.map((k, i) => [k, values[i] ?? ''])) : undefined,
   });
