@@ -8,6 +8,7 @@ bash scripts/bootstrap.sh
 bash deploy/local/stack.sh up
 set -a; source .local/secrets.env; set +a
 node packages/clickhouse/dist/src/migrate.js
+node packages/kafka/dist/src/ensure-topics.js
 bash scripts/services.sh start
 echo
 bash deploy/local/stack.sh status || true

@@ -13,5 +13,6 @@ bash deploy/local/stack.sh up
 set -a; source .local/secrets.env; set +a
 echo "== migrations"
 node packages/clickhouse/dist/src/migrate.js
+node packages/kafka/dist/src/ensure-topics.js
 echo "== tests"
 node scripts/run-tests.mjs "$@"

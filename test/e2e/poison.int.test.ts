@@ -33,7 +33,7 @@ function poison(i: number, valid: Record<string, unknown>): { value: Buffer; exp
       return { value: Buffer.from(JSON.stringify({ ...clone(), duration_ms: -5 })), expect: /duration_ms/ };
     case 4:
       return {
-        value: Buffer.from(JSON.stringify({ ...clone(), args: { blob: 'x'.repeat(600 * 1024) } })),
+        value: Buffer.from(JSON.stringify({ ...clone(), args: { blob: 'x'.repeat(300 * 1024) } })),
         expect: /too large|size|bytes|args/i,
       };
     case 5:
@@ -86,14 +86,25 @@ test('1,000 poison messages interleaved with valid ones: each in the DLQ with a 
     }
   });
   assert.equal(expected.size, 1_000);
-  for (let i = 0; i < messages.length; i += 200) {
-    await producer.send({ topic: topics.events, acks: -1, messages: messages.slice(i, i + 200) });
-  }
 
   const ing = startService('ingester', ingesterEnv(topics, `e2e-ingester-${suffix()}`), tag);
   const dead = new Map<string, { reason: string; code: string; partition: string; offset: string }>();
   const consumer = k.consumer({ groupId: `e2e-dlq-${suffix()}` });
   try {
+    // Record batches stay under the broker's 1 MiB limit (an oversized poison is ~300 KiB).
+    let chunk: typeof messages = [];
+    let bytes = 0;
+    for (const m of [...messages, null]) {
+      if (m === null || bytes + m.value.length > 700_000) {
+        if (chunk.length > 0) await producer.send({ topic: topics.events, acks: -1, messages: chunk });
+        chunk = [];
+        bytes = 0;
+      }
+      if (m) {
+        chunk.push(m);
+        bytes += m.value.length;
+      }
+    }
     await consumer.connect();
     await consumer.subscribe({ topic: topics.dlq, fromBeginning: true });
     await consumer.run({

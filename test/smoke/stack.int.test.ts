@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { createClient } from '@clickhouse/client';
+import { createKafka, ensureTopics, loadTopicDefs } from '@mcp-audit/kafka';
+import { createLogger } from '@mcp-audit/observability';
 import { stackEnv, need, suffix, waitFor } from '../lib/env.js';
 
 const env = stackEnv();
@@ -13,6 +15,14 @@ test('kafka: an event produced to mcp.audit.events.v1 is consumed back byte-equa
   const kafka = new Kafka({ clientId: `smoke-${suffix()}`, brokers, logLevel: logLevel.NOTHING });
   const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false });
   const consumer = kafka.consumer({ groupId: `smoke-${suffix()}` });
+  // Idempotent, as at every service's start-up.
+  const log = createLogger('smoke', { level: 'silent' });
+  const ours = createKafka(
+    { brokers, clientId: 'smoke', ssl: false, replicationFactor: 1, connectionTimeoutMs: 3000, requestTimeoutMs: 10000 },
+    log,
+  );
+  await ensureTopics(ours, loadTopicDefs(), { maxReplicationFactor: 1 });
+  await ensureTopics(ours, loadTopicDefs(), { maxReplicationFactor: 1 });
   const key = `smoke-client-${suffix()}`;
   // Bytes that a lossy layer would mangle: multi-byte UTF-8, NUL, a lone 0xff.
   const value = Buffer.concat([

@@ -71,13 +71,18 @@ for (const [name, ev] of [
   test(`${name}: row mapping round-trips every field`, () => {
     const parsed = parseEvent(JSON.stringify(ev), { now: Date.parse('2026-11-21T10:16:00Z') });
     assert.ok(parsed.ok, parsed.ok ? '' : parsed.reason);
-    const row = toEventRow(parsed.event, parsed.raw, { partition: 3, offset: '12345', ingestedAtMs: 1_763_720_000_123 });
+    const row = toEventRow(parsed.event, parsed.raw, {
+      partition: 3,
+      offset: '12345',
+      ingestedAtMs: 1_763_720_000_123,
+    });
     assert.equal(row.ts_ms, Date.parse(ev.ts) % 1000);
     assert.equal(row.ver, 4294967295 - 1_763_720_000);
     const back = fromEventRow(asStored(row));
     // error.code comes back as text: the column is a String (the contract allows string or integer).
     const expected = structuredClone(ev) as Record<string, unknown>;
-    if (expected.error) (expected.error as { code: unknown }).code = String((expected.error as { code: unknown }).code);
+    if (expected.error)
+      (expected.error as { code: unknown }).code = String((expected.error as { code: unknown }).code);
     assert.deepEqual(back, expected);
   });
 }
