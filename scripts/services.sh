@@ -42,7 +42,9 @@ start() {
   for s in "${SERVICES[@]}"; do
     if pid=$(pid_of "$s"); then log "$s already running (pid $pid)"; continue; fi
     log "starting $s"
-    (cd "$ROOT" && nohup node "services/$s/dist/src/main.js" >>"$LOGS/$s.log" 2>&1 & echo $! >"$RUN/$s.pid")
+    (cd "$ROOT" || exit 1
+      setsid node "services/$s/dist/src/main.js" </dev/null >>"$LOGS/$s.log" 2>&1 &
+      echo $! >"$RUN/$s.pid")
   done
   for s in "${SERVICES[@]}"; do
     local deadline=$((SECONDS + 60))

@@ -111,8 +111,11 @@ start_clickhouse() {
   else
     port_open $CH_HTTP_PORT && die "clickhouse: port $CH_HTTP_PORT is taken by a process this script did not start"
     log "starting clickhouse-server"
-    (cd "$CH_DIR" && nohup "$(clickhouse_bin)" --config-file="$CH_DIR/config.xml" \
-      >"$CH_DIR/log/stdout.log" 2>&1 & echo $! >"$RUN_DIR/clickhouse.pid")
+    # setsid: its own session, so a signal to the caller's process group (Ctrl-C, `timeout`)
+    # does not take the stack down with it. Not a group leader here, so setsid keeps the pid.
+    (cd "$CH_DIR" || exit 1
+      setsid "$(clickhouse_bin)" --config-file="$CH_DIR/config.xml" </dev/null >"$CH_DIR/log/stdout.log" 2>&1 &
+      echo $! >"$RUN_DIR/clickhouse.pid")
   fi
   local deadline=$((SECONDS + READY_TIMEOUT))
   until clickhouse_ready; do
@@ -172,10 +175,10 @@ start_kafka() {
     log "starting kafka (KRaft broker+controller)"
     # Start marker: readiness is read from the log lines written after this point.
     [[ -f "$KAFKA_DIR/log/server.log" ]] && mv "$KAFKA_DIR/log/server.log" "$KAFKA_DIR/log/server.log.prev"
-    (nohup bash -c "exec -a java java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+    (setsid bash -c "exec -a java java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
         -Dkafka.logs.dir='$KAFKA_DIR/log' -Dlog4j.configuration='file:$ROOT/deploy/local/log4j.properties' \
         -cp '$KAFKA_DIR/libs/*' kafka.Kafka '$KAFKA_DIR/server.properties'" \
-      >"$KAFKA_DIR/log/stdout.log" 2>&1 & echo $! >"$RUN_DIR/kafka.pid")
+      </dev/null >"$KAFKA_DIR/log/stdout.log" 2>&1 & echo $! >"$RUN_DIR/kafka.pid")
   fi
   local deadline=$((SECONDS + READY_TIMEOUT))
   until kafka_ready; do
