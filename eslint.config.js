@@ -12,7 +12,9 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: "CallExpression[callee.property.name='query'] > TemplateLiteral",
+          // Any interpolating template inside a query/command call that is not the sql`` tag.
+          selector:
+            'CallExpression[callee.property.name=/^(query|command|exec)$/] TemplateLiteral[expressions.length>0]:not(TaggedTemplateExpression > TemplateLiteral)',
           message:
             'Build SQL through the literal encoder in @mcp-audit/clickhouse (sql`...`), never a raw template.',
         },

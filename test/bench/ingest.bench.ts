@@ -31,7 +31,10 @@ const HTTP_N = Number(process.env.BENCH_HTTP_EVENTS ?? 50_000);
 
 function rssOf(pid: number): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0) * 1024;
+  const kb = (field: string) => {
+    const line = s.split('\n').find((l) => l.startsWith(`${field}:`));
+    return Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) * 1024;
+  };
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
@@ -102,6 +105,8 @@ async function main() {
   // ---- ClickHouse's Kafka engine on the same topic: the native ceiling ----
   const db = `bench_${suffix()}`;
   const D = ident(db, [db]);
+  const brokerList = env.MCP_AUDIT_KAFKA_BROKERS ?? '127.0.0.1:9092';
+  const nativeGroup = `ch-native-${db}`;
   await chAdmin.command(sql`CREATE DATABASE ${D}`);
   try {
     // Top-level scalar fields only: the engine cannot map nested objects to columns, validates
@@ -110,7 +115,7 @@ async function main() {
       sql`CREATE TABLE ${D}.native (event_id String, ts String, kind String, method String, outcome String, duration_ms UInt32, request_bytes UInt64, response_bytes UInt64) ENGINE = MergeTree() ORDER BY event_id`,
     );
     await chAdmin.command(
-      sql`CREATE TABLE ${D}.queue (event_id String, ts String, kind String, method String, outcome String, duration_ms UInt32, request_bytes UInt64, response_bytes UInt64) ENGINE = Kafka(${env.MCP_AUDIT_KAFKA_BROKERS ?? '127.0.0.1:9092'}, ${topics.events}, ${`ch-native-${db}`}, 'JSONEachRow')`,
+      sql`CREATE TABLE ${D}.queue (event_id String, ts String, kind String, method String, outcome String, duration_ms UInt32, request_bytes UInt64, response_bytes UInt64) ENGINE = Kafka(${brokerList}, ${topics.events}, ${nativeGroup}, 'JSONEachRow')`,
     );
     t = Date.now();
     await chAdmin.command(sql`CREATE MATERIALIZED VIEW ${D}.mv TO ${D}.native AS SELECT * FROM ${D}.queue`);

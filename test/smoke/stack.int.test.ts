@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { createClient } from '@clickhouse/client';
+import { createClickHouse, sql } from '@mcp-audit/clickhouse';
 import { createKafka, ensureTopics, loadTopicDefs } from '@mcp-audit/kafka';
 import { createLogger } from '@mcp-audit/observability';
 import { stackEnv, need, suffix, waitFor } from '../lib/env.js';
@@ -18,7 +19,14 @@ test('kafka: an event produced to mcp.audit.events.v1 is consumed back byte-equa
   // Idempotent, as at every service's start-up.
   const log = createLogger('smoke', { level: 'silent' });
   const ours = createKafka(
-    { brokers, clientId: 'smoke', ssl: false, replicationFactor: 1, connectionTimeoutMs: 3000, requestTimeoutMs: 10000 },
+    {
+      brokers,
+      clientId: 'smoke',
+      ssl: false,
+      replicationFactor: 1,
+      connectionTimeoutMs: 3000,
+      requestTimeoutMs: 10000,
+    },
     log,
   );
   await ensureTopics(ours, loadTopicDefs(), { maxReplicationFactor: 1 });
@@ -67,6 +75,11 @@ test('clickhouse: writer inserts, analyst reads back, analyst is refused insert/
     password: need(env, 'MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD'),
     log: { level: 127 as never },
   });
+  const analystView = createClickHouse({
+    url: chUrl,
+    username: need(env, 'MCP_AUDIT_CLICKHOUSE_ANALYST_USER'),
+    password: need(env, 'MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD'),
+  });
   const id = randomUUID();
   const clientId = `smoke-${suffix()}`;
   const now = Math.floor(Date.now() / 1000);
@@ -100,13 +113,11 @@ test('clickhouse: writer inserts, analyst reads back, analyst is refused insert/
         },
       ],
     });
-    // Static SQL: the only value (the id) is a UUID we generated, checked by the regex below.
-    assert.match(id, /^[0-9a-f-]{36}$/);
-    const rs = await analyst.query({
-      query: `SELECT toString(event_id) AS id, client_id, tool_name FROM mcp_audit.events WHERE event_id = toUUID('${id}')`,
-      format: 'JSONEachRow',
-    });
-    assert.deepEqual(await rs.json(), [{ id, client_id: clientId, tool_name: 'echo' }]);
+    // Read back through the project's client: values enter SQL only through the literal encoder.
+    const rows = await analystView.query<{ id: string; client_id: string; tool_name: string }>(
+      sql`SELECT toString(event_id) AS id, client_id, tool_name FROM mcp_audit.events WHERE client_id = ${clientId} AND event_id = toUUID(${id})`,
+    );
+    assert.deepEqual(rows, [{ id, client_id: clientId, tool_name: 'echo' }]);
 
     const refused = async (what: string, fn: () => Promise<unknown>, pattern: RegExp) => {
       await assert.rejects(fn, pattern, `analyst must be refused: ${what}`);
@@ -144,6 +155,7 @@ test('clickhouse: writer inserts, analyst reads back, analyst is refused insert/
   } finally {
     await writer.close();
     await analyst.close();
+    await analystView.close();
   }
 });
 
