@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Benchmarks run against the local stack: bring it up (idempotent), then run the given script.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap.sh >/dev/null
+bash deploy/local/stack.sh up
+set -a; source .local/secrets.env; set +a
+node packages/clickhouse/dist/src/migrate.js >/dev/null
+node packages/kafka/dist/src/ensure-topics.js >/dev/null
+node "$@"
