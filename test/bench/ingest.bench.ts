@@ -62,7 +62,7 @@ async function main() {
   console.log(`machine: ${os.cpus().length} cores, ${mb(os.totalmem())}, node ${process.version}`);
   console.log(`producing ${N} events (~${avgBytes} bytes each) to ${topics.events} …`);
   let t = Date.now();
-  await produceEvents(producer, topics.events, events, 5_000);
+  await produceEvents(producer, topics.events, events, 2_000);
   console.log(`  produced in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
   // ---- our ingester ----
@@ -134,12 +134,14 @@ async function main() {
       await new Promise((r) => setTimeout(r, 250));
     }
     const nDone = Date.now();
-    const nativeSustained = N / ((nDone - nFirst) / 1000);
     const nativeTotal = N / ((nDone - t) / 1000);
+    // The engine writes in blocks (stream_flush_interval_ms), so only end-to-end rates compare.
     console.log(
-      `clickhouse kafka engine: ${nCount} rows; ${nativeSustained.toFixed(0)} events/s sustained, ${nativeTotal.toFixed(0)} events/s including start-up`,
+      `clickhouse kafka engine: ${nCount} rows; ${nativeTotal.toFixed(0)} events/s (MV created → last row)`,
     );
-    console.log(`ratio ingester / native (sustained): ${(oursSustained / nativeSustained).toFixed(2)}`);
+    console.log(
+      `ratio ingester / native (end to end, both from start to last row): ${(oursTotal / nativeTotal).toFixed(2)}`,
+    );
   } catch (err) {
     console.log(`clickhouse kafka engine: could not run (${(err as Error).message.split('\n')[0]})`);
   } finally {
