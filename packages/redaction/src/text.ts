@@ -1,5 +1,5 @@
 import { formatMarker, markerSpans } from './fingerprint.js';
-import { MIN_SCAN_LENGTH, SECRET_PATTERNS } from './patterns.js';
+import { SECRET_PATTERNS } from './patterns.js';
 
 interface Span {
   start: number;
@@ -35,13 +35,56 @@ function isQuote(c: string | undefined): boolean {
 }
 
 /**
+ * Characters besides the ASCII letter itself whose `toLowerCase()` contains that letter, so a
+ * lower-cased trigger can come from them (a test checks this against all of Unicode).
+ */
+const LOWERS_TO: { readonly [letter: string]: string } = { i: '\u0130', k: '\u212a' };
+
+function triggerSource(trigger: string, ignoreCase: boolean): string {
+  let out = '';
+  for (const c of trigger) {
+    if (ignoreCase && c >= 'a' && c <= 'z') out += `[${c}${c.toUpperCase()}${LOWERS_TO[c] ?? ''}]`;
+    else out += c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  }
+  return out;
+}
+
+/**
+ * `PREFILTER[n]` matches a string of length n wherever the trigger of a pattern that fits in n
+ * characters occurs (it may match more strings than the triggers do, never fewer). Most strings
+ * match none and skip the per-pattern loop; strings longer than the table use its last entry.
+ */
+const PREFILTER: ReadonlyArray<RegExp | undefined> = (() => {
+  const longest = Math.max(...SECRET_PATTERNS.map((p) => p.minLength));
+  const table: Array<RegExp | undefined> = [];
+  let last: RegExp | undefined;
+  let lastCount = 0;
+  for (let n = 0; n <= longest; n++) {
+    const fit = SECRET_PATTERNS.filter((p) => p.minLength <= n);
+    if (fit.length !== lastCount) {
+      const sources = fit.flatMap((p) => p.triggers.map((t) => triggerSource(t, p.ignoreCase === true)));
+      last = new RegExp([...new Set(sources)].join('|'));
+      lastCount = fit.length;
+    }
+    table.push(last);
+  }
+  return table;
+})();
+
+/** False when no pattern's trigger occurs in `s`, so `scanText` would find nothing. */
+export function mayContainSecret(s: string): boolean {
+  const filter = PREFILTER[Math.min(s.length, PREFILTER.length - 1)];
+  return filter !== undefined && filter.test(s);
+}
+
+/**
  * Replaces every recognised secret inside `s` with its marker and adds the kinds found to `kinds`.
  * Overlapping matches are merged into one span (a secret is never left half-visible because two
  * patterns disagreed on where it ends); markers already in `s` are left alone, which makes a second
  * pass a no-op.
  */
 export function scanText(s: string, fingerprint: (secret: string) => string, kinds: Set<string>): TextScan {
-  if (s.length < MIN_SCAN_LENGTH) return { text: s, redactions: 0 };
+  if (!mayContainSecret(s)) return { text: s, redactions: 0 };
   let lower: string | undefined;
   let existing: Array<[number, number]> | undefined;
   const found: Span[] = [];

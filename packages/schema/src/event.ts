@@ -113,17 +113,23 @@ export const eventError = z
   })
   .describe('The error, redacted at the source.');
 
-export const eventArgs = z
-  .record(z.string(), jsonValue)
-  .superRefine((args, ctx) => {
-    const bytes = utf8ByteLength(JSON.stringify(args));
-    if (bytes > MAX_ARGS_BYTES) {
-      ctx.addIssue({ code: 'custom', message: `is ${bytes} bytes as JSON; the limit is ${MAX_ARGS_BYTES}` });
-    }
-  })
-  .describe(
-    `Request arguments, redacted at the source; at most ${MAX_ARGS_BYTES} bytes as JSON (larger values are replaced by their SHA-256 at the source).`,
-  );
+const argsOf = <V extends z.ZodType>(value: V) =>
+  z
+    .record(z.string(), value)
+    .superRefine((args, ctx) => {
+      const bytes = utf8ByteLength(JSON.stringify(args));
+      if (bytes > MAX_ARGS_BYTES) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `is ${bytes} bytes as JSON; the limit is ${MAX_ARGS_BYTES}`,
+        });
+      }
+    })
+    .describe(
+      `Request arguments, redacted at the source; at most ${MAX_ARGS_BYTES} bytes as JSON (larger values are replaced by their SHA-256 at the source).`,
+    );
+
+export const eventArgs = argsOf(jsonValue);
 
 export const eventLabels = z
   .record(
@@ -189,6 +195,25 @@ const eventShape = z.object({
   labels: eventLabels.optional(),
 });
 
+function crossFieldRules(e: z.output<typeof eventShape>, ctx: z.RefinementCtx): void {
+  if (e.kind === 'tool_call' && e.tool === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['tool'], message: 'Required when kind is tool_call' });
+  }
+  if (e.kind === 'auth' && e.auth === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['auth'], message: 'Required when kind is auth' });
+  }
+  if (e.outcome === 'auth_failed' && e.auth?.result !== 'failure') {
+    ctx.addIssue({
+      code: 'custom',
+      path: e.auth === undefined ? ['auth'] : ['auth', 'result'],
+      message:
+        e.auth === undefined
+          ? 'Required when outcome is auth_failed'
+          : 'must be failure when outcome is auth_failed',
+    });
+  }
+}
+
 /**
  * The v1 audit event. Unknown fields are accepted and stripped from the output (the caller keeps
  * the raw JSON). Rules across fields:
@@ -197,30 +222,20 @@ const eventShape = z.object({
  * - outcome `auth_failed` requires `auth` with result `failure`.
  * Clock bounds on `ts`, NUL bytes and forbidden keys are checked by parseEvent/validateEvent.
  */
-export const auditEventV1 = eventShape
-  .superRefine((e, ctx) => {
-    if (e.kind === 'tool_call' && e.tool === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['tool'], message: 'Required when kind is tool_call' });
-    }
-    if (e.kind === 'auth' && e.auth === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['auth'], message: 'Required when kind is auth' });
-    }
-    if (e.outcome === 'auth_failed' && e.auth?.result !== 'failure') {
-      ctx.addIssue({
-        code: 'custom',
-        path: e.auth === undefined ? ['auth'] : ['auth', 'result'],
-        message:
-          e.auth === undefined
-            ? 'Required when outcome is auth_failed'
-            : 'must be failure when outcome is auth_failed',
-      });
-    }
-  })
-  .meta({
-    title: 'MCP audit event, schema version 1',
-    description:
-      'One audit event per MCP request, emitted by a gateway or an SDK-wrapped server. Generated from the zod schema in packages/schema; do not edit.',
-  });
+export const auditEventV1 = eventShape.superRefine(crossFieldRules).meta({
+  title: 'MCP audit event, schema version 1',
+  description:
+    'One audit event per MCP request, emitted by a gateway or an SDK-wrapped server. Generated from the zod schema in packages/schema; do not edit.',
+});
+
+/**
+ * @internal auditEventV1 for a value that parseEvent/validateEvent already walked: it came from
+ * JSON.parse and holds only finite numbers, so the values of `args` are JSON and are not checked
+ * again (the recursive check was a third of the parse). Everything else is the same schema.
+ */
+export const auditEventV1OfJson = eventShape
+  .extend({ args: argsOf(z.unknown()).optional() })
+  .superRefine(crossFieldRules);
 
 export type AuditEventV1 = z.output<typeof auditEventV1>;
 export type AuditEventV1Input = z.input<typeof auditEventV1>;

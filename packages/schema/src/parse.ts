@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { auditEventV1, SCHEMA_VERSION, type AuditEventV1 } from './event.js';
+import { auditEventV1OfJson, SCHEMA_VERSION, type AuditEventV1 } from './event.js';
 import { utf8ByteLength } from './json.js';
 import {
   FORBIDDEN_KEYS,
@@ -38,6 +38,11 @@ const PLAIN_KEY = /^[A-Za-z_$][\w$-]*$/;
 const MAX_KEY_IN_PATH = 64;
 // Lone surrogates cannot be encoded as UTF-8: stored, they would come back as U+FFFD.
 const LONE_SURROGATE = /\p{Cs}/u;
+/**
+ * JSON text from which some string can decode to a NUL or a lone surrogate: an escape of either, or
+ * a lone surrogate in a string input. Without one, the walk need not look inside strings.
+ */
+const STRING_PROBLEM_IN_TEXT = /\\u(?:0000|[dD][89a-fA-F])|\p{Cs}/u;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Renders a path for humans and logs; keys are JSON-escaped and shortened, so no input reaches it raw. */
@@ -107,6 +112,16 @@ export function parseEvent(input: string | Buffer | Uint8Array, opts: ParseOptio
     return fail('AUDIT_ERR_MALFORMED_JSON', [{ path: ROOT_PATH, message: `is not valid JSON: ${detail}` }]);
   }
 
+  // Fast path: a clean document whose member count matches the text's has no duplicate key and
+  // nothing for walk() to report. Anything else takes the full checks below, in their order.
+  if (
+    isPlainObject(value) &&
+    !STRING_PROBLEM_IN_TEXT.test(raw) &&
+    cleanMemberCount(value, 1) === memberCount(raw)
+  ) {
+    return checkSchema(value, raw, opts);
+  }
+
   // JSON.parse keeps the last of duplicate keys while other readers of the raw copy may keep the
   // first: refuse the ambiguity instead of storing two different stories about one event.
   const duplicate = findDuplicateKey(raw);
@@ -144,8 +159,12 @@ function tooLarge(bytes: number, atLeast: boolean): ParseFailure {
   ]);
 }
 
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 function rootIssue(value: unknown): ParseIssue | undefined {
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return undefined;
+  if (isPlainObject(value)) return undefined;
   return { path: ROOT_PATH, message: `must be a JSON object, got ${typeName(value)}` };
 }
 
@@ -156,7 +175,12 @@ function check(value: unknown, raw: string, opts: ParseOptions): ParseResult {
   const treeIssues = walk(value as object, false);
   if (treeIssues.length > 0) return fail('AUDIT_ERR_INVALID_EVENT', treeIssues);
 
-  const version = (value as Record<string, unknown>).schema_version;
+  return checkSchema(value as Record<string, unknown>, raw, opts);
+}
+
+/** The checks after the walk: schema version, the zod schema, the clock bounds. */
+function checkSchema(value: Record<string, unknown>, raw: string, opts: ParseOptions): ParseResult {
+  const version = value.schema_version;
   if (version !== SCHEMA_VERSION) {
     const message =
       version === undefined
@@ -165,16 +189,19 @@ function check(value: unknown, raw: string, opts: ParseOptions): ParseResult {
     return fail('AUDIT_ERR_UNKNOWN_SCHEMA_VERSION', [{ path: 'schema_version', message }]);
   }
 
-  const parsed = auditEventV1.safeParse(value, { error: issueMessage });
+  // Error maps only word the issues; parsing without one is much faster and valid events need none.
+  let parsed = auditEventV1OfJson.safeParse(value);
+  if (!parsed.success) parsed = auditEventV1OfJson.safeParse(value, { error: issueMessage });
   const issues: ParseIssue[] = parsed.success
     ? []
     : parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
   if (!issues.some((i) => i.path === 'ts')) {
-    const clock = clockIssue((value as Record<string, unknown>).ts, opts.now);
+    const clock = clockIssue(value.ts, opts.now);
     if (clock) issues.push(clock);
   }
   if (!parsed.success || issues.length > 0) return fail('AUDIT_ERR_INVALID_EVENT', issues);
-  return { ok: true, event: parsed.data, raw };
+  // The walk has checked that every value in args is JSON.
+  return { ok: true, event: parsed.data as AuditEventV1, raw };
 }
 
 function clockIssue(ts: unknown, nowOpt: number | undefined): ParseIssue | undefined {
@@ -309,6 +336,61 @@ function walk(root: object, strict: boolean): ParseIssue[] {
 }
 
 /**
+ * The number of members of the objects in `value`, which JSON.parse built from text that cannot
+ * hold a NUL or a lone surrogate; -1 if walk() would report anything (so the caller runs it).
+ */
+function cleanMemberCount(value: object, depth: number): number {
+  if (depth > MAX_EVENT_DEPTH) return -1;
+  let count = 0;
+  if (Array.isArray(value)) {
+    for (const item of value as unknown[]) {
+      const n = cleanChildCount(item, depth);
+      if (n < 0) return -1;
+      count += n;
+    }
+    return count;
+  }
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.includes(key)) return -1;
+    const n = cleanChildCount((value as Record<string, unknown>)[key], depth);
+    if (n < 0) return -1;
+    count += n + 1;
+  }
+  return count;
+}
+
+function cleanChildCount(child: unknown, depth: number): number {
+  if (typeof child === 'object' && child !== null) return cleanMemberCount(child, depth + 1);
+  if (typeof child === 'number' && !Number.isFinite(child)) return -1;
+  return 0;
+}
+
+/**
+ * The number of object members in `text`, which must be valid JSON: its colons outside strings.
+ * More than the parsed objects hold means JSON.parse merged a duplicate key.
+ */
+function memberCount(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x3a /* : */) count++;
+    else if (c === 0x22 /* " */) i = closingQuote(text, i);
+  }
+  return count;
+}
+
+/** The index of the quote that ends the string starting at `open`, in valid JSON. */
+function closingQuote(text: string, open: number): number {
+  let end = text.indexOf('"', open + 1);
+  for (;;) {
+    let backslashes = 0;
+    while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+    if (backslashes % 2 === 0) return end;
+    end = text.indexOf('"', end + 1);
+  }
+}
+
+/**
  * Finds the first key that repeats within one object of `text`, which must be valid JSON.
  * Returns its path, or null. One linear scan; strings are skipped with indexOf.
  */
@@ -322,13 +404,7 @@ export function findDuplicateKey(text: string): Segment[] | null {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
-      let end = text.indexOf('"', i + 1);
-      for (;;) {
-        let backslashes = 0;
-        while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
-        if (backslashes % 2 === 0) break;
-        end = text.indexOf('"', end + 1);
-      }
+      const end = closingQuote(text, i);
       const top = stack[stack.length - 1];
       if (top && top.keys && top.expectKey) {
         const token = text.slice(i + 1, end);

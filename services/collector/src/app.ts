@@ -206,7 +206,8 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
       body.items.forEach((raw, index) => {
         const parsed = parseEvent(raw, { now: t });
         let rejection: { code: string; reason: string; event_id?: string } | undefined;
-        if (!parsed.ok) rejection = { code: parsed.code, reason: parsed.reason };
+        if (!parsed.ok)
+          rejection = { code: parsed.code, reason: deps.redactor.redactString(parsed.reason).value };
         else if (parsed.event.source.id !== source.source_id) {
           rejection = {
             code: 'AUDIT_ERR_SOURCE_MISMATCH',

@@ -75,7 +75,15 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
       }
     }
     for (const d of letters) deps.metrics.deadLettered.inc({ code: d.code });
-    log.info({ messages: letters.length, codes: [...new Set(letters.map((d) => d.code))] }, 'dead-lettered');
+    // One sample reason per batch: reasons name fields, and are redacted like everything else.
+    log.info(
+      {
+        messages: letters.length,
+        codes: [...new Set(letters.map((d) => d.code))],
+        sample: letters[0]!.reason,
+      },
+      'dead-lettered',
+    );
   }
 
   return async function handle(messages: ConsumedMessage[], ctx: BatchContext): Promise<void> {
@@ -90,7 +98,11 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
       }
       const parsed = parseEvent(m.value, { now: ingestedAtMs });
       if (!parsed.ok) {
-        letters.push({ message: m, code: parsed.code, reason: parsed.reason });
+        letters.push({
+          message: m,
+          code: parsed.code,
+          reason: deps.redactor.redactString(parsed.reason).value,
+        });
         continue;
       }
       const { event, raw } = deps.redactor.redactEvent(parsed.event as AuditEventV1, parsed.raw);
