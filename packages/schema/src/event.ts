@@ -195,7 +195,10 @@ const eventShape = z.object({
   labels: eventLabels.optional(),
 });
 
-function crossFieldRules(e: z.output<typeof eventShape>, ctx: z.RefinementCtx): void {
+function crossFieldRules(
+  e: Pick<z.output<typeof eventShape>, 'kind' | 'tool' | 'auth' | 'outcome'>,
+  ctx: z.RefinementCtx,
+): void {
   if (e.kind === 'tool_call' && e.tool === undefined) {
     ctx.addIssue({ code: 'custom', path: ['tool'], message: 'Required when kind is tool_call' });
   }

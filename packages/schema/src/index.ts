@@ -4,3 +4,4 @@ export * from './parse.js';
 export * from './json.js';
 export * from './canonical.js';
 export * from './json-schema.js';
+export * from './alert.js';
