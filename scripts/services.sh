@@ -7,8 +7,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/log"
-SERVICES=(ingester collector)
-declare -A PORT=([ingester]=9471 [collector]=9470)
+SERVICES=(receiver ingester collector notifier)
+declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472)
+# The local webhook receiver (watch it: tail -f .local/log/receiver.log) is part of the notifier package.
+declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -16,7 +18,7 @@ pid_of() {
   local f="$RUN/$1.pid" pid
   [[ -f $f ]] || return 1
   pid=$(cat "$f")
-  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "services/$1/dist/src/main.js" || return 1
+  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "${MAIN[$1]}" || return 1
   echo "$pid"
 }
 
@@ -33,17 +35,29 @@ ensure_collector_token() {
   log "created a collector token for source 'local-dev' (plain token in .local/secrets.env, hash in $tokens)"
 }
 
+# Local routing file for the notifier: one signed webhook to 127.0.0.1:9479 (secrets by reference).
+ensure_notifier_routes() {
+  local routes="$LOCAL/notifier-routes.json" secret="$LOCAL/notifier-webhook-secret"
+  umask 077
+  [[ -f $secret ]] || head -c 32 /dev/urandom | base64 | tr -d '=\n' >"$secret"
+  [[ -f $routes ]] || printf '{"destinations":[{"id":"local-webhook","kind":"webhook","url":{"env":"MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL"},"secret":{"file":"%s"},"allow_http":true,"allow_networks":["127.0.0.1/32"]}],"rules":[{"name":"everything","destinations":["local-webhook"]}]}\n' "$secret" >"$routes"
+}
+
 start() {
   mkdir -p "$RUN" "$LOGS"
   set -a; source "$LOCAL/secrets.env"; set +a
   ensure_collector_token
   set -a; source "$LOCAL/secrets.env"; set +a
   export MCP_AUDIT_COLLECTOR_TOKENS_FILE="$LOCAL/collector-tokens.json"
+  ensure_notifier_routes
+  export MCP_AUDIT_NOTIFIER_ROUTES_FILE="${MCP_AUDIT_NOTIFIER_ROUTES_FILE:-$LOCAL/notifier-routes.json}"
+  export MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL="${MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL:-http://127.0.0.1:9479/webhook}"
+  export MCP_AUDIT_RECEIVER_SECRET_FILE="$LOCAL/notifier-webhook-secret"
   for s in "${SERVICES[@]}"; do
     if pid=$(pid_of "$s"); then log "$s already running (pid $pid)"; continue; fi
     log "starting $s"
     (cd "$ROOT" || exit 1
-      setsid node "services/$s/dist/src/main.js" </dev/null >>"$LOGS/$s.log" 2>&1 &
+      setsid node "${MAIN[$s]}" </dev/null >>"$LOGS/$s.log" 2>&1 &
       echo $! >"$RUN/$s.pid")
   done
   for s in "${SERVICES[@]}"; do

@@ -1,5 +1,6 @@
 import type { RedactOptions, Redaction, Redactor } from './redact.js';
 import { bindRedactor, Engine, Tally } from './redact.js';
+import { jsonWithin } from './within.js';
 
 type FieldRule = 'text' | { readonly [field: string]: 'text' };
 
@@ -86,7 +87,11 @@ function redactDocument(engine: Engine, doc: unknown, tally: Tally): unknown {
   return isPlainObject(doc) ? walkObject(engine, doc, ENVELOPE, 0, tally) : engine.walk(doc, 0, tally);
 }
 
-function redactRaw(engine: Engine, raw: string, tally: Tally): string {
+/** `cleanEvent`: the output of the event's pass, when that pass replaced nothing. */
+function redactRaw(engine: Engine, raw: string, tally: Tally, cleanEvent: unknown): string {
+  // The usual case: the raw copy holds nothing the clean event does not, so the same rules over
+  // the same values replace nothing.
+  if (cleanEvent !== undefined && jsonWithin(raw, cleanEvent, engine.maxDepth)) return raw;
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -118,7 +123,8 @@ export function createRedactor(opts: RedactOptions = {}): EventRedactor {
       let tally = eventTally;
       if (typeof raw === 'string') {
         tally = new Tally();
-        rawOut = redactRaw(engine, raw, tally);
+        // The pass's output, not `event`: it is what that pass saw (toJSON and getters already read).
+        rawOut = redactRaw(engine, raw, tally, eventTally.redactions === 0 ? redactedEvent : undefined);
         for (const k of eventTally.kinds) tally.kinds.add(k);
       } else {
         rawOut = JSON.stringify(redactedEvent) ?? 'null';

@@ -1,5 +1,6 @@
 import { formatMarker, markerSpans } from './fingerprint.js';
 import { SECRET_PATTERNS } from './patterns.js';
+import { mayContainSecret } from './triggers.js';
 
 interface Span {
   start: number;
@@ -32,49 +33,6 @@ function touches(start: number, end: number, spans: ReadonlyArray<[number, numbe
 
 function isQuote(c: string | undefined): boolean {
   return c === '"' || c === "'";
-}
-
-/**
- * Characters besides the ASCII letter itself whose `toLowerCase()` contains that letter, so a
- * lower-cased trigger can come from them (a test checks this against all of Unicode).
- */
-const LOWERS_TO: { readonly [letter: string]: string } = { i: '\u0130', k: '\u212a' };
-
-function triggerSource(trigger: string, ignoreCase: boolean): string {
-  let out = '';
-  for (const c of trigger) {
-    if (ignoreCase && c >= 'a' && c <= 'z') out += `[${c}${c.toUpperCase()}${LOWERS_TO[c] ?? ''}]`;
-    else out += c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-  }
-  return out;
-}
-
-/**
- * `PREFILTER[n]` matches a string of length n wherever the trigger of a pattern that fits in n
- * characters occurs (it may match more strings than the triggers do, never fewer). Most strings
- * match none and skip the per-pattern loop; strings longer than the table use its last entry.
- */
-const PREFILTER: ReadonlyArray<RegExp | undefined> = (() => {
-  const longest = Math.max(...SECRET_PATTERNS.map((p) => p.minLength));
-  const table: Array<RegExp | undefined> = [];
-  let last: RegExp | undefined;
-  let lastCount = 0;
-  for (let n = 0; n <= longest; n++) {
-    const fit = SECRET_PATTERNS.filter((p) => p.minLength <= n);
-    if (fit.length !== lastCount) {
-      const sources = fit.flatMap((p) => p.triggers.map((t) => triggerSource(t, p.ignoreCase === true)));
-      last = new RegExp([...new Set(sources)].join('|'));
-      lastCount = fit.length;
-    }
-    table.push(last);
-  }
-  return table;
-})();
-
-/** False when no pattern's trigger occurs in `s`, so `scanText` would find nothing. */
-export function mayContainSecret(s: string): boolean {
-  const filter = PREFILTER[Math.min(s.length, PREFILTER.length - 1)];
-  return filter !== undefined && filter.test(s);
 }
 
 /**

@@ -1,0 +1,160 @@
+import type { AuditProducer, BatchHandler, ConsumedMessage } from '@mcp-audit/kafka';
+import type { Logger } from '@mcp-audit/observability';
+import { alertMessageId, alertMessageSchema, type AlertMessage } from '@mcp-audit/schema';
+import { jobIdOf, routeAlert, type RoutesFile } from './alerts.router.js';
+import type { DeliveryJob, Destination } from './destinations.js';
+import { deliveryRow, type DeliveryEngine, type DeliveryRow } from './delivery.engine.js';
+import type { NotifierMetrics } from './metrics.js';
+import type { Outbox, OutboxRow } from './outbox.js';
+
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export interface AlertsHandlerDeps {
+  groupId: string;
+  dlqTopic: string;
+  routes: RoutesFile;
+  destinations: Map<string, Destination>;
+  outbox: Outbox;
+  engine: DeliveryEngine;
+  producer: AuditProducer;
+  record: (rows: DeliveryRow[]) => void;
+  log: Logger;
+  metrics: NotifierMetrics;
+  now?: () => Date;
+}
+
+/** Retry a durable step until it succeeds; give up (throw) only when the consumer is stopping. */
+async function durably<T>(
+  what: string,
+  fn: () => Promise<T>,
+  ctx: { isRunning(): boolean; isStale(): boolean; heartbeat(): Promise<void> },
+  log: Logger,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!ctx.isRunning() || ctx.isStale()) throw err;
+      log.warn({ err, step: what, attempt }, 'durable step failed; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(attempt, 6))));
+      await ctx.heartbeat().catch(() => undefined);
+    }
+  }
+}
+
+function dlqMessage(m: ConsumedMessage, code: string, reason: string) {
+  return {
+    key: m.key,
+    value: m.value ?? Buffer.alloc(0),
+    headers: {
+      'mcp-audit-dlq-code': code,
+      'mcp-audit-dlq-reason': reason.slice(0, 500),
+      'mcp-audit-source-topic': m.topic,
+      'mcp-audit-source-partition': String(m.partition),
+      'mcp-audit-source-offset': m.offset,
+      'mcp-audit-dlq-at': new Date().toISOString(),
+    },
+  };
+}
+
+/**
+ * Parse, route and park each message's delivery jobs in the outbox, then hand them to the engine.
+ * The handler resolves (and the offset advances) only once every job is parked or the message is
+ * in the dead-letter topic: a crash after that point loses nothing, the outbox is re-read at start.
+ */
+export function createAlertsHandler(deps: AlertsHandlerDeps): BatchHandler {
+  const log = deps.log.child({ component: 'alerts-consumer' });
+  return async (messages, ctx) => {
+    deps.metrics.consumed.inc(messages.length);
+    const invalid: ReturnType<typeof dlqMessage>[] = [];
+    const parked: Array<{ row: OutboxRow; job: DeliveryJob }> = [];
+    const suppressed: DeliveryRow[] = [];
+    const now = deps.now?.() ?? new Date();
+    for (const m of messages) {
+      if (!m.value || m.value.length > MAX_MESSAGE_BYTES) {
+        invalid.push(dlqMessage(m, 'AUDIT_ERR_TOO_LARGE', m.value ? 'message over 1 MiB' : 'empty message'));
+        continue;
+      }
+      let parsed: AlertMessage;
+      try {
+        const r = alertMessageSchema.safeParse(JSON.parse(m.value.toString('utf8')));
+        if (!r.success) {
+          const i = r.error.issues[0];
+          invalid.push(
+            dlqMessage(
+              m,
+              'AUDIT_ERR_INVALID_ALERT',
+              `${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`,
+            ),
+          );
+          continue;
+        }
+        parsed = r.data;
+      } catch {
+        invalid.push(dlqMessage(m, 'AUDIT_ERR_MALFORMED_JSON', 'not JSON'));
+        continue;
+      }
+      const messageId = alertMessageId(parsed);
+      routeAlert(deps.routes, parsed, now).forEach((d, seq) => {
+        const job: DeliveryJob = {
+          jobId: jobIdOf(parsed, d.destinationId),
+          messageId,
+          destinationId: d.destinationId,
+          message: parsed,
+          attempts: 0,
+        };
+        if (d.suppressed) {
+          const kind = deps.destinations.get(d.destinationId)?.kind ?? 'unknown';
+          deps.metrics.suppressed.inc({ destination: d.destinationId, reason: d.suppressed });
+          suppressed.push(
+            deliveryRow(deps.groupId, job, kind, { status: 'suppressed', attempt: 0, error: d.suppressed }),
+          );
+          return;
+        }
+        parked.push({
+          job,
+          row: {
+            parked_at: now.toISOString().slice(0, 19).replace('T', ' '),
+            group_id: deps.groupId,
+            job_id: job.jobId,
+            message_id: messageId,
+            dedup_key: parsed.dedup_key,
+            destination_id: d.destinationId,
+            topic: m.topic,
+            kafka_partition: m.partition,
+            kafka_offset: m.offset,
+            seq,
+            message: JSON.stringify(parsed),
+          },
+        });
+      });
+    }
+    if (invalid.length > 0) {
+      await durably('dead-letter invalid alerts', () => deps.producer.send(deps.dlqTopic, invalid), ctx, log);
+      deps.metrics.invalid.inc(invalid.length);
+      log.warn({ invalid: invalid.length }, 'invalid alert messages dead-lettered');
+    }
+    if (parked.length > 0) {
+      // A redelivered message (crash before the offset was committed) is already parked: skip it.
+      const known = await durably(
+        'look up parked jobs',
+        () =>
+          deps.outbox.parked(
+            deps.groupId,
+            parked.map((p) => p.job.jobId),
+          ),
+        ctx,
+        log,
+      );
+      const fresh = parked.filter((p) => !known.has(p.job.jobId));
+      await deps.engine.waitForCapacity();
+      if (fresh.length > 0) {
+        await durably('park jobs', () => deps.outbox.park(fresh.map((p) => p.row)), ctx, log);
+        deps.metrics.parked.inc(fresh.length);
+        deps.engine.enqueue(fresh.map((p) => p.job));
+      }
+      if (known.size > 0) log.info({ skipped: known.size }, 'redelivered alert messages already parked');
+    }
+    if (suppressed.length > 0) deps.record(suppressed);
+  };
+}

@@ -1,0 +1,12 @@
+export * from './app.js';
+export * from './alerts.router.js';
+export * from './address.policy.js';
+export * from './backoff.js';
+export * from './destinations.js';
+export * from './delivery.engine.js';
+export * from './deliveries.writer.js';
+export * from './outbox.js';
+export * from './slack.payload.js';
+export * from './pagerduty.payload.js';
+export * from './webhook.payload.js';
+export { notifierEnvSchema, TOPIC_ALERTS_DLQ } from './config.js';

@@ -1,0 +1,5 @@
+export * from './server.js';
+export * from './validate.js';
+export * from './alerts.js';
+export * from './notifier.js';
+export * from './uuid7.js';
