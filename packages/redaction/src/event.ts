@@ -1,6 +1,5 @@
 import type { RedactOptions, Redaction, Redactor } from './redact.js';
 import { bindRedactor, Engine, Tally } from './redact.js';
-import { jsonWithin } from './within.js';
 
 type FieldRule = 'text' | { readonly [field: string]: 'text' };
 
@@ -87,17 +86,51 @@ function redactDocument(engine: Engine, doc: unknown, tally: Tally): unknown {
   return isPlainObject(doc) ? walkObject(engine, doc, ENVELOPE, 0, tally) : engine.walk(doc, 0, tally);
 }
 
-/** `cleanEvent`: the output of the event's pass, when that pass replaced nothing. */
+/**
+ * True when every member and item of `raw` is also in `event` at the same path, and every other
+ * value equals the one in `event`: then the structured pass over `raw` applies the same rules to
+ * the same values as the pass that produced `event`.
+ */
+function within(raw: unknown, event: unknown, depth: number, maxDepth: number): boolean {
+  if (raw === event) return true;
+  if (typeof raw !== 'object' || raw === null || typeof event !== 'object' || event === null) return false;
+  // Deep containers get a marker, which counts as a redaction: leave them to the full pass.
+  if (depth >= maxDepth) return false;
+  if (Array.isArray(raw)) {
+    if (!Array.isArray(event) || raw.length !== event.length) return false;
+    for (let i = 0; i < raw.length; i++) {
+      if (!within(raw[i], (event as unknown[])[i], depth + 1, maxDepth)) return false;
+    }
+    return true;
+  }
+  if (Array.isArray(event)) return false;
+  // for-in also visits enumerable inherited keys (a polluted Object.prototype): not own in
+  // `event`, they only send the raw copy down the full pass.
+  for (const k in raw) {
+    if (
+      !Object.hasOwn(event, k) ||
+      !within((raw as Record<string, unknown>)[k], (event as Record<string, unknown>)[k], depth + 1, maxDepth)
+    ) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The raw copy, redacted. `cleanEvent` is the output of the event's pass when that pass replaced
+ * nothing (its output, not the event: it is what the pass saw, toJSON and getters already read).
+ */
 function redactRaw(engine: Engine, raw: string, tally: Tally, cleanEvent: unknown): string {
-  // The usual case: the raw copy holds nothing the clean event does not, so the same rules over
-  // the same values replace nothing.
-  if (cleanEvent !== undefined && jsonWithin(raw, cleanEvent, engine.maxDepth)) return raw;
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
   } catch {
     return engine.text(raw, tally);
   }
+  // The usual case: the raw copy holds nothing the clean event does not, so the same rules over
+  // the same values replace nothing.
+  if (cleanEvent !== undefined && within(parsed, cleanEvent, 0, engine.maxDepth)) return raw;
   try {
     const redacted = redactDocument(engine, parsed, tally);
     return tally.redactions === 0 ? raw : JSON.stringify(redacted);
@@ -123,8 +156,7 @@ export function createRedactor(opts: RedactOptions = {}): EventRedactor {
       let tally = eventTally;
       if (typeof raw === 'string') {
         tally = new Tally();
-        // The pass's output, not `event`: it is what that pass saw (toJSON and getters already read).
-        rawOut = redactRaw(engine, raw, tally, eventTally.redactions === 0 ? redactedEvent : undefined);
+        rawOut = redactRaw(engine, raw, tally, eventTally.redactions === 0 ? event : undefined);
         for (const k of eventTally.kinds) tally.kinds.add(k);
       } else {
         rawOut = JSON.stringify(redactedEvent) ?? 'null';

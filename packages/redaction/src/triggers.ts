@@ -1,4 +1,4 @@
-import { SECRET_PATTERNS } from './patterns.js';
+import { SECRET_PATTERNS, type SecretPattern } from './patterns.js';
 
 /**
  * The only characters outside ASCII whose `toLowerCase()` holds an ASCII letter: İ gives `i̇` and
@@ -9,27 +9,34 @@ const LOWERS_TO_ASCII = '\u0130\u212a';
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
-/** Matches where a trigger of `patterns` occurs, as `scanText` tests them (and a little more). */
-function prefilter(patterns: readonly (typeof SECRET_PATTERNS)[number][]): [RegExp, RegExp] {
-  const triggers = (ignoreCase: boolean): string[] => [
+/**
+ * Where a trigger of `patterns` occurs, as `scanText` tests them (and a little more): the
+ * case-sensitive triggers, then the case-insensitive ones. Undefined where there are none.
+ */
+type Prefilter = readonly [RegExp | undefined, RegExp | undefined];
+
+function prefilter(patterns: readonly SecretPattern[]): Prefilter {
+  const sources = (ignoreCase: boolean): string[] => [
     ...new Set(
       patterns.filter((p) => (p.ignoreCase === true) === ignoreCase).flatMap((p) => p.triggers.map(escape)),
     ),
   ];
+  const exact = sources(false);
+  const folded = sources(true);
   return [
-    new RegExp(triggers(false).join('|') || '(?!)'),
-    new RegExp([...triggers(true), `[${LOWERS_TO_ASCII}]`].join('|'), 'i'),
+    exact.length > 0 ? new RegExp(exact.join('|')) : undefined,
+    folded.length > 0 ? new RegExp([...folded, `[${LOWERS_TO_ASCII}]`].join('|'), 'i') : undefined,
   ];
 }
 
 /**
  * `BY_LENGTH[n]`: the prefilter of the patterns that fit in n characters (strings longer than the
- * table use its last entry); none below the shortest pattern.
+ * table use its last entry); undefined below the shortest pattern.
  */
-const BY_LENGTH: ReadonlyArray<readonly [RegExp, RegExp] | undefined> = (() => {
+const BY_LENGTH: ReadonlyArray<Prefilter | undefined> = (() => {
   const longest = Math.max(...SECRET_PATTERNS.map((p) => p.minLength));
-  const table: Array<[RegExp, RegExp] | undefined> = [];
-  let last: [RegExp, RegExp] | undefined;
+  const table: Array<Prefilter | undefined> = [];
+  let last: Prefilter | undefined;
   let lastCount = 0;
   for (let n = 0; n <= longest; n++) {
     const fit = SECRET_PATTERNS.filter((p) => p.minLength <= n);
@@ -48,5 +55,7 @@ const BY_LENGTH: ReadonlyArray<readonly [RegExp, RegExp] | undefined> = (() => {
  */
 export function mayContainSecret(s: string): boolean {
   const filter = BY_LENGTH[Math.min(s.length, BY_LENGTH.length - 1)];
-  return filter !== undefined && (filter[0].test(s) || filter[1].test(s));
+  if (filter === undefined) return false;
+  const [exact, folded] = filter;
+  return (exact !== undefined && exact.test(s)) || (folded !== undefined && folded.test(s));
 }

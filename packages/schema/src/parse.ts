@@ -1,5 +1,11 @@
 import type { z } from 'zod';
-import { auditEventV1OfJson, SCHEMA_VERSION, type AuditEventV1 } from './event.js';
+import {
+  auditEventV1,
+  eventFieldsOfJson,
+  eventRulesHold,
+  SCHEMA_VERSION,
+  type AuditEventV1,
+} from './event.js';
 import { utf8ByteLength } from './json.js';
 import {
   FORBIDDEN_KEYS,
@@ -39,10 +45,10 @@ const MAX_KEY_IN_PATH = 64;
 // Lone surrogates cannot be encoded as UTF-8: stored, they would come back as U+FFFD.
 const LONE_SURROGATE = /\p{Cs}/u;
 /**
- * JSON text from which some string can decode to a NUL or a lone surrogate: an escape of either, or
- * a lone surrogate in a string input. Without one, the walk need not look inside strings.
+ * What the fast path of parseEvent cannot vouch for: escapes of a NUL, a surrogate or a colon, and
+ * lone surrogates (which only a string input can hold). See `colonsIfClean`.
  */
-const STRING_PROBLEM_IN_TEXT = /\\u(?:0000|[dD][89a-fA-F])|\p{Cs}/u;
+const NOT_FOR_FAST_PATH = /\\u(?:0000|[dD][89a-fA-F]|003[aA])|\p{Cs}/u;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Renders a path for humans and logs; keys are JSON-escaped and shortened, so no input reaches it raw. */
@@ -112,12 +118,12 @@ export function parseEvent(input: string | Buffer | Uint8Array, opts: ParseOptio
     return fail('AUDIT_ERR_MALFORMED_JSON', [{ path: ROOT_PATH, message: `is not valid JSON: ${detail}` }]);
   }
 
-  // Fast path: a clean document whose member count matches the text's has no duplicate key and
-  // nothing for walk() to report. Anything else takes the full checks below, in their order.
+  // Fast path: nothing for walk() to report, and no key JSON.parse merged. Anything else takes the
+  // full checks below, in their order.
   if (
     isPlainObject(value) &&
-    !STRING_PROBLEM_IN_TEXT.test(raw) &&
-    cleanMemberCount(value, 1) === memberCount(raw)
+    ((typeof input !== 'string' && !raw.includes('\\')) || !NOT_FOR_FAST_PATH.test(raw)) &&
+    colonsIfClean(value, 1) === colons(raw)
   ) {
     return checkSchema(value, raw, opts);
   }
@@ -189,9 +195,13 @@ function checkSchema(value: Record<string, unknown>, raw: string, opts: ParseOpt
     return fail('AUDIT_ERR_UNKNOWN_SCHEMA_VERSION', [{ path: 'schema_version', message }]);
   }
 
-  // Error maps only word the issues; parsing without one is much faster and valid events need none.
-  let parsed = auditEventV1OfJson.safeParse(value);
-  if (!parsed.success) parsed = auditEventV1OfJson.safeParse(value, { error: issueMessage });
+  // A valid event passes the fast path; anything else gets the full schema, whose issues are
+  // reported. (An error map only words issues, and parsing without one is faster.)
+  const fast = eventFieldsOfJson.safeParse(value);
+  const parsed =
+    fast.success && eventRulesHold(fast.data)
+      ? { success: true as const, data: fast.data as AuditEventV1 }
+      : auditEventV1.safeParse(value, { error: issueMessage });
   const issues: ParseIssue[] = parsed.success
     ? []
     : parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
@@ -200,8 +210,7 @@ function checkSchema(value: Record<string, unknown>, raw: string, opts: ParseOpt
     if (clock) issues.push(clock);
   }
   if (!parsed.success || issues.length > 0) return fail('AUDIT_ERR_INVALID_EVENT', issues);
-  // The walk has checked that every value in args is JSON.
-  return { ok: true, event: parsed.data as AuditEventV1, raw };
+  return { ok: true, event: parsed.data, raw };
 }
 
 function clockIssue(ts: unknown, nowOpt: number | undefined): ParseIssue | undefined {
@@ -336,47 +345,46 @@ function walk(root: object, strict: boolean): ParseIssue[] {
 }
 
 /**
- * The number of members of the objects in `value`, which JSON.parse built from text that cannot
- * hold a NUL or a lone surrogate; -1 if walk() would report anything (so the caller runs it).
+ * Counts the colons that `value`, parsed from `text`, accounts for: one per member, and those inside
+ * its keys and strings. Every colon of valid JSON text is one or the other, and without `\u003a`
+ * escapes a string holds exactly the colons of its token, so the count falls short of the text's
+ * only when JSON.parse dropped a duplicate member. Returns -1 if walk() would report anything:
+ * a forbidden key, too deep a nesting or a non-finite number (NUL bytes and lone surrogates, too,
+ * need escapes or a string input, which the caller rules out).
  */
-function cleanMemberCount(value: object, depth: number): number {
+function colonsIfClean(value: object, depth: number): number {
   if (depth > MAX_EVENT_DEPTH) return -1;
   let count = 0;
   if (Array.isArray(value)) {
     for (const item of value as unknown[]) {
-      const n = cleanChildCount(item, depth);
+      const n = childColons(item, depth);
       if (n < 0) return -1;
       count += n;
     }
     return count;
   }
-  for (const key of Object.keys(value)) {
+  // for-in also visits enumerable inherited keys (Object.prototype polluted elsewhere): they only
+  // make the count too high, which sends the event down the full path.
+  for (const key in value) {
     if (FORBIDDEN_KEYS.includes(key)) return -1;
-    const n = cleanChildCount((value as Record<string, unknown>)[key], depth);
+    const n = childColons((value as Record<string, unknown>)[key], depth);
     if (n < 0) return -1;
-    count += n + 1;
+    count += 1 + colons(key) + n;
   }
   return count;
 }
 
-function cleanChildCount(child: unknown, depth: number): number {
-  if (typeof child === 'object' && child !== null) return cleanMemberCount(child, depth + 1);
+function childColons(child: unknown, depth: number): number {
+  if (typeof child === 'string') return colons(child);
+  if (typeof child === 'object' && child !== null) return colonsIfClean(child, depth + 1);
   if (typeof child === 'number' && !Number.isFinite(child)) return -1;
   return 0;
 }
 
-/**
- * The number of object members in `text`, which must be valid JSON: its colons outside strings.
- * More than the parsed objects hold means JSON.parse merged a duplicate key.
- */
-function memberCount(text: string): number {
-  let count = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x3a /* : */) count++;
-    else if (c === 0x22 /* " */) i = closingQuote(text, i);
-  }
-  return count;
+function colons(s: string): number {
+  let n = 0;
+  for (let i = s.indexOf(':'); i !== -1; i = s.indexOf(':', i + 1)) n++;
+  return n;
 }
 
 /** The index of the quote that ends the string starting at `open`, in valid JSON. */
