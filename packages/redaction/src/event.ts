@@ -156,7 +156,7 @@ export function createRedactor(opts: RedactOptions = {}): EventRedactor {
       let tally = eventTally;
       if (typeof raw === 'string') {
         tally = new Tally();
-        rawOut = redactRaw(engine, raw, tally, eventTally.redactions === 0 ? event : undefined);
+        rawOut = redactRaw(engine, raw, tally, eventTally.redactions === 0 ? redactedEvent : undefined);
         for (const k of eventTally.kinds) tally.kinds.add(k);
       } else {
         rawOut = JSON.stringify(redactedEvent) ?? 'null';

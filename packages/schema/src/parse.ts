@@ -119,7 +119,8 @@ export function parseEvent(input: string | Buffer | Uint8Array, opts: ParseOptio
   }
 
   // Fast path: nothing for walk() to report, and no key JSON.parse merged. Anything else takes the
-  // full checks below, in their order.
+  // full checks below, in their order. (Decoded bytes hold no lone surrogate, and text without a
+  // backslash no escape, so the regex can be skipped.)
   if (
     isPlainObject(value) &&
     ((typeof input !== 'string' && !raw.includes('\\')) || !NOT_FOR_FAST_PATH.test(raw)) &&
@@ -356,16 +357,15 @@ function colonsIfClean(value: object, depth: number): number {
   if (depth > MAX_EVENT_DEPTH) return -1;
   let count = 0;
   if (Array.isArray(value)) {
-    for (const item of value as unknown[]) {
-      const n = childColons(item, depth);
+    for (let i = 0; i < value.length; i++) {
+      const n = childColons((value as unknown[])[i], depth);
       if (n < 0) return -1;
       count += n;
     }
     return count;
   }
-  // for-in also visits enumerable inherited keys (Object.prototype polluted elsewhere): they only
-  // make the count too high, which sends the event down the full path.
-  for (const key in value) {
+  // Own keys only, as walk() sees them: counting an inherited one could make up for a merged duplicate.
+  for (const key of Object.keys(value)) {
     if (FORBIDDEN_KEYS.includes(key)) return -1;
     const n = childColons((value as Record<string, unknown>)[key], depth);
     if (n < 0) return -1;
@@ -387,17 +387,6 @@ function colons(s: string): number {
   return n;
 }
 
-/** The index of the quote that ends the string starting at `open`, in valid JSON. */
-function closingQuote(text: string, open: number): number {
-  let end = text.indexOf('"', open + 1);
-  for (;;) {
-    let backslashes = 0;
-    while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
-    if (backslashes % 2 === 0) return end;
-    end = text.indexOf('"', end + 1);
-  }
-}
-
 /**
  * Finds the first key that repeats within one object of `text`, which must be valid JSON.
  * Returns its path, or null. One linear scan; strings are skipped with indexOf.
@@ -412,7 +401,13 @@ export function findDuplicateKey(text: string): Segment[] | null {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
-      const end = closingQuote(text, i);
+      let end = text.indexOf('"', i + 1);
+      for (;;) {
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+        if (backslashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
       const top = stack[stack.length - 1];
       if (top && top.keys && top.expectKey) {
         const token = text.slice(i + 1, end);

@@ -122,7 +122,8 @@ function setPath(e: Obj, path: string, v: unknown): void {
   }
   const last = keys[keys.length - 1]!;
   if (v === DELETE) delete o[last];
-  else o[last] = v;
+  // A copy: the special values are shared by every run, and later edits write into what they set.
+  else o[last] = structuredClone(v);
 }
 
 /** Edits of the text that no object can express: duplicates, escapes, forbidden keys, bad JSON. */
