@@ -50,12 +50,22 @@ const BY_LENGTH: ReadonlyArray<Prefilter | undefined> = (() => {
 })();
 
 /**
+ * Digests, UUIDs and trace ids (lowercase hex, 32 characters or more) fill events, are slow for the
+ * regexes above and cannot hold a trigger: every trigger has a character outside this class
+ * (checked here, for new ones; such a string is its own lower case).
+ */
+const HEX_ONLY = /^[0-9a-f-]*$/;
+for (const p of SECRET_PATTERNS) {
+  for (const t of p.triggers) if (HEX_ONLY.test(t)) throw new Error(`trigger "${t}" defeats HEX_ONLY`);
+}
+
+/**
  * False when no pattern both fits in `s` and has a trigger in it (true may still find nothing), so
  * `scanText` can skip the per-pattern loop: most strings hold no trigger at all.
  */
 export function mayContainSecret(s: string): boolean {
   const filter = BY_LENGTH[Math.min(s.length, BY_LENGTH.length - 1)];
-  if (filter === undefined) return false;
+  if (filter === undefined || (s.length >= 32 && HEX_ONLY.test(s))) return false;
   const [exact, folded] = filter;
   return (exact !== undefined && exact.test(s)) || (folded !== undefined && folded.test(s));
 }
