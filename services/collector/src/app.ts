@@ -1,4 +1,4 @@
-import Fastify, { type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
 import type { AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
@@ -85,7 +85,8 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
     bodyLimit: cfg.bodyLimitBytes,
     requestTimeout: cfg.requestTimeoutMs,
     connectionTimeout: cfg.requestTimeoutMs,
-    disableRequestLogging: true,
+    // one log line per batch from the handler, not two per request from fastify
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: false,
   });
   let closing = false;
