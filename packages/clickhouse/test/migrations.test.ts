@@ -60,6 +60,7 @@ test('the repo migrations load: numbered, idempotent, checksummed', () => {
       [1, '001_events.sql'],
       [2, '002_events_hourly.sql'],
       [3, '003_alert_deliveries.sql'],
+      [4, '004_detection.sql'],
     ],
   );
   for (const f of files) {
