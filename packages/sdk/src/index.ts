@@ -1,1 +1,17 @@
-export {};
+export { toolDefinitionHash, type ToolLike } from './hash.js';
+export { outcomeOf, type OutcomeLayers } from './outcome.js';
+export { uuidv7 } from './uuid.js';
+export { capArgs, digestMarker, DEFAULT_MAX_ARG_VALUE_BYTES } from './args.js';
+export { AuditDeliveryError, type AuditEvent, type AuditSink, type SinkSendResult } from './sink.js';
+export {
+  createAuditEmitter,
+  DROPPED_METHOD,
+  DROPPED_ERROR_CODE,
+  type AuditEmitter,
+  type AuditEmitterOptions,
+  type AuditEmitterStats,
+  type AuditEventDraft,
+} from './emitter.js';
+export { createKafkaSink, type KafkaSinkOptions } from './sinks/kafka.sink.js';
+export { createCollectorSink, type CollectorSinkOptions } from './sinks/collector.sink.js';
+export { sinkFromEnv } from './sinks/sink-from-env.js';

@@ -1,0 +1,80 @@
+import { createKafka, createProducer, TOPIC_EVENTS, type AuditProducer } from '@mcp-audit/kafka';
+import { createLogger, type Logger } from '@mcp-audit/observability';
+import type { AuditEvent, AuditSink } from '../sink.js';
+
+export interface KafkaSinkOptions {
+  brokers: string[];
+  clientId?: string;
+  /** Default `mcp.audit.events.v1`. */
+  topic?: string;
+  ssl?: boolean;
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  /** Produce request timeout (acks from all in-sync replicas). Default 5000 ms. */
+  timeoutMs?: number;
+  /** TCP connect timeout per broker. Default 3000 ms. */
+  connectionTimeoutMs?: number;
+  logger?: Logger;
+  /**
+   * Level of kafkajs's own log lines. Default `fatal`: while a broker is down kafkajs logs every
+   * reconnect attempt, and the emitter already reports delivery failures (rate-limited).
+   */
+  kafkaLogLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug';
+}
+
+/**
+ * Produces each event to the events topic with key = `client.id` (DESIGN: one client's events stay
+ * ordered on one partition), idempotent with acks=-1 through packages/kafka. Connects on first use
+ * and reconnects after the broker went away, so a sink built while Kafka is down starts working
+ * when Kafka comes back.
+ */
+export function createKafkaSink(opts: KafkaSinkOptions): AuditSink {
+  if (!Array.isArray(opts.brokers) || opts.brokers.length === 0) {
+    throw new TypeError('createKafkaSink: brokers must list at least one host:port');
+  }
+  const topic = opts.topic ?? TOPIC_EVENTS;
+  const log =
+    opts.logger ??
+    createLogger('mcp-audit-sdk', {
+      level: process.env.MCP_AUDIT_LOG_LEVEL ?? 'warn',
+      destination: process.stderr,
+    });
+  const timeoutMs = opts.timeoutMs ?? 5_000;
+  const kafka = createKafka(
+    {
+      brokers: opts.brokers,
+      clientId: opts.clientId ?? 'mcp-audit-sdk',
+      ssl: opts.ssl ?? false,
+      ...(opts.sasl ? { sasl: opts.sasl } : {}),
+      replicationFactor: 1,
+      connectionTimeoutMs: opts.connectionTimeoutMs ?? 3_000,
+      requestTimeoutMs: timeoutMs,
+    },
+    log.child({ component: 'audit-kafka-sink' }, { level: opts.kafkaLogLevel ?? 'fatal' }),
+  );
+  const producer: AuditProducer = createProducer(kafka, { timeoutMs });
+  let connecting: Promise<void> | undefined;
+  let closed = false;
+
+  async function ensureConnected(): Promise<void> {
+    if (producer.isConnected()) return;
+    connecting ??= producer.connect().finally(() => (connecting = undefined));
+    await connecting;
+  }
+
+  return {
+    async send(events: AuditEvent[]): Promise<void> {
+      if (closed) throw new Error('kafka sink is closed');
+      if (events.length === 0) return;
+      await ensureConnected();
+      await producer.send(
+        topic,
+        events.map((e) => ({ key: e.client.id, value: JSON.stringify(e) })),
+      );
+    },
+    async close(): Promise<void> {
+      closed = true;
+      await connecting?.catch(() => undefined);
+      await producer.disconnect();
+    },
+  };
+}
