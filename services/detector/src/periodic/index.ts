@@ -1,0 +1,48 @@
+/**
+ * Periodic detectors: the ones keyed by something other than the client (an address, a session, a
+ * source, a server's tool), which need every instance's view. Each is a few short ClickHouse queries
+ * over one closed event-time window of mcp_audit.events; the runner evaluates every aligned window
+ * once the watermark has passed it, in order, and remembers where it is.
+ */
+import type { ClickHouse } from '@mcp-audit/clickhouse';
+import type { Logger } from '@mcp-audit/observability';
+import { authFailThenSuccessDetector } from './auth-fail-success.detector.js';
+import { authSprayDetector } from './auth-spray.detector.js';
+import type { PeriodicConfig } from './periodic.config.js';
+import { sessionMisuseDetector } from './session-misuse.detector.js';
+import { silentSourceDetector } from './silent-source.detector.js';
+import { toolDriftDetector } from './tool-drift.detector.js';
+import type { PeriodicDetector } from './types.js';
+
+export * from './types.js';
+export * from './periodic.config.js';
+export * from './periodic.runner.js';
+export * from './periodic.metrics.js';
+export * from './progress.store.js';
+export { windowLabel, dedupKeyOf, alignDown, alignUp } from './windows.js';
+export { authSprayDetector } from './auth-spray.detector.js';
+export { authFailThenSuccessDetector } from './auth-fail-success.detector.js';
+export { toolDriftDetector, driftedHashes } from './tool-drift.detector.js';
+export { silentSourceDetector, judgeSilence } from './silent-source.detector.js';
+export { sessionMisuseDetector } from './session-misuse.detector.js';
+
+export interface PeriodicDetectorsDeps {
+  /** Reader client (the analyst user: SELECT only); its database holds `events`. */
+  ch: ClickHouse;
+  config: PeriodicConfig;
+  log: Logger;
+}
+
+/** The enabled periodic detectors, in a fixed order (ties between windows ending together). */
+export function createPeriodicDetectors(deps: PeriodicDetectorsDeps): PeriodicDetector[] {
+  const { ch, config } = deps;
+  const out: PeriodicDetector[] = [];
+  if (config.authSpray.enabled) out.push(authSprayDetector(ch, config.authSpray));
+  if (config.authFailThenSuccess.enabled)
+    out.push(authFailThenSuccessDetector(ch, config.authFailThenSuccess));
+  if (config.toolDrift.enabled) out.push(toolDriftDetector(ch, config.toolDrift));
+  if (config.silentSource.enabled) out.push(silentSourceDetector(ch, config.silentSource));
+  if (config.sessionMisuse.enabled) out.push(sessionMisuseDetector(ch, config.sessionMisuse));
+  deps.log.debug({ detectors: out.map((d) => d.name) }, 'periodic detectors configured');
+  return out;
+}
