@@ -61,6 +61,7 @@ test('the repo migrations load: numbered, idempotent, checksummed', () => {
       [2, '002_events_hourly.sql'],
       [3, '003_alert_deliveries.sql'],
       [4, '004_detection.sql'],
+      [5, '005_periodic_progress.sql'],
     ],
   );
   for (const f of files) {
