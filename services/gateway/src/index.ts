@@ -1,1 +1,9 @@
-export {};
+export * from './app.js';
+export * from './audit-events.js';
+export * from './client-keys.js';
+export * from './config.js';
+export * from './mcp-proxy.js';
+export * from './metrics.js';
+export * from './rate-limiter.js';
+export * from './tool-guard.js';
+export * from './upstreams.js';

@@ -1,0 +1,67 @@
+import type { AuditEventV1Input, EventOutcome } from '@mcp-audit/schema';
+
+/**
+ * What the gateway hands to the SDK's audit emitter: the event contract minus what the emitter
+ * fills in (schema_version, event_id, source; ts when absent). The emitter redacts, caps and
+ * validates; `emit` is synchronous and never throws, so auditing never blocks forwarding.
+ */
+export type EventDraft = Omit<AuditEventV1Input, 'schema_version' | 'event_id' | 'source' | 'ts'> & {
+  ts?: string;
+};
+
+export interface AuditEmitter {
+  emit(draft: EventDraft): void;
+}
+
+/** Event kind of a JSON-RPC method. Methods with no kind of their own are `session` traffic. */
+export function kindOf(method: string): EventDraft['kind'] {
+  switch (method) {
+    case 'tools/call':
+      return 'tool_call';
+    case 'tools/list':
+      return 'tool_list';
+    case 'resources/read':
+      return 'resource_read';
+    case 'prompts/get':
+      return 'prompt_get';
+    default:
+      return 'session';
+  }
+}
+
+/** Same rule as the SDK's outcomeOf: refusals first, then any failure layer makes it an error. */
+export function outcomeOf(o: {
+  httpStatus?: number | undefined;
+  rpcErrorCode?: number | undefined;
+  toolIsError?: boolean | undefined;
+  denied?: boolean | undefined;
+  authFailed?: boolean | undefined;
+}): EventOutcome {
+  if (o.authFailed) return 'auth_failed';
+  if (o.denied) return 'denied';
+  if (o.rpcErrorCode !== undefined || o.toolIsError || (o.httpStatus !== undefined && o.httpStatus >= 400))
+    return 'error';
+  return 'ok';
+}
+
+/** `::ffff:127.0.0.1` → `127.0.0.1`, so the schema's IPv4/IPv6 check holds and addresses compare. */
+export function normalizeIp(ip: string | undefined): string | undefined {
+  if (!ip) return undefined;
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m ? m[1] : ip;
+}
+
+/** The trace id of a W3C `traceparent` header, if it is well formed. */
+export function traceIdOf(traceparent: string | string[] | undefined): string | undefined {
+  if (typeof traceparent !== 'string') return undefined;
+  const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent.trim());
+  return m && !/^0+$/.test(m[1]!) ? m[1] : undefined;
+}
+
+/** Free-form identifiers from clients (user agents, client names) end up in the event: keep them sane. */
+export function cleanText(s: unknown, max = 256): string | undefined {
+  if (typeof s !== 'string') return undefined;
+  // eslint-disable-next-line no-control-regex -- stripping control characters is the point
+  const t = s.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+  return t === '' ? undefined : t.slice(0, max);
+}

@@ -1,0 +1,218 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { envBool, envHost, envInt, logLevel } from '@mcp-audit/observability';
+
+/**
+ * Environment of the gateway process (parsed once in main.ts). Where the upstreams, clients and
+ * guard live is the gateway file (MCP_AUDIT_GATEWAY_CONFIG), a JSON document validated below.
+ */
+export const gatewayEnvSchema = z.object({
+  MCP_AUDIT_LOG_LEVEL: logLevel,
+  MCP_AUDIT_GATEWAY_CONFIG: z
+    .string()
+    .min(1, 'a gateway file is required (see services/gateway/README.md and deploy/gateway/)'),
+  /** Extra client credentials (hashes only), merged with the file's `clients`. */
+  MCP_AUDIT_GATEWAY_CLIENTS_FILE: z.string().optional(),
+  MCP_AUDIT_GATEWAY_HOST: envHost,
+  MCP_AUDIT_GATEWAY_PORT: envInt(9473, 0, 65535),
+  MCP_AUDIT_GATEWAY_OPS_HOST: envHost,
+  MCP_AUDIT_GATEWAY_OPS_PORT: envInt(9478, 0, 65535),
+  /** `http` (default) serves clients over Streamable HTTP; `stdio` fronts one upstream on stdin/stdout. */
+  MCP_AUDIT_GATEWAY_MODE: z.enum(['http', 'stdio']).default('http'),
+  /** The upstream a stdio gateway fronts (default: the file's `stdio_upstream`, else the only upstream). */
+  MCP_AUDIT_GATEWAY_STDIO_UPSTREAM: z.string().optional(),
+  /** The credential of a stdio gateway's client (the MCP authorization spec: stdio takes it from the environment). */
+  MCP_AUDIT_GATEWAY_API_KEY: z.string().optional(),
+  MCP_AUDIT_GATEWAY_SHUTDOWN_MS: envInt(10_000, 500, 120_000),
+  MCP_AUDIT_GATEWAY_DEBUG_UPSTREAM_STDERR: envBool('false'),
+});
+export type GatewayEnv = z.infer<typeof gatewayEnvSchema>;
+
+const name = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/, 'must be 1-64 of [a-zA-Z0-9_.-], starting alphanumeric');
+
+const stdioUpstream = z.strictObject({
+  name,
+  transport: z.literal('stdio'),
+  command: z.string().min(1, 'must name the program to run'),
+  args: z.array(z.string()).default([]),
+  /** Added to a minimal inherited environment (PATH, HOME, ...), as the MCP SDK does. */
+  env: z.record(z.string(), z.string()).default({}),
+  /** Relative to the gateway file's directory. */
+  cwd: z.string().optional(),
+});
+
+const httpUpstream = z.strictObject({
+  name,
+  transport: z.literal('http'),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  /** Sent with every upstream request (e.g. the upstream's own credential); values may be `env:NAME`. */
+  headers: z.record(z.string(), z.string()).default({}),
+});
+
+export const upstreamSchema = z.discriminatedUnion('transport', [stdioUpstream, httpUpstream], {
+  error: (iss) =>
+    iss.code === 'invalid_union' ? 'transport must be "stdio" or "http"' : (iss.message ?? 'invalid'),
+});
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
+export const CLIENT_SCOPES = ['mcp', 'admin'] as const;
+export type ClientScope = (typeof CLIENT_SCOPES)[number];
+
+export const clientCredentialSchema = z.strictObject({
+  /** The client id events carry (`client.id`, the unit of baselining). */
+  id: z.string().min(1).max(128),
+  user: z.string().min(1).max(256).optional(),
+  name: z.string().min(1).max(256).optional(),
+  /** SHA-256 hex of the key; the key itself is never stored. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (sha256 of the key)'),
+  scopes: z.array(z.enum(CLIENT_SCOPES)).min(1).default(['mcp']),
+  /** Upstreams this client may use; absent = all. */
+  upstreams: z.array(name).optional(),
+  disabled: z.boolean().default(false),
+});
+export type ClientCredential = z.infer<typeof clientCredentialSchema>;
+export const clientsFileSchema = z.array(clientCredentialSchema);
+
+export const gatewayFileSchema = z
+  .strictObject({
+    /** `source.id` of the events; must match the collector token's source when the collector sink is used. */
+    gateway_id: name,
+    upstreams: z.array(upstreamSchema).min(1, 'at least one upstream is required'),
+    clients: z.array(clientCredentialSchema).default([]),
+    stdio_upstream: name.optional(),
+    /** Public base URL of the gateway (for RFC 9728 metadata); default http://<host>:<port>. */
+    public_url: z.url().optional(),
+    /** OAuth authorization servers advertised in the protected-resource metadata, if any. */
+    authorization_servers: z.array(z.url()).default([]),
+    guard: z
+      .strictObject({
+        /** Refuse calls to a tool whose definition changed until an operator re-approves it. */
+        enabled: z.boolean().default(false),
+        /** Where approved definition hashes persist; relative to the gateway file's directory. */
+        state_file: z.string().min(1).default('gateway-tools.state.json'),
+      })
+      .prefault({}),
+    rate_limit: z
+      .strictObject({
+        /** Token bucket per client: sustained requests per second and burst size. */
+        per_second: z.number().positive().max(100_000).default(50),
+        burst: z.int().min(1).max(1_000_000).default(100),
+        /** Failed authentications per source address per minute before 429. */
+        auth_failures_per_minute: z.int().min(1).max(100_000).default(30),
+      })
+      .prefault({}),
+    limits: z
+      .strictObject({
+        body_bytes: z
+          .int()
+          .min(1024)
+          .max(64 * 1024 * 1024)
+          .default(4 * 1024 * 1024),
+        max_sessions: z.int().min(1).max(100_000).default(200),
+        session_idle_ms: z
+          .int()
+          .min(1000)
+          .default(30 * 60_000),
+      })
+      .prefault({}),
+  })
+  .superRefine((f, ctx) => {
+    const seen = new Set<string>();
+    f.upstreams.forEach((u, i) => {
+      if (seen.has(u.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreams', i, 'name'],
+          message: `duplicate upstream "${u.name}"`,
+        });
+      seen.add(u.name);
+    });
+    if (f.stdio_upstream !== undefined && !seen.has(f.stdio_upstream))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stdio_upstream'],
+        message: `names no upstream (have: ${[...seen].join(', ')})`,
+      });
+    f.clients.forEach((c, i) =>
+      c.upstreams?.forEach((u, j) => {
+        if (!seen.has(u))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clients', i, 'upstreams', j],
+            message: `names no upstream "${u}"`,
+          });
+      }),
+    );
+  });
+export type GatewayFile = z.infer<typeof gatewayFileSchema>;
+
+export class GatewayConfigError extends Error {
+  readonly code = 'AUDIT_ERR_CONFIG';
+}
+
+function issuesText(file: string, error: z.ZodError): string {
+  const lines = error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+  return `invalid gateway file ${file}:\n${lines.join('\n')}`;
+}
+
+/**
+ * Parse a gateway file's JSON. Relative paths in it (stdio `cwd`, `guard.state_file`) are resolved
+ * against `baseDir` so the file works from any working directory.
+ */
+export function parseGatewayFile(json: unknown, file = '<inline>', baseDir = process.cwd()): GatewayFile {
+  const parsed = gatewayFileSchema.safeParse(json);
+  if (!parsed.success) throw new GatewayConfigError(issuesText(file, parsed.error));
+  const f = parsed.data;
+  return {
+    ...f,
+    upstreams: f.upstreams.map((u) =>
+      u.transport === 'stdio' && u.cwd !== undefined ? { ...u, cwd: resolve(baseDir, u.cwd) } : u,
+    ),
+    guard: { ...f.guard, state_file: resolve(baseDir, f.guard.state_file) },
+  };
+}
+
+export function loadGatewayFile(file: string): GatewayFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new GatewayConfigError(`cannot read gateway file ${file}: ${(err as Error).message}`);
+  }
+  return parseGatewayFile(json, file, dirname(resolve(file)));
+}
+
+export function loadClientsFile(file: string): ClientCredential[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new GatewayConfigError(`cannot read clients file ${file}: ${(err as Error).message}`);
+  }
+  const parsed = clientsFileSchema.safeParse(json);
+  if (!parsed.success) throw new GatewayConfigError(issuesText(file, parsed.error));
+  return parsed.data;
+}
+
+/** Header values `env:NAME` are read from the environment at boot (secrets stay out of the file). */
+export function resolveHeaderValues(
+  headers: Record<string, string>,
+  env: Record<string, string | undefined>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    const m = /^env:([A-Z_][A-Z0-9_]*)$/.exec(v);
+    if (!m) {
+      out[k] = v;
+      continue;
+    }
+    const value = env[m[1]!];
+    if (value === undefined || value === '')
+      throw new GatewayConfigError(`upstream header ${k} refers to ${m[1]}, which is not set`);
+    out[k] = value;
+  }
+  return out;
+}

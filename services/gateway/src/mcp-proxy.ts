@@ -1,0 +1,516 @@
+import { createHash } from 'node:crypto';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  isJSONRPCErrorResponse,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+  type RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from '@mcp-audit/observability';
+import type { ClientIdentity } from './client-keys.js';
+import type { UpstreamConfig } from './config.js';
+import { cleanText, kindOf, outcomeOf, type AuditEmitter, type EventDraft } from './audit-events.js';
+import type { RateLimiter } from './rate-limiter.js';
+import type { ListingReport, ToolGuard } from './tool-guard.js';
+import { methodLabel, type GatewayMetrics } from './metrics.js';
+
+/** JSON-RPC error codes the gateway answers with (implementation-defined server range). */
+export const RPC_RATE_LIMITED = -32029;
+export const RPC_TOOL_NOT_APPROVED = -32040;
+export const RPC_UPSTREAM_UNAVAILABLE = -32050;
+
+export interface SessionContext {
+  identity: ClientIdentity;
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+  traceId?: string | undefined;
+  /** How the client reached the gateway: http requests carry http_status in events. */
+  downstream: 'http' | 'stdio';
+}
+
+export interface ProxyDeps {
+  emit: AuditEmitter['emit'];
+  guard: ToolGuard;
+  /** Applied in band (stdio); the HTTP front applies it before a message reaches the session. */
+  limiter?: RateLimiter | undefined;
+  metrics: GatewayMetrics;
+  log: Logger;
+  now?: () => number;
+}
+
+interface Pending {
+  id: RequestId;
+  method: string;
+  tool?: string | undefined;
+  args?: Record<string, unknown> | undefined;
+  start: number;
+  bytes: number;
+  hasCursor: boolean;
+  progressToken?: string | number | undefined;
+  direction: 'client' | 'server';
+}
+
+export type RefusalReason = 'rate_limited' | 'tool_not_approved' | 'upstream_unavailable';
+
+const byteLength = (m: unknown) => Buffer.byteLength(JSON.stringify(m), 'utf8');
+const idKey = (id: RequestId) => `${typeof id}:${String(id)}`;
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * One client session bridged to one upstream session at the JSON-RPC message level. Messages pass
+ * unchanged in both directions (requests, responses, notifications, progress, cancellation and
+ * server→client requests); the session only watches them to time requests, build audit events,
+ * record tool definitions, and refuse what policy forbids (with a JSON-RPC error of its own).
+ */
+export class ProxySession {
+  readonly upstream: UpstreamConfig;
+  readonly ctx: SessionContext;
+  lastActivity: number;
+  /** Set once closed; further messages are dropped. */
+  closed = false;
+  onclose?: () => void;
+
+  private readonly down: Transport;
+  private readonly up: Transport;
+  private readonly deps: ProxyDeps;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly pending = new Map<string, Pending>();
+  private readonly serverPending = new Map<string, Pending>();
+  private readonly progress = new Map<string, RequestId>();
+  private clientInfo?: { name?: string; version?: string };
+  private serverVersion?: string;
+  // Notifications and `initialize` are barriers: a later message waits until they were handed to
+  // the upstream, so an HTTP upstream never sees `tools/list` before `notifications/initialized`.
+  private barrier: Promise<void> = Promise.resolve();
+  private downQueue: Promise<void> = Promise.resolve();
+
+  constructor(opts: {
+    upstream: UpstreamConfig;
+    upstreamTransport: Transport;
+    downstream: Transport;
+    ctx: SessionContext;
+    deps: ProxyDeps;
+  }) {
+    this.upstream = opts.upstream;
+    this.up = opts.upstreamTransport;
+    this.down = opts.downstream;
+    this.ctx = opts.ctx;
+    this.deps = opts.deps;
+    this.now = opts.deps.now ?? Date.now;
+    this.lastActivity = this.now();
+    this.log = opts.deps.log.child({ upstream: this.upstream.name, client: this.ctx.identity.clientId });
+  }
+
+  get sessionId(): string | undefined {
+    return this.down.sessionId;
+  }
+
+  get clientId(): string {
+    return this.ctx.identity.clientId;
+  }
+
+  /** Start the upstream side (spawns the child or prepares HTTP) and wire both directions. */
+  async start(): Promise<void> {
+    this.up.onmessage = (m) => this.fromServer(m);
+    this.up.onerror = (err) => this.log.warn({ err }, 'upstream transport error');
+    this.up.onclose = () => void this.close('upstream closed');
+    this.down.onmessage = (m) => this.fromClient(m);
+    this.down.onerror = (err) => this.log.debug({ err }, 'downstream transport error');
+    this.down.onclose = () => void this.close('client closed');
+    await this.up.start();
+    this.deps.metrics.sessions.inc({ upstream: this.upstream.name });
+  }
+
+  async close(reason: string): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.deps.metrics.sessions.dec({ upstream: this.upstream.name });
+    this.log.debug({ reason, session: this.sessionId }, 'session closed');
+    for (const p of this.pending.values())
+      this.finish(p, {
+        error: { code: 'session_closed', message: `session closed before a response: ${reason}` },
+      });
+    this.pending.clear();
+    this.serverPending.clear();
+    const up = this.up as Transport & { terminateSession?: () => Promise<void> };
+    // Best effort: tell an HTTP upstream the session is over, then close both sides.
+    if (reason === 'client closed' && typeof up.terminateSession === 'function' && up.sessionId)
+      await up.terminateSession().catch(() => undefined);
+    await Promise.allSettled([this.up.close(), this.down.close()]);
+    this.onclose?.();
+  }
+
+  // ---- client → upstream -------------------------------------------------------------------
+
+  private fromClient(msg: JSONRPCMessage): void {
+    if (this.closed) return;
+    this.lastActivity = this.now();
+    if (isJSONRPCRequest(msg)) {
+      if (this.deps.limiter) {
+        const r = this.deps.limiter.take(this.clientId);
+        if (!r.ok) {
+          this.refuse(
+            msg,
+            'rate_limited',
+            `rate limit exceeded; retry in ${Math.ceil(r.retryAfterMs / 1000)}s`,
+          );
+          return;
+        }
+      }
+      const p = this.track(msg, 'client');
+      if (p.method === 'initialize' && isObject(msg.params) && isObject(msg.params.clientInfo))
+        this.clientInfo = msg.params.clientInfo as { name?: string; version?: string };
+      if (p.method === 'tools/call' && p.tool !== undefined) {
+        const check = this.deps.guard.check(this.upstream.name, p.tool);
+        if (!check.allowed) {
+          this.refuse(
+            msg,
+            'tool_not_approved',
+            `tool "${p.tool}" of "${this.upstream.name}" changed its definition and awaits operator re-approval`,
+            { definition_hash: check.hash, approved_hash: check.approvedHash },
+          );
+          return;
+        }
+      }
+      this.pending.set(idKey(msg.id), p);
+      if (p.progressToken !== undefined) this.progress.set(String(p.progressToken), msg.id);
+      this.toUpstream(msg, p.method === 'initialize');
+      return;
+    }
+    if (isJSONRPCNotification(msg)) {
+      if (msg.method === 'notifications/cancelled' && isObject(msg.params)) {
+        const id = msg.params.requestId as RequestId | undefined;
+        const p = id === undefined ? undefined : this.pending.get(idKey(id));
+        if (p) {
+          this.pending.delete(idKey(id!));
+          this.finish(p, {
+            error: {
+              code: 'cancelled',
+              message: cleanText(msg.params.reason, 500) ?? 'cancelled by the client',
+            },
+          });
+        }
+      }
+      this.toUpstream(msg, true);
+      return;
+    }
+    // A response to a server→client request (sampling, elicitation, roots).
+    const id = (msg as { id?: RequestId }).id;
+    const p = id === undefined ? undefined : this.serverPending.get(idKey(id));
+    if (p) {
+      this.serverPending.delete(idKey(id!));
+      this.finish(p, this.responseFields(p, msg));
+    }
+    this.toUpstream(msg, false);
+  }
+
+  private toUpstream(msg: JSONRPCMessage, isBarrier: boolean): void {
+    const send = this.barrier.then(() =>
+      this.up.send(msg).catch((err: unknown) => this.upstreamSendFailed(msg, err)),
+    );
+    if (isBarrier) this.barrier = send;
+  }
+
+  private upstreamSendFailed(msg: JSONRPCMessage, err: unknown): void {
+    this.log.warn({ err }, 'could not forward a message upstream');
+    if (!isJSONRPCRequest(msg)) return;
+    const p = this.pending.get(idKey(msg.id));
+    if (!p) return;
+    this.pending.delete(idKey(msg.id));
+    const message = `upstream "${this.upstream.name}" is unavailable`;
+    this.finish(p, {
+      error: { code: 'upstream_unavailable', message },
+      rpcErrorCode: RPC_UPSTREAM_UNAVAILABLE,
+    });
+    this.toClient({ jsonrpc: '2.0', id: msg.id, error: { code: RPC_UPSTREAM_UNAVAILABLE, message } });
+  }
+
+  // ---- upstream → client -------------------------------------------------------------------
+
+  private fromServer(msg: JSONRPCMessage): void {
+    if (this.closed) return;
+    this.lastActivity = this.now();
+    if (isJSONRPCResultResponse(msg) || isJSONRPCErrorResponse(msg)) {
+      const id = (msg as { id?: RequestId }).id;
+      const p = id === undefined ? undefined : this.pending.get(idKey(id));
+      if (p) {
+        this.pending.delete(idKey(id!));
+        if (p.progressToken !== undefined) this.progress.delete(String(p.progressToken));
+        if (isJSONRPCResultResponse(msg)) this.onResult(p, msg.result);
+        this.finish(p, this.responseFields(p, msg));
+      }
+      this.toClient(msg);
+      return;
+    }
+    if (isJSONRPCRequest(msg)) {
+      const p = this.track(msg, 'server');
+      this.serverPending.set(idKey(msg.id), p);
+      this.toClient(msg, this.latestPendingId());
+      return;
+    }
+    if (isJSONRPCNotification(msg)) {
+      let related: RequestId | undefined;
+      const token = isObject(msg.params) ? msg.params.progressToken : undefined;
+      if (token !== undefined) related = this.progress.get(String(token));
+      if (msg.method === 'notifications/tools/list_changed')
+        this.log.info({ session: this.sessionId }, 'upstream says its tool list changed');
+      this.toClient(msg, related ?? this.latestPendingId());
+    }
+  }
+
+  /**
+   * Over stdio nothing says which client request a server notification or request belongs to.
+   * Related to the newest request still open (the SDK server does the same for in-tool messages),
+   * it travels on that request's stream; with none open it goes on the session's GET stream.
+   */
+  private latestPendingId(): RequestId | undefined {
+    let last: Pending | undefined;
+    for (const p of this.pending.values()) last = p;
+    return last?.id;
+  }
+
+  private toClient(msg: JSONRPCMessage, relatedRequestId?: RequestId): void {
+    this.downQueue = this.downQueue.then(async () => {
+      if (this.closed && !('id' in msg)) return;
+      try {
+        await this.down.send(msg, relatedRequestId === undefined ? undefined : { relatedRequestId });
+      } catch (err) {
+        if (relatedRequestId === undefined) {
+          this.log.debug({ err }, 'could not deliver a message to the client');
+          return;
+        }
+        // The related request's stream is gone (its response was sent): use the session stream.
+        await this.down.send(msg).catch((e: unknown) => this.log.debug({ err: e }, 'message dropped'));
+      }
+    });
+  }
+
+  private onResult(p: Pending, result: unknown): void {
+    if (!isObject(result)) return;
+    if (p.method === 'initialize') {
+      const info = isObject(result.serverInfo) ? result.serverInfo : undefined;
+      if (typeof info?.version === 'string') this.serverVersion = info.version;
+      if (typeof result.protocolVersion === 'string') this.up.setProtocolVersion?.(result.protocolVersion);
+    }
+    if (p.method === 'tools/list' && Array.isArray(result.tools)) {
+      const complete = !p.hasCursor && result.nextCursor === undefined;
+      this.onToolListing(this.deps.guard.observe(this.upstream.name, result.tools, complete), p);
+    }
+  }
+
+  private onToolListing(report: ListingReport, p: Pending): void {
+    const base = this.baseDraft({ ...p, method: 'tools/list' });
+    for (const c of report.changes) {
+      this.deps.metrics.toolChanges.inc({ upstream: this.upstream.name });
+      this.log.warn(
+        {
+          tool: c.tool,
+          hash: c.hash,
+          previous: c.previousHash,
+          approved: c.approvedHash,
+          blocked: c.blocked,
+        },
+        'tool definition changed',
+      );
+      this.deps.emit({
+        ...base,
+        kind: 'tool_list',
+        ts: new Date(this.now()).toISOString(),
+        tool: { name: c.tool, definition_hash: c.hash },
+        outcome: 'ok',
+        duration_ms: 0,
+        request_bytes: 0,
+        response_bytes: 0,
+        labels: {
+          change: 'definition_changed',
+          previous_hash: c.previousHash,
+          approved_hash: c.approvedHash,
+          guard: !this.deps.guard.enabled ? 'off' : c.blocked ? 'blocked' : 'approved',
+        },
+      });
+    }
+    for (const s of report.shadowing) {
+      this.log.warn({ tool: s.tool, upstreams: s.upstreams }, 'tool name shadowed across upstreams');
+      this.deps.emit({
+        ...base,
+        kind: 'tool_list',
+        ts: new Date(this.now()).toISOString(),
+        tool: { name: s.tool, definition_hash: report.hashes.get(s.tool) },
+        outcome: 'ok',
+        duration_ms: 0,
+        request_bytes: 0,
+        response_bytes: 0,
+        labels: { change: 'shadowing', upstreams: s.upstreams.join(',') },
+      });
+    }
+  }
+
+  // ---- events ------------------------------------------------------------------------------
+
+  private track(msg: JSONRPCRequest, direction: 'client' | 'server'): Pending {
+    const params = isObject(msg.params) ? msg.params : undefined;
+    const meta = params && isObject(params._meta) ? params._meta : undefined;
+    const token = meta?.progressToken;
+    let tool: string | undefined;
+    let args: Record<string, unknown> | undefined;
+    if (msg.method === 'tools/call' && typeof params?.name === 'string') {
+      tool = params.name;
+      args = isObject(params.arguments) ? params.arguments : undefined;
+    } else if (msg.method === 'resources/read' && typeof params?.uri === 'string') {
+      args = { uri: params.uri };
+    } else if (msg.method === 'prompts/get' && typeof params?.name === 'string') {
+      args = { name: params.name, ...(isObject(params.arguments) ? { arguments: params.arguments } : {}) };
+    }
+    return {
+      id: msg.id,
+      method: msg.method,
+      tool,
+      args,
+      start: this.now(),
+      bytes: byteLength(msg),
+      hasCursor: params?.cursor !== undefined,
+      progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
+      direction,
+    };
+  }
+
+  private baseDraft(p: Pick<Pending, 'method' | 'tool' | 'start' | 'direction'>): EventDraft {
+    const id = this.ctx.identity;
+    return {
+      ts: new Date(p.start).toISOString(),
+      kind: p.direction === 'server' ? 'session' : kindOf(p.method),
+      method: p.method,
+      client: {
+        id: id.clientId,
+        user: id.user,
+        name: id.name,
+        agent: cleanText(this.clientInfo?.name),
+        ip: this.ctx.ip,
+        user_agent: this.ctx.userAgent,
+        session_id: this.sessionId,
+      },
+      server: {
+        name: this.upstream.name,
+        version: cleanText(this.serverVersion),
+        transport: this.upstream.transport,
+      },
+      ...(p.tool !== undefined
+        ? { tool: { name: p.tool, definition_hash: this.deps.guard.hashOf(this.upstream.name, p.tool) } }
+        : {}),
+      auth: { method: 'api_key', result: 'success' },
+      trace_id: this.ctx.traceId,
+      outcome: 'ok',
+      duration_ms: 0,
+      request_bytes: 0,
+      response_bytes: 0,
+      ...(p.direction === 'server' ? { labels: { direction: 'server_to_client' } } : {}),
+    };
+  }
+
+  private responseFields(p: Pending, msg: JSONRPCMessage): FinishFields {
+    const bytes = byteLength(msg);
+    if (isJSONRPCErrorResponse(msg)) {
+      return {
+        responseBytes: bytes,
+        rpcErrorCode: msg.error.code,
+        error: { code: msg.error.code, message: msg.error.message.slice(0, 1000) },
+      };
+    }
+    const result = (msg as { result?: unknown }).result;
+    const toolIsError = p.method === 'tools/call' && isObject(result) ? result.isError === true : undefined;
+    let error: FinishFields['error'];
+    if (toolIsError && isObject(result) && Array.isArray(result.content)) {
+      const text = result.content.find((c: unknown) => isObject(c) && c.type === 'text') as
+        { text?: unknown } | undefined;
+      error = { code: 'tool_error', message: typeof text?.text === 'string' ? text.text.slice(0, 1000) : '' };
+    }
+    return {
+      responseBytes: bytes,
+      toolIsError,
+      error,
+      digest: createHash('sha256')
+        .update(JSON.stringify(result ?? null))
+        .digest('hex'),
+    };
+  }
+
+  private finish(p: Pending, f: FinishFields): void {
+    const duration = Math.max(0, Math.round(this.now() - p.start));
+    const outcome = outcomeOf({ rpcErrorCode: f.rpcErrorCode, toolIsError: f.toolIsError, denied: f.denied });
+    const final = f.error && outcome === 'ok' ? 'error' : outcome;
+    this.deps.emit({
+      ...this.baseDraft(p),
+      outcome: final,
+      http_status: this.ctx.downstream === 'http' ? (f.httpStatus ?? 200) : undefined,
+      rpc_error_code: f.rpcErrorCode,
+      tool_is_error: f.toolIsError,
+      error: f.error,
+      duration_ms: duration,
+      request_bytes: p.bytes,
+      response_bytes: f.responseBytes ?? 0,
+      args: p.args,
+      response_digest: f.digest,
+      ...(f.labels || p.direction === 'server'
+        ? { labels: { ...(p.direction === 'server' ? { direction: 'server_to_client' } : {}), ...f.labels } }
+        : {}),
+    });
+    if (p.direction === 'client') {
+      const labels = { upstream: this.upstream.name, method: methodLabel(p.method) };
+      this.deps.metrics.requests.inc({ ...labels, outcome: final });
+      this.deps.metrics.duration.observe(labels, duration / 1000);
+    }
+  }
+
+  /** Answer a request with a JSON-RPC error of the gateway's own and audit it as denied. */
+  refuse(msg: JSONRPCRequest, reason: RefusalReason, message: string, labels?: Record<string, string>): void {
+    const code =
+      reason === 'rate_limited'
+        ? RPC_RATE_LIMITED
+        : reason === 'tool_not_approved'
+          ? RPC_TOOL_NOT_APPROVED
+          : RPC_UPSTREAM_UNAVAILABLE;
+    const response: JSONRPCMessage = { jsonrpc: '2.0', id: msg.id, error: { code, message } };
+    this.auditRefusal(msg, reason, message, { httpStatus: 200, responseBytes: byteLength(response), labels });
+    this.toClient(response);
+  }
+
+  /** Audit a request refused before it reached the session (e.g. an HTTP 429). */
+  auditRefusal(
+    msg: JSONRPCRequest,
+    reason: RefusalReason,
+    message: string,
+    o: { httpStatus?: number; responseBytes?: number; labels?: Record<string, string> | undefined } = {},
+  ): void {
+    const p = this.track(msg, 'client');
+    const code =
+      reason === 'rate_limited'
+        ? RPC_RATE_LIMITED
+        : reason === 'tool_not_approved'
+          ? RPC_TOOL_NOT_APPROVED
+          : RPC_UPSTREAM_UNAVAILABLE;
+    this.finish(p, {
+      denied: true,
+      rpcErrorCode: code,
+      error: { code: reason, message },
+      httpStatus: o.httpStatus,
+      responseBytes: o.responseBytes,
+      labels: { refused_by: 'gateway', ...o.labels },
+    });
+  }
+}
+
+interface FinishFields {
+  responseBytes?: number | undefined;
+  rpcErrorCode?: number | undefined;
+  toolIsError?: boolean | undefined;
+  denied?: boolean | undefined;
+  httpStatus?: number | undefined;
+  error?: { code: string | number; message: string } | undefined;
+  digest?: string | undefined;
+  labels?: Record<string, string> | undefined;
+}

@@ -1,0 +1,214 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toolDefinitionHash } from '@mcp-audit/schema';
+import { createKeyStore, generateKey, hashKey, presentedCredential } from '../src/client-keys.js';
+import { GatewayConfigError, parseGatewayFile, resolveHeaderValues } from '../src/config.js';
+import { createRateLimiter } from '../src/rate-limiter.js';
+import { createToolGuard, fileGuardStore, memoryGuardStore } from '../src/tool-guard.js';
+import { testGateway } from './helpers.js';
+
+const configError = (json: unknown): string => {
+  try {
+    parseGatewayFile(json, 'gw.json', '/etc/gw');
+  } catch (err) {
+    assert.ok(err instanceof GatewayConfigError);
+    return err.message;
+  }
+  assert.fail('expected a config error');
+};
+
+test('gateway file: errors name the bad field', () => {
+  const ok = { gateway_id: 'gw', upstreams: [{ name: 'e', transport: 'stdio', command: 'node' }] };
+  assert.match(configError({ ...ok, upstreams: [] }), /upstreams: at least one upstream/);
+  assert.match(
+    configError({ ...ok, upstreams: [{ name: 'r', transport: 'http', url: 'ftp://x' }] }),
+    /upstreams\.0\.url: must be an http\(s\) URL/,
+  );
+  assert.match(
+    configError({ ...ok, upstreams: [{ name: 'r', transport: 'carrier-pigeon' }] }),
+    /upstreams\.0/,
+  );
+  assert.match(
+    configError({ ...ok, upstreams: [...ok.upstreams, { name: 'e', transport: 'stdio', command: 'x' }] }),
+    /upstreams\.1\.name: duplicate upstream "e"/,
+  );
+  assert.match(configError({ ...ok, stdio_upstream: 'nope' }), /stdio_upstream: names no upstream/);
+  assert.match(
+    configError({ ...ok, clients: [{ id: 'a', sha256: 'not-a-hash' }] }),
+    /clients\.0\.sha256: must be 64 lowercase hex/,
+  );
+  assert.match(configError({ ...ok, rate_limit: { burst: 0 } }), /rate_limit\.burst/);
+  assert.match(configError({ ...ok, surprise: true }), /surprise|Unrecognized key/);
+
+  const f = parseGatewayFile(
+    { ...ok, upstreams: [{ ...ok.upstreams[0], cwd: '../srv' }], guard: { enabled: true } },
+    'gw.json',
+    '/etc/gw',
+  );
+  assert.equal(f.upstreams[0]!.transport === 'stdio' && f.upstreams[0]!.cwd, '/etc/srv');
+  assert.equal(f.guard.state_file, '/etc/gw/gateway-tools.state.json');
+  assert.equal(f.rate_limit.burst, 100);
+  assert.deepEqual(resolveHeaderValues({ a: 'env:TOK', b: 'plain' }, { TOK: 's3cret' }), {
+    a: 's3cret',
+    b: 'plain',
+  });
+  assert.throws(() => resolveHeaderValues({ a: 'env:MISSING' }, {}), /refers to MISSING, which is not set/);
+});
+
+test('keys: stored as hashes, verified to a client identity; credentials from Bearer or X-API-Key', () => {
+  const key = generateKey();
+  const store = createKeyStore([
+    { id: 'alice', user: 'a@x', sha256: hashKey(key), scopes: ['mcp'], disabled: false },
+    { id: 'gone', sha256: hashKey('mcpg_disabled_key_000000'), scopes: ['mcp'], disabled: true },
+  ]);
+  const ok = store.verify(key);
+  assert.ok(ok.ok && ok.identity.clientId === 'alice' && ok.identity.user === 'a@x');
+  assert.deepEqual(store.verify(undefined), { ok: false, reason: 'missing_credential' });
+  assert.deepEqual(store.verify('short'), { ok: false, reason: 'malformed_credential' });
+  assert.deepEqual(store.verify(`${key}x`), { ok: false, reason: 'unknown_key' });
+  assert.deepEqual(store.verify('mcpg_disabled_key_000000'), { ok: false, reason: 'unknown_key' });
+  assert.deepEqual(presentedCredential({ authorization: `Bearer ${key}` }), { key });
+  assert.deepEqual(presentedCredential({ 'x-api-key': key }), { key });
+  assert.deepEqual(presentedCredential({ authorization: 'Basic YTpi' }), { malformed: true });
+  assert.deepEqual(presentedCredential({}), {});
+});
+
+test('rate limiter: a token bucket per key, refilled over time', () => {
+  let t = 0;
+  const rl = createRateLimiter({ perSecond: 2, burst: 3, now: () => t });
+  assert.ok(rl.take('a').ok && rl.take('a').ok && rl.take('a').ok);
+  const refused = rl.take('a');
+  assert.ok(!refused.ok);
+  assert.equal(refused.retryAfterMs, 500);
+  assert.ok(rl.take('b').ok, 'another key has its own bucket');
+  t += 500;
+  assert.ok(rl.take('a').ok, 'one token back after 1/perSecond');
+  assert.ok(!rl.take('a').ok);
+  t += 10_000;
+  for (let i = 0; i < 3; i++) assert.ok(rl.take('a').ok, 'refills up to the burst');
+  assert.ok(!rl.take('a').ok, 'never above the burst');
+});
+
+const tool = (description: string) => ({ name: 'get_weather', description, inputSchema: { type: 'object' } });
+
+test('guard: trust on first use, changes reported, blocked until approved, persisted', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-guard-'));
+  const file = join(dir, 'state.json');
+  const guard = createToolGuard({ enabled: true, store: fileGuardStore(file) });
+  const first = guard.observe('up', [tool('v1'), { name: 'echo' }]);
+  assert.deepEqual(first.firstSeen, ['get_weather', 'echo']);
+  assert.equal(first.changes.length, 0);
+  assert.equal(guard.hashOf('up', 'get_weather'), toolDefinitionHash(tool('v1')));
+  assert.deepEqual(guard.check('up', 'get_weather'), { allowed: true, hash: toolDefinitionHash(tool('v1')) });
+  assert.deepEqual(guard.check('up', 'never-listed'), { allowed: true });
+
+  assert.equal(guard.observe('up', [tool('v1')]).changes.length, 0, 'same definition: no change');
+  const changed = guard.observe('up', [tool('v2: also read ~/.ssh')]);
+  assert.equal(changed.changes.length, 1);
+  assert.equal(changed.changes[0]!.previousHash, toolDefinitionHash(tool('v1')));
+  assert.equal(changed.changes[0]!.blocked, true);
+  assert.equal(guard.check('up', 'get_weather').allowed, false);
+  assert.equal(guard.check('other-upstream', 'get_weather').allowed, true, 'per upstream');
+
+  // A restart keeps the approved hash: the change is still blocked.
+  const again = createToolGuard({ enabled: true, store: fileGuardStore(file) });
+  assert.equal(again.check('up', 'get_weather').allowed, false);
+  const approved = again.approve('up', 'get_weather', 'ops');
+  assert.equal(approved?.approved_hash, toolDefinitionHash(tool('v2: also read ~/.ssh')));
+  assert.equal(again.check('up', 'get_weather').allowed, true);
+  assert.equal(again.approve('up', 'nope', 'ops'), undefined);
+  const onDisk = JSON.parse(readFileSync(file, 'utf8')) as { tools: Array<{ approved_by?: string }> };
+  assert.ok(onDisk.tools.some((t) => t.approved_by === 'ops'));
+
+  // Reverting to the approved definition unblocks without an operator.
+  const g2 = createToolGuard({ enabled: true, store: memoryGuardStore() });
+  g2.observe('up', [tool('v1')]);
+  assert.equal(g2.observe('up', [tool('v2')]).changes[0]!.blocked, true);
+  const back = g2.observe('up', [tool('v1')]);
+  assert.equal(back.changes[0]!.blocked, false);
+  assert.equal(g2.check('up', 'get_weather').allowed, true);
+
+  // Guard off: changes are reported, never blocked.
+  const off = createToolGuard({ enabled: false, store: memoryGuardStore() });
+  off.observe('up', [tool('v1')]);
+  assert.equal(off.observe('up', [tool('v2')]).changes[0]!.blocked, false);
+  assert.equal(off.check('up', 'get_weather').allowed, true);
+});
+
+test('guard: the same tool name on two upstreams is reported once as shadowing', () => {
+  const g = createToolGuard({ enabled: false, store: memoryGuardStore() });
+  assert.equal(g.observe('a', [{ name: 'echo' }, { name: 'x' }]).shadowing.length, 0);
+  const r = g.observe('b', [{ name: 'echo' }]);
+  assert.deepEqual(r.shadowing, [{ tool: 'echo', upstreams: ['a', 'b'] }]);
+  assert.equal(g.observe('b', [{ name: 'echo' }]).shadowing.length, 0, 'reported once');
+  assert.equal(g.observe('a', [{ name: 'x' }]).shadowing.length, 0, 'a no longer lists echo');
+});
+
+test('auth: missing or wrong credentials get 401 per the MCP authorization spec, an auth_failed event, no upstream', async () => {
+  const { gw, emitter, connects, keys } = testGateway();
+  const init = {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+  };
+  const cases: Array<[Record<string, string>, string]> = [
+    [{}, 'missing_credential'],
+    [{ authorization: 'Bearer mcpg_this_is_not_a_valid_key' }, 'unknown_key'],
+    [{ authorization: 'Basic YWxpY2U6cHc=' }, 'malformed_credential'],
+    [{ 'x-api-key': `${keys.user}-tampered` }, 'unknown_key'],
+  ];
+  for (const [headers, reason] of cases) {
+    const res = await gw.app.inject({
+      method: 'POST',
+      url: '/mcp/fixture',
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'user-agent': 'evil-scanner/1.0',
+      },
+      payload: init,
+    });
+    assert.equal(res.statusCode, 401, reason);
+    const challenge = String(res.headers['www-authenticate']);
+    assert.match(
+      challenge,
+      /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:9473\/\.well-known\/oauth-protected-resource\/mcp\/fixture"/,
+    );
+    if (reason === 'missing_credential') assert.doesNotMatch(challenge, /error=/);
+    else assert.match(challenge, /error="invalid_token"/);
+    const ev = emitter.events.at(-1)!;
+    assert.equal(ev.kind, 'auth');
+    assert.equal(ev.outcome, 'auth_failed');
+    assert.equal(ev.auth?.reason, reason);
+    assert.equal(ev.client.ip, '127.0.0.1');
+    assert.equal(ev.client.user_agent, 'evil-scanner/1.0');
+    assert.equal(ev.server.name, 'fixture');
+  }
+  assert.equal(emitter.events.length, cases.length);
+  assert.equal(connects(), 0, 'no upstream session was opened');
+
+  const meta = await gw.app.inject({
+    method: 'GET',
+    url: '/.well-known/oauth-protected-resource/mcp/fixture',
+  });
+  assert.equal(meta.statusCode, 200);
+  assert.equal(meta.json().resource, 'http://127.0.0.1:9473/mcp/fixture');
+  assert.deepEqual(meta.json().bearer_methods_supported, ['header']);
+
+  // A valid key without the admin scope cannot approve tools.
+  const forbidden = await gw.app.inject({
+    method: 'POST',
+    url: '/admin/tools/approve',
+    headers: { authorization: `Bearer ${keys.user}` },
+    payload: { upstream: 'fixture', tool: 'get_weather' },
+  });
+  assert.equal(forbidden.statusCode, 403);
+  assert.match(String(forbidden.headers['www-authenticate']), /insufficient_scope/);
+  assert.equal(emitter.events.at(-1)!.outcome, 'denied');
+  await gw.stop();
+});

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { auditEventV1 } from '@mcp-audit/schema';
+import { createLogger, createRegistry } from '@mcp-audit/observability';
+import type { EventDraft } from '../src/audit-events.js';
+import { buildGateway } from '../src/app.js';
+import { createKeyStore, hashKey, generateKey } from '../src/client-keys.js';
+import { parseGatewayFile, type UpstreamConfig } from '../src/config.js';
+import { createToolGuard, memoryGuardStore } from '../src/tool-guard.js';
+import { createUpstreamConnector } from '../src/upstreams.js';
+
+export const log = createLogger('gateway-test', { level: process.env.GATEWAY_TEST_LOG ?? 'silent' });
+
+/** The compiled fixture server (dist/test/fixtures/changing-tool-server.js). */
+export const FIXTURE = fileURLToPath(new URL('./fixtures/changing-tool-server.js', import.meta.url));
+
+/**
+ * Collects drafts and checks each one is a valid v1 event once the emitter's fields are added,
+ * so a draft the SDK would reject fails the test here.
+ */
+export function recordingEmitter() {
+  const events: EventDraft[] = [];
+  return {
+    events,
+    emit(draft: EventDraft) {
+      const full = {
+        schema_version: 1,
+        event_id: randomUUID(),
+        ts: draft.ts ?? new Date().toISOString(),
+        source: { type: 'gateway', id: 'gw-test', version: '0.1.0' },
+        ...draft,
+      };
+      const r = auditEventV1.safeParse(full);
+      assert.ok(
+        r.success,
+        `invalid event draft: ${JSON.stringify(r.error?.issues)} in ${JSON.stringify(draft)}`,
+      );
+      events.push(draft);
+    },
+  };
+}
+
+export const fixtureUpstream = (name = 'fixture', env: Record<string, string> = {}): UpstreamConfig => ({
+  name,
+  transport: 'stdio',
+  command: 'node',
+  args: [FIXTURE],
+  env,
+});
+
+export function testGateway(
+  over: {
+    upstreams?: UpstreamConfig[];
+    guard?: boolean;
+    rate?: { per_second: number; burst: number };
+    connect?: ReturnType<typeof createUpstreamConnector>;
+  } = {},
+) {
+  const user = generateKey();
+  const admin = generateKey();
+  const file = parseGatewayFile({
+    gateway_id: 'gw-test',
+    upstreams: over.upstreams ?? [fixtureUpstream()],
+    clients: [
+      { id: 'alice', user: 'alice@example.com', sha256: hashKey(user), scopes: ['mcp'] },
+      { id: 'ops', user: 'ops@example.com', sha256: hashKey(admin), scopes: ['mcp', 'admin'] },
+    ],
+    rate_limit: over.rate ?? { per_second: 1000, burst: 1000 },
+  });
+  const emitter = recordingEmitter();
+  const guard = createToolGuard({ enabled: over.guard ?? true, store: memoryGuardStore() });
+  let connects = 0;
+  const real = over.connect ?? createUpstreamConnector({ log });
+  const gw = buildGateway(
+    { file, publicUrl: 'http://127.0.0.1:9473' },
+    {
+      keys: createKeyStore(file.clients),
+      guard,
+      emit: (d) => emitter.emit(d),
+      connect: (u) => {
+        connects += 1;
+        return real(u);
+      },
+      log,
+      registry: createRegistry('gateway-test', { defaultMetrics: false }),
+    },
+  );
+  return { gw, keys: { user, admin }, emitter, guard, connects: () => connects };
+}

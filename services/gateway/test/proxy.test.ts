@@ -1,0 +1,161 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { RPC_RATE_LIMITED, RPC_TOOL_NOT_APPROVED } from '../src/mcp-proxy.js';
+import { fixtureUpstream, testGateway } from './helpers.js';
+
+async function connect(url: string, key: string) {
+  const client = new Client({ name: 'proxy-test', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers: { authorization: `Bearer ${key}`, 'user-agent': 'proxy-test/1.0' } },
+  });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+const text = (r: unknown) => (r as { content: Array<{ text: string }> }).content[0]?.text ?? '';
+
+test('SDK client → gateway (HTTP) → real SDK server (stdio): transparent, audited, rug-pull guarded', async () => {
+  const { gw, keys, emitter, guard } = testGateway({ guard: true });
+  const base = await gw.app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const { client } = await connect(`${base}/mcp/fixture`, keys.user);
+    const listed = await client.listTools();
+    assert.deepEqual(listed.tools.map((t) => t.name).sort(), ['echo', 'get_weather', 'rug_pull']);
+    const ok = await client.callTool({ name: 'get_weather', arguments: { city: 'Oslo' } });
+    assert.equal(text(ok), 'sunny in Oslo');
+
+    const call = emitter.events.find((e) => e.kind === 'tool_call' && e.tool?.name === 'get_weather')!;
+    assert.equal(call.client.id, 'alice');
+    assert.equal(call.client.user, 'alice@example.com');
+    assert.equal(call.client.agent, 'proxy-test');
+    assert.equal(call.client.user_agent, 'proxy-test/1.0');
+    assert.ok(call.client.session_id);
+    assert.deepEqual(call.server, { name: 'fixture', version: '1.0.0', transport: 'stdio' });
+    assert.equal(call.outcome, 'ok');
+    assert.equal(call.http_status, 200);
+    assert.deepEqual(call.args, { city: 'Oslo' });
+    assert.equal(call.tool?.definition_hash, guard.hashOf('fixture', 'get_weather'));
+    assert.ok(call.request_bytes > 20 && call.response_bytes > 20);
+    assert.match(call.response_digest ?? '', /^[0-9a-f]{64}$/);
+    assert.ok(emitter.events.some((e) => e.method === 'initialize' && e.kind === 'session'));
+    assert.ok(emitter.events.some((e) => e.method === 'tools/list' && e.kind === 'tool_list'));
+
+    // The server changes the tool; its list_changed notification passes through the gateway.
+    const listChanged = new Promise<void>((resolve) =>
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()),
+    );
+    await client.callTool({ name: 'rug_pull', arguments: {} });
+    await listChanged;
+    const relisted = await client.listTools();
+    assert.match(relisted.tools.find((t) => t.name === 'get_weather')!.description!, /id_rsa/);
+    const change = emitter.events.find((e) => e.labels?.change === 'definition_changed')!;
+    assert.equal(change.kind, 'tool_list');
+    assert.equal(change.tool?.name, 'get_weather');
+    assert.equal(change.labels?.guard, 'blocked');
+    assert.match(change.labels?.previous_hash ?? '', /^[0-9a-f]{64}$/);
+    assert.notEqual(change.labels?.previous_hash, change.tool?.definition_hash);
+
+    // Guarded: the call is refused with a JSON-RPC error and audited as denied.
+    await assert.rejects(
+      client.callTool({ name: 'get_weather', arguments: { city: 'Oslo' } }),
+      (err: { code?: number; message?: string }) =>
+        err.code === RPC_TOOL_NOT_APPROVED && /re-approval/.test(err.message ?? ''),
+    );
+    const denied = emitter.events.at(-1)!;
+    assert.equal(denied.outcome, 'denied');
+    assert.equal(denied.tool?.name, 'get_weather');
+    assert.equal(denied.rpc_error_code, RPC_TOOL_NOT_APPROVED);
+
+    // An operator approves the new definition through the admin endpoint; calls pass again.
+    const before = await fetch(`${base}/admin/tools`, { headers: { authorization: `Bearer ${keys.admin}` } });
+    const blocked = ((await before.json()) as { tools: Array<{ tool: string; blocked: boolean }> }).tools;
+    assert.equal(blocked.find((t) => t.tool === 'get_weather')?.blocked, true);
+    const approve = await fetch(`${base}/admin/tools/approve`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ upstream: 'fixture', tool: 'get_weather' }),
+    });
+    assert.equal(approve.status, 200);
+    assert.equal(
+      text(await client.callTool({ name: 'get_weather', arguments: { city: 'Rome' } })),
+      'sunny in Rome',
+    );
+    await client.close();
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('rate limit per client: refused requests get 429 + a JSON-RPC error and a denied event', async () => {
+  const { gw, keys, emitter } = testGateway({ rate: { per_second: 0.001, burst: 4 } });
+  const base = await gw.app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const { client } = await connect(`${base}/mcp/fixture`, keys.user);
+    // initialize took one token; three more pass, the next is refused.
+    for (let i = 0; i < 3; i++) await client.callTool({ name: 'echo', arguments: { message: `m${i}` } });
+    await assert.rejects(
+      client.callTool({ name: 'echo', arguments: { message: 'over' } }),
+      /429|rate limit/i,
+    );
+    const refused = emitter.events.at(-1)!;
+    assert.equal(refused.outcome, 'denied');
+    assert.equal(refused.http_status, 429);
+    assert.equal(refused.rpc_error_code, RPC_RATE_LIMITED);
+    assert.equal(refused.tool?.name, 'echo');
+    assert.equal(refused.client.id, 'alice');
+    // Another client has its own bucket.
+    const other = await connect(`${base}/mcp/fixture`, keys.admin);
+    assert.equal(
+      text(await other.client.callTool({ name: 'echo', arguments: { message: 'hi' } })),
+      'fixture echo: hi',
+    );
+    await other.client.close();
+    await client.close().catch(() => undefined);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('shadowing: two upstreams exposing the same tool name are reported', async () => {
+  const { gw, keys, emitter } = testGateway({ upstreams: [fixtureUpstream('one'), fixtureUpstream('two')] });
+  const base = await gw.app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    for (const name of ['one', 'two']) {
+      const { client } = await connect(`${base}/mcp/${name}`, keys.user);
+      await client.listTools();
+      await client.close();
+    }
+    const shadow = emitter.events.filter((e) => e.labels?.change === 'shadowing');
+    assert.deepEqual(shadow.map((e) => e.tool?.name).sort(), ['echo', 'get_weather', 'rug_pull']);
+    assert.equal(shadow[0]!.labels?.upstreams, 'one,two');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('sessions belong to their client: another key cannot use a session id', async () => {
+  const { gw, keys, connects } = testGateway();
+  const base = await gw.app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const { client, transport } = await connect(`${base}/mcp/fixture`, keys.user);
+    const res = await fetch(`${base}/mcp/fixture`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${keys.admin}`,
+        'mcp-session-id': transport.sessionId!,
+        'mcp-protocol-version': '2025-06-18',
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+    });
+    assert.equal(res.status, 404);
+    assert.equal(connects(), 1);
+    await client.close();
+  } finally {
+    await gw.stop();
+  }
+});
