@@ -15,3 +15,12 @@ export {
 export { createKafkaSink, type KafkaSinkOptions } from './sinks/kafka.sink.js';
 export { createCollectorSink, type CollectorSinkOptions } from './sinks/collector.sink.js';
 export { sinkFromEnv } from './sinks/sink-from-env.js';
+export {
+  auditMcpServer,
+  defaultClientIdentity,
+  type AuditServerOptions,
+  type AuditedServer,
+  type ClientContext,
+  type ClientIdentity,
+} from './wrap.js';
+export { SDK_VERSION } from './version.js';
