@@ -7,10 +7,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/log"
-SERVICES=(receiver ingester collector notifier)
-declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472)
+SERVICES=(receiver ingester collector notifier gateway)
+# The gateway's MCP port is 9473; its health is checked on its ops port 9478.
+declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472 [gateway]=9478)
 # The local webhook receiver (watch it: tail -f .local/log/receiver.log) is part of the notifier package.
-declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js)
+declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js [gateway]=services/gateway/dist/src/main.js)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -35,6 +36,21 @@ ensure_collector_token() {
   log "created a collector token for source 'local-dev' (plain token in .local/secrets.env, hash in $tokens)"
 }
 
+# A gateway client key for local use (scopes mcp + admin): plain key in .local/secrets.env, hash only in
+# .local/gateway-clients.json.
+ensure_gateway_key() {
+  local clients="$LOCAL/gateway-clients.json"
+  if [[ -f $clients ]] && grep -q '^MCP_AUDIT_GATEWAY_API_KEY=' "$LOCAL/secrets.env"; then return; fi
+  local key sha
+  key="mcpg_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  sha=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+  umask 077
+  printf '[{"id":"local-dev","user":"%s@localhost","sha256":"%s","scopes":["mcp","admin"]}]\n' "${USER:-dev}" "$sha" >"$clients"
+  sed -i '/^MCP_AUDIT_GATEWAY_API_KEY=/d' "$LOCAL/secrets.env"
+  echo "MCP_AUDIT_GATEWAY_API_KEY=$key" >>"$LOCAL/secrets.env"
+  log "created a gateway key for client 'local-dev' (plain key in .local/secrets.env, hash in $clients)"
+}
+
 # Local routing file for the notifier: one signed webhook to 127.0.0.1:9479 (secrets by reference).
 ensure_notifier_routes() {
   local routes="$LOCAL/notifier-routes.json" secret="$LOCAL/notifier-webhook-secret"
@@ -53,6 +69,12 @@ start() {
   export MCP_AUDIT_NOTIFIER_ROUTES_FILE="${MCP_AUDIT_NOTIFIER_ROUTES_FILE:-$LOCAL/notifier-routes.json}"
   export MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL="${MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL:-http://127.0.0.1:9479/webhook}"
   export MCP_AUDIT_RECEIVER_SECRET_FILE="$LOCAL/notifier-webhook-secret"
+  ensure_gateway_key
+  set -a; source "$LOCAL/secrets.env"; set +a
+  export MCP_AUDIT_GATEWAY_CONFIG="${MCP_AUDIT_GATEWAY_CONFIG:-$ROOT/deploy/gateway/gateway.sample.json}"
+  export MCP_AUDIT_GATEWAY_CLIENTS_FILE="${MCP_AUDIT_GATEWAY_CLIENTS_FILE:-$LOCAL/gateway-clients.json}"
+  # The gateway's events go straight to Kafka locally (the ingester writes them to ClickHouse).
+  export MCP_AUDIT_SDK_SINK="${MCP_AUDIT_SDK_SINK:-kafka}"
   for s in "${SERVICES[@]}"; do
     if pid=$(pid_of "$s"); then log "$s already running (pid $pid)"; continue; fi
     log "starting $s"

@@ -380,12 +380,10 @@ export function buildGateway(cfg: GatewayConfig, deps: GatewayDeps) {
       const before = deps.guard.entries().find((e) => e.upstream === upstream && e.tool === tool);
       const entry = deps.guard.approve(upstream, tool, id.clientId);
       if (!entry || !before)
-        return reply
-          .code(404)
-          .send({
-            error: 'AUDIT_ERR_NOT_FOUND',
-            message: `no tool "${tool}" seen on upstream "${upstream}"`,
-          });
+        return reply.code(404).send({
+          error: 'AUDIT_ERR_NOT_FOUND',
+          message: `no tool "${tool}" seen on upstream "${upstream}"`,
+        });
       const meta = requestMeta(req);
       log.warn({ upstream, tool, hash: entry.approved_hash, by: id.clientId }, 'tool definition approved');
       const u = upstreams.get(upstream);
@@ -434,3 +432,26 @@ export function buildGateway(cfg: GatewayConfig, deps: GatewayDeps) {
 }
 
 export type Gateway = ReturnType<typeof buildGateway>;
+
+/** Ops port: liveness/readiness and Prometheus metrics, apart from the client-facing port. */
+export function buildOpsServer(deps: {
+  health: () => { ok: boolean; details: Record<string, unknown> };
+  registry: Registry;
+  log: Logger;
+}) {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'ops' }),
+    bodyLimit: 1024,
+    disableRequestLogging: true,
+  });
+  const health = async (_req: FastifyRequest, reply: FastifyReply) => {
+    const h = deps.health();
+    return reply.code(h.ok ? 200 : 503).send({ status: h.ok ? 'ok' : 'unhealthy', ...h.details });
+  };
+  app.get('/health', health);
+  app.get('/healthz', health);
+  app.get('/metrics', async (_req, reply) =>
+    reply.header('content-type', deps.registry.contentType).send(await deps.registry.metrics()),
+  );
+  return app;
+}

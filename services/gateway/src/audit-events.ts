@@ -1,13 +1,13 @@
-import type { AuditEventV1Input, EventOutcome } from '@mcp-audit/schema';
+import type { AuditEventDraft } from '@mcp-audit/sdk';
+
+export { outcomeOf } from '@mcp-audit/sdk';
 
 /**
- * What the gateway hands to the SDK's audit emitter: the event contract minus what the emitter
- * fills in (schema_version, event_id, source; ts when absent). The emitter redacts, caps and
- * validates; `emit` is synchronous and never throws, so auditing never blocks forwarding.
+ * What the gateway hands to the SDK's audit emitter (`createAuditEmitter`): the event contract minus
+ * what the emitter fills in (schema_version, event_id, source; ts when absent). The emitter redacts,
+ * caps and validates; `emit` is synchronous and never throws, so auditing never blocks forwarding.
  */
-export type EventDraft = Omit<AuditEventV1Input, 'schema_version' | 'event_id' | 'source' | 'ts'> & {
-  ts?: string;
-};
+export type EventDraft = AuditEventDraft;
 
 export interface AuditEmitter {
   emit(draft: EventDraft): void;
@@ -27,21 +27,6 @@ export function kindOf(method: string): EventDraft['kind'] {
     default:
       return 'session';
   }
-}
-
-/** Same rule as the SDK's outcomeOf: refusals first, then any failure layer makes it an error. */
-export function outcomeOf(o: {
-  httpStatus?: number | undefined;
-  rpcErrorCode?: number | undefined;
-  toolIsError?: boolean | undefined;
-  denied?: boolean | undefined;
-  authFailed?: boolean | undefined;
-}): EventOutcome {
-  if (o.authFailed) return 'auth_failed';
-  if (o.denied) return 'denied';
-  if (o.rpcErrorCode !== undefined || o.toolIsError || (o.httpStatus !== undefined && o.httpStatus >= 400))
-    return 'error';
-  return 'ok';
 }
 
 /** `::ffff:127.0.0.1` → `127.0.0.1`, so the schema's IPv4/IPv6 check holds and addresses compare. */

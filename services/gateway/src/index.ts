@@ -7,3 +7,5 @@ export * from './metrics.js';
 export * from './rate-limiter.js';
 export * from './tool-guard.js';
 export * from './upstreams.js';
+export * from './stdio-gateway.js';
+export * from './version.js';

@@ -123,6 +123,7 @@ export class ProxySession {
     this.down.onerror = (err) => this.log.debug({ err }, 'downstream transport error');
     this.down.onclose = () => void this.close('client closed');
     await this.up.start();
+    await this.down.start();
     this.deps.metrics.sessions.inc({ upstream: this.upstream.name });
   }
 

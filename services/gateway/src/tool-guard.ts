@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { toolDefinitionHash } from '@mcp-audit/schema';
+import { toolDefinitionHash } from '@mcp-audit/sdk';
 
 /**
  * The rug-pull guard and shadowing detector. Per (upstream, tool) it remembers the approved
@@ -140,7 +140,7 @@ export function createToolGuard(opts: {
       for (const raw of tools) {
         const t = toolShape.safeParse(raw);
         if (!t.success) continue;
-        const tool = t.data as { name: string; description?: string; inputSchema?: unknown };
+        const tool = t.data;
         const hash = toolDefinitionHash(tool);
         names.add(tool.name);
         report.hashes.set(tool.name, hash);
