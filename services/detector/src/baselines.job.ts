@@ -1,0 +1,265 @@
+import cron from 'node-cron';
+import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import type { Logger } from '@mcp-audit/observability';
+import {
+  aggregateAll,
+  baselineWindow,
+  buildGrid,
+  chDateTime,
+  computeClientBaseline,
+  toRow,
+  type Baseline,
+  type ClientHistory,
+  type Grid,
+} from './baseline.js';
+import { profileTimeZone, type DetectorConfig } from './detector.config.js';
+import { DAY_MS, HOUR_MS } from './time.js';
+
+export interface BaselineJobDeps {
+  /** Reads events_hourly (the analyst or the writer). */
+  reader: ClickHouse;
+  /** Inserts into baselines and client_state (insertTables must allow them). */
+  writer: ClickHouse;
+  config: DetectorConfig;
+  log: Logger;
+  now?: () => number;
+  /** Called after each as_of version is written (the detector refreshes its cache). */
+  onVersion?: (asOf: number) => void;
+}
+
+export interface BaselineRunResult {
+  asOf: number;
+  version: string;
+  clients: number;
+  learning: number;
+  cohorts: number;
+  ms: number;
+}
+
+/** Clients per query chunk: bounds memory (a client's 28 days is at most 672 hourly rows). */
+const CHUNK_CLIENTS = 2_500;
+const INSERT_ROWS = 1_000;
+
+interface HourlyAgg {
+  client_id: string;
+  h: Array<number | string>;
+  c: Array<number | string>;
+  e: Array<number | string>;
+  a: Array<number | string>;
+  t: Array<number | string>;
+  s: Array<number | string>;
+  b: Array<number | string>;
+}
+interface SetAgg {
+  client_id: string;
+  names: string[];
+  counts: Array<number | string>;
+}
+
+/**
+ * Reads events_hourly for every client in bulk (a handful of statements per chunk of clients,
+ * never one per client), computes the per-client, per-cohort and global baselines, writes them.
+ */
+export function createBaselineJob(deps: BaselineJobDeps) {
+  const log = deps.log.child({ component: 'baseline-job' });
+  const cfg = deps.config.baseline;
+  let task: ReturnType<typeof cron.schedule> | undefined;
+  let running: Promise<unknown> | undefined;
+  let last: BaselineRunResult | undefined;
+  let lastError: string | undefined;
+
+  async function chunkCount(from: number, to: number): Promise<number> {
+    const rows = await deps.reader.query<{ n: string }>(sql`
+      SELECT uniqExact(client_id) AS n FROM mcp_audit.events_hourly
+      WHERE hour >= ${new Date(from)} AND hour < ${new Date(to)}`);
+    return Math.max(1, Math.ceil(Number(rows[0]?.n ?? 0) / CHUNK_CLIENTS));
+  }
+
+  async function readChunk(from: number, to: number, parts: number, part: number): Promise<ClientHistory[]> {
+    const where = sql`hour >= ${new Date(from)} AND hour < ${new Date(to)}
+      AND cityHash64(client_id) % ${parts} = ${part}`;
+    const [hourly, tools, servers] = await Promise.all([
+      deps.reader.query<HourlyAgg>(sql`
+        SELECT client_id, groupArray(toUInt32(hour)) AS h, groupArray(c) AS c, groupArray(e) AS e,
+               groupArray(a) AS a, groupArray(t) AS t, groupArray(s) AS s, groupArray(b) AS b
+        FROM (
+          SELECT client_id, hour, uniqExactMerge(calls) AS c, uniqExactIfMerge(errors) AS e,
+                 uniqExactIfMerge(auth_failures) AS a, uniqExactMerge(tools) AS t,
+                 uniqExactMerge(servers) AS s, sumMerge(request_bytes) + sumMerge(response_bytes) AS b
+          FROM mcp_audit.events_hourly WHERE ${where}
+          GROUP BY client_id, hour
+        )
+        GROUP BY client_id`),
+      readSets('tool_set', where),
+      readSets('server_set', where),
+    ]);
+    const toolMap = new Map(tools.map((r) => [r.client_id, r]));
+    const serverMap = new Map(servers.map((r) => [r.client_id, r]));
+    const pairs = (r: SetAgg | undefined) =>
+      new Map<string, number>(r ? r.names.map((n, i) => [n, Number(r.counts[i])]) : []);
+    return hourly.map((r) => ({
+      clientId: r.client_id,
+      hours: r.h.map((hour, i) => ({
+        hour: Number(hour) * 1000,
+        calls: Number(r.c[i]),
+        errors: Number(r.e[i]),
+        authFailures: Number(r.a[i]),
+        tools: Number(r.t[i]),
+        servers: Number(r.s[i]),
+        bytes: Number(r.b[i]),
+      })),
+      tools: pairs(toolMap.get(r.client_id)),
+      servers: pairs(serverMap.get(r.client_id)),
+    }));
+  }
+
+  function readSets(column: 'tool_set' | 'server_set', where: ReturnType<typeof sql>) {
+    // NOTE: the column name comes from the two-value union above, never from input.
+    const col =
+      column === 'tool_set' ? sql`groupUniqArrayMerge(tool_set)` : sql`groupUniqArrayMerge(server_set)`;
+    return deps.reader.query<SetAgg>(sql`
+      SELECT client_id, groupArray(name) AS names, groupArray(n) AS counts
+      FROM (
+        SELECT client_id, name, count() AS n
+        FROM (
+          SELECT client_id, hour, ${col} AS names_in_hour
+          FROM mcp_audit.events_hourly WHERE ${where}
+          GROUP BY client_id, hour
+        )
+        ARRAY JOIN names_in_hour AS name
+        GROUP BY client_id, name
+      )
+      GROUP BY client_id`);
+  }
+
+  async function insertRows(table: 'baselines' | 'client_state', rows: Record<string, unknown>[]) {
+    for (let i = 0; i < rows.length; i += INSERT_ROWS)
+      await deps.writer.insert(table, rows.slice(i, i + INSERT_ROWS));
+  }
+
+  /** Computes (idempotently) the version as of `asOf` (floored to the hour) for every client. */
+  async function computeAsOf(asOfInput: number): Promise<BaselineRunResult> {
+    const t0 = Date.now();
+    const asOf = Math.floor(asOfInput / HOUR_MS) * HOUR_MS;
+    const { from, to } = baselineWindow(asOf, cfg.windowDays);
+    const opts = { asOf, windowDays: cfg.windowDays, learningActiveDays: cfg.learningActiveDays };
+    const grids = new Map<string, Grid>();
+    const gridFor = (tz: string) => {
+      let g = grids.get(tz);
+      if (!g) grids.set(tz, (g = buildGrid(from, cfg.windowDays, tz)));
+      return g;
+    };
+    const parts = await chunkCount(from, to);
+    const computedAt = deps.now?.() ?? Date.now();
+    const clients: Baseline[] = [];
+    for (let part = 0; part < parts; part++) {
+      const histories = await readChunk(from, to, parts, part);
+      const chunk = histories.map((h) =>
+        computeClientBaseline(h, gridFor(profileTimeZone(deps.config, h.clientId)), opts),
+      );
+      await insertRows(
+        'baselines',
+        chunk.map((b) => toRow(b, computedAt)),
+      );
+      // Keep only what the aggregates need: the per-client rows are already written.
+      clients.push(...chunk);
+    }
+    const aggregates = aggregateAll(clients, opts);
+    await insertRows(
+      'client_state',
+      clients.map((b) => ({
+        client_id: b.clientId,
+        as_of: chDateTime(asOf),
+        state: b.state,
+        active_days: b.activeDays,
+        required_days: cfg.learningActiveDays,
+        baseline_version: b.version,
+        cohort: b.cohort,
+        computed_at: chDateTime(computedAt),
+      })),
+    );
+    // The global row goes last: its presence marks the version complete (readers wait for it).
+    await insertRows(
+      'baselines',
+      aggregates.map((b) => toRow(b, computedAt)),
+    );
+    const result: BaselineRunResult = {
+      asOf,
+      version: aggregates.at(-1)?.version ?? '',
+      clients: clients.length,
+      learning: clients.filter((b) => b.state === 'learning').length,
+      cohorts: aggregates.length - (clients.length > 0 ? 1 : 0),
+      ms: Date.now() - t0,
+    };
+    log.info({ ...result, asOf: new Date(asOf).toISOString(), parts }, 'baselines computed');
+    last = result;
+    deps.onVersion?.(asOf);
+    return result;
+  }
+
+  /** Daily versions (00:00 UTC) for every day in [from, to] (backfill). */
+  async function computeRange(
+    fromMs: number,
+    toMs: number,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<BaselineRunResult[]> {
+    const first = Math.ceil(fromMs / DAY_MS) * DAY_MS;
+    const days: number[] = [];
+    for (let d = first; d <= toMs; d += DAY_MS) days.push(d);
+    const out: BaselineRunResult[] = [];
+    for (const [i, d] of days.entries()) {
+      out.push(await computeAsOf(d));
+      onProgress?.(i + 1, days.length);
+    }
+    return out;
+  }
+
+  /** The version the cron run computes: as of the start of the current UTC day. */
+  const scheduledAsOf = () => Math.floor((deps.now?.() ?? Date.now()) / DAY_MS) * DAY_MS;
+
+  return {
+    computeAsOf,
+    computeRange,
+    start() {
+      task = cron.schedule(
+        cfg.cron,
+        () => {
+          if (running) return;
+          running = computeAsOf(scheduledAsOf())
+            .then(() => (lastError = undefined))
+            .catch((err: unknown) => {
+              lastError = (err as Error).message;
+              log.error({ err }, 'baseline job failed; the previous version stays in use');
+            })
+            .finally(() => (running = undefined));
+        },
+        { timezone: 'UTC', name: 'baselines', noOverlap: true },
+      );
+    },
+    /** Runs once now unless today's version exists (start-up catch-up). */
+    async ensureCurrent(): Promise<void> {
+      const asOf = scheduledAsOf();
+      const rows = await deps.reader.query<{ n: string }>(sql`
+        SELECT count() AS n FROM mcp_audit.baselines WHERE as_of = ${new Date(asOf)} AND kind = 'global'`);
+      if (Number(rows[0]?.n ?? 0) === 0) await computeAsOf(asOf);
+    },
+    async stop() {
+      await task?.stop();
+      task = undefined;
+      await running;
+    },
+    health() {
+      return {
+        ok: lastError === undefined,
+        details: {
+          lastVersion: last?.version ?? null,
+          lastClients: last?.clients ?? null,
+          lastMs: last?.ms ?? null,
+          lastError: lastError ?? null,
+        },
+      };
+    },
+  };
+}
+
+export type BaselineJob = ReturnType<typeof createBaselineJob>;
