@@ -38,7 +38,8 @@ export interface GenOptions {
 /** A valid, fully populated v1 event, varied by `r`. */
 export function makeEvent(r: () => number, i: number, o: GenOptions = {}): Record<string, unknown> {
   const now = o.now ?? Date.now();
-  const client = `${o.clientPrefix ?? 'client'}-${Math.floor(r() * (o.clients ?? 20))}`;
+  const n = Math.floor(r() * (o.clients ?? 20));
+  const client = `${o.clientPrefix ?? 'client'}-${n}`;
   const tool = TOOLS[Math.floor(r() * TOOLS.length)]!;
   const server = SERVERS[Math.floor(r() * SERVERS.length)]!;
   const outcomeRoll = r();
@@ -53,11 +54,13 @@ export function makeEvent(r: () => number, i: number, o: GenOptions = {}): Recor
     client: {
       id: client,
       name: `Client ${client}`,
-      user: `user${Math.floor(r() * 5)}@example.com`,
+      // NOTE: user, address and sessions stay with their client, as real traffic does; the periodic
+      // session-misuse detector would otherwise flag every test batch stored in the shared table.
+      user: `user${n}@example.com`,
       agent: 'claude-desktop',
-      ip: `10.0.${Math.floor(r() * 255)}.${Math.floor(r() * 255)}`,
+      ip: `10.0.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`,
       user_agent: 'mcp-client/1.0',
-      session_id: `sess-${Math.floor(r() * 1000)}`,
+      session_id: `${client}-sess-${Math.floor(r() * 5)}`,
     },
     server: { name: server, version: '1.2.3', transport: r() < 0.5 ? 'stdio' : 'http' },
     method: 'tools/call',
