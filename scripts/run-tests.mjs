@@ -25,7 +25,8 @@ for (const group of ['packages', 'services']) {
   for (const pkg of readdirSync(join(root, group)))
     files.push(...walk(join(root, group, pkg, 'dist', 'test')));
 }
-if (!unitOnly) for (const dir of ['smoke', 'e2e']) files.push(...walk(join(root, 'test', 'dist', dir)));
+if (!unitOnly)
+  for (const dir of ['smoke', 'e2e', 'scenario']) files.push(...walk(join(root, 'test', 'dist', dir)));
 
 const selected = unitOnly ? files.filter((f) => !f.includes('.int.test.js')) : files;
 if (selected.length === 0) {

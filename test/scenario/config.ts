@@ -1,0 +1,29 @@
+import type { Manifest } from './generate.js';
+
+/**
+ * The scenario's detector config file (schema: services/detector/src/detector.config.ts): every
+ * client's IANA zone (exact ids, so the baseline job's hour-of-week profile uses it too), business
+ * hours with the company holiday for office clients, and otherwise the detector's defaults. The
+ * business hours are wider (07:00-20:00) than the generated office habits (08:00-19:30): they say
+ * what the company allows, not what each person does.
+ */
+export function scenarioDetectorConfig(m: Manifest): Record<string, unknown> {
+  const clients: Record<string, unknown> = {};
+  for (const c of m.clients) {
+    const office = c.archetype === 'office' || c.archetype === 'new_office';
+    clients[c.id] = {
+      timeZone: c.tz,
+      ...(office
+        ? {
+            businessHours: {
+              days: [1, 2, 3, 4, 5],
+              start: '07:00',
+              end: '20:00',
+              holidays: [m.holiday.date],
+            },
+          }
+        : {}),
+    };
+  }
+  return { timeZone: 'UTC', clients };
+}
