@@ -7,11 +7,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/log"
-SERVICES=(receiver ingester collector notifier gateway)
+SERVICES=(receiver ingester collector notifier gateway detector)
 # The gateway's MCP port is 9473; its health is checked on its ops port 9478.
-declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472 [gateway]=9478)
+declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472 [gateway]=9478 [detector]=9474)
 # The local webhook receiver (watch it: tail -f .local/log/receiver.log) is part of the notifier package.
-declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js [gateway]=services/gateway/dist/src/main.js)
+declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js [gateway]=services/gateway/dist/src/main.js [detector]=services/detector/dist/src/main.js)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -75,6 +75,8 @@ start() {
   export MCP_AUDIT_GATEWAY_CLIENTS_FILE="${MCP_AUDIT_GATEWAY_CLIENTS_FILE:-$LOCAL/gateway-clients.json}"
   # The gateway's events go straight to Kafka locally (the ingester writes them to ClickHouse).
   export MCP_AUDIT_SDK_SINK="${MCP_AUDIT_SDK_SINK:-kafka}"
+  # Detector tuning (time zones, business hours, thresholds): .local/detector.json when present.
+  if [[ -z ${MCP_AUDIT_DETECTOR_CONFIG:-} && -f $LOCAL/detector.json ]]; then export MCP_AUDIT_DETECTOR_CONFIG="$LOCAL/detector.json"; fi
   for s in "${SERVICES[@]}"; do
     if pid=$(pid_of "$s"); then log "$s already running (pid $pid)"; continue; fi
     log "starting $s"

@@ -189,9 +189,10 @@ export function buildOpsServer(deps: {
     const h = deps.health();
     return reply.code(h.ok ? 200 : 503).send({ status: h.ok ? 'ok' : 'unhealthy', ...h.details });
   };
-  app.get('/healthz', health);
-  app.get('/health', health);
-  app.get('/metrics', async (_req, reply) =>
+  // Probes and scrapes every few seconds: not worth an info line each.
+  app.get('/healthz', { logLevel: 'warn' }, health);
+  app.get('/health', { logLevel: 'warn' }, health);
+  app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) =>
     reply.header('content-type', deps.registry.contentType).send(await deps.registry.metrics()),
   );
   return app;
