@@ -14,7 +14,7 @@ export interface ServiceProcess {
 
 /** Runs a real service (its compiled main.js) as a child process with the given environment. */
 export function startService(
-  name: 'ingester' | 'collector' | 'notifier',
+  name: 'ingester' | 'collector' | 'notifier' | 'gateway' | 'detector',
   env: Record<string, string>,
   tag: string,
 ): ServiceProcess {
