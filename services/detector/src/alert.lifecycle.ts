@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import { dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { AuditProducer } from '@mcp-audit/kafka';
 import type { Logger } from '@mcp-audit/observability';
 import {
@@ -345,6 +345,7 @@ export function liveSink(deps: { writer: ClickHouse; producer: AuditProducer; to
  * `resolved`. Their window tells the engine which later window may resolve them.
  */
 export async function loadOpenAlerts(ch: ClickHouse): Promise<OpenAlert[]> {
+  const db = dbIdent(ch.database);
   const rows = await ch.query<{
     alert_id: string;
     dedup_key: string;
@@ -358,12 +359,12 @@ export async function loadOpenAlerts(ch: ClickHouse): Promise<OpenAlert[]> {
   }>(sql`
     SELECT alert_id, dedup_key, detector, client_id, title, severity, window_start_ms, window_end_ms,
            created_at_ms
-    FROM mcp_audit.alerts
+    FROM ${db}.alerts
     WHERE origin = 'live' AND alert_id IN (
       SELECT alert_id FROM (
         SELECT dedup_key, argMax(alert_id, changed_at_ms) AS alert_id,
                argMax(to_status, (changed_at_ms, to_status = 'resolved')) AS status
-        FROM mcp_audit.alert_transitions
+        FROM ${db}.alert_transitions
         WHERE actor != 'replay'
         GROUP BY dedup_key
       ) WHERE status != 'resolved'

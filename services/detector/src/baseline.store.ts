@@ -1,4 +1,4 @@
-import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
+import { dbIdent, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Logger } from '@mcp-audit/observability';
 import {
   cohortId,
@@ -27,10 +27,11 @@ export interface BaselineSource {
 const IN_CHUNK = 1_000;
 
 export function clickHouseBaselineSource(ch: ClickHouse): BaselineSource {
+  const db = dbIdent(ch.database);
   return {
     async versions() {
       const rows = await ch.query<{ as_of: string }>(
-        sql`SELECT DISTINCT as_of FROM mcp_audit.baselines WHERE kind = 'global' ORDER BY as_of`,
+        sql`SELECT DISTINCT as_of FROM ${db}.baselines WHERE kind = 'global' ORDER BY as_of`,
       );
       return rows.map((r) => parseChDateTime(r.as_of));
     },
@@ -38,7 +39,7 @@ export function clickHouseBaselineSource(ch: ClickHouse): BaselineSource {
       const out: Baseline[] = [];
       for (let i = 0; i < ids.length; i += IN_CHUNK) {
         const rows = await ch.query<BaselineRow>(sql`
-          SELECT * FROM mcp_audit.baselines FINAL
+          SELECT * FROM ${db}.baselines FINAL
           WHERE as_of = ${new Date(asOf)} AND kind = 'client' AND client_id IN ${tuple(ids.slice(i, i + IN_CHUNK))}`);
         out.push(...rows.map(fromRow));
       }
@@ -46,7 +47,7 @@ export function clickHouseBaselineSource(ch: ClickHouse): BaselineSource {
     },
     async aggregates(asOf) {
       const rows = await ch.query<BaselineRow>(sql`
-        SELECT * FROM mcp_audit.baselines FINAL
+        SELECT * FROM ${db}.baselines FINAL
         WHERE as_of = ${new Date(asOf)} AND kind IN ('cohort', 'global')`);
       return rows.map(fromRow);
     },

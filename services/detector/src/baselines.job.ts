@@ -1,5 +1,5 @@
 import cron from 'node-cron';
-import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import { dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Logger } from '@mcp-audit/observability';
 import {
   aggregateAll,
@@ -63,6 +63,8 @@ interface SetAgg {
 export function createBaselineJob(deps: BaselineJobDeps) {
   const log = deps.log.child({ component: 'baseline-job' });
   const cfg = deps.config.baseline;
+  // The reader's database (mcp_audit in production; tests use their own).
+  const db = dbIdent(deps.reader.database);
   let task: ReturnType<typeof cron.schedule> | undefined;
   let running: Promise<unknown> | undefined;
   let last: BaselineRunResult | undefined;
@@ -70,7 +72,7 @@ export function createBaselineJob(deps: BaselineJobDeps) {
 
   async function chunkCount(from: number, to: number): Promise<number> {
     const rows = await deps.reader.query<{ n: string }>(sql`
-      SELECT uniqExact(client_id) AS n FROM mcp_audit.events_hourly
+      SELECT uniqExact(client_id) AS n FROM ${db}.events_hourly
       WHERE hour >= ${new Date(from)} AND hour < ${new Date(to)}`);
     return Math.max(1, Math.ceil(Number(rows[0]?.n ?? 0) / CHUNK_CLIENTS));
   }
@@ -86,7 +88,7 @@ export function createBaselineJob(deps: BaselineJobDeps) {
           SELECT client_id, hour, uniqExactMerge(calls) AS c, uniqExactIfMerge(errors) AS e,
                  uniqExactIfMerge(auth_failures) AS a, uniqExactMerge(tools) AS t,
                  uniqExactMerge(servers) AS s, sumMerge(request_bytes) + sumMerge(response_bytes) AS b
-          FROM mcp_audit.events_hourly WHERE ${where}
+          FROM ${db}.events_hourly WHERE ${where}
           GROUP BY client_id, hour
         )
         GROUP BY client_id`),
@@ -123,7 +125,7 @@ export function createBaselineJob(deps: BaselineJobDeps) {
         SELECT client_id, name, count() AS n
         FROM (
           SELECT client_id, hour, ${col} AS names_in_hour
-          FROM mcp_audit.events_hourly WHERE ${where}
+          FROM ${db}.events_hourly WHERE ${where}
           GROUP BY client_id, hour
         )
         ARRAY JOIN names_in_hour AS name
@@ -240,7 +242,7 @@ export function createBaselineJob(deps: BaselineJobDeps) {
     async ensureCurrent(): Promise<void> {
       const asOf = scheduledAsOf();
       const rows = await deps.reader.query<{ n: string }>(sql`
-        SELECT count() AS n FROM mcp_audit.baselines WHERE as_of = ${new Date(asOf)} AND kind = 'global'`);
+        SELECT count() AS n FROM ${db}.baselines WHERE as_of = ${new Date(asOf)} AND kind = 'global'`);
       if (Number(rows[0]?.n ?? 0) === 0) await computeAsOf(asOf);
     },
     async stop() {

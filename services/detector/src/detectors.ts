@@ -297,7 +297,9 @@ export function checkOffHours(j: Judge, w: WindowAcc, at: number, tz: string): F
   const outsideBh = bh ? !inBusinessHours(localTime(w.start, j.config.timeZone), bh) : false;
   const share = j.profile?.activeShare[pooledCell(lt)] ?? 0;
   const cellMax = j.profile?.metrics.calls.cellMax[weekCell(lt)] ?? 0;
-  const rare = j.profile !== undefined && share <= s.rareShare && cellMax === 0;
+  // "Rarely active" is about this client's own habit: a learning client's cohort profile says nothing
+  // about when it works, so while learning only configured business hours apply.
+  const rare = !j.learning && j.profile !== undefined && share <= s.rareShare && cellMax === 0;
   let fire: 'rare' | 'business' | undefined;
   if (bh && outsideBh) {
     if (s.businessHoursMode === 'strict' || j.learning || !j.profile || rare) fire = 'business';

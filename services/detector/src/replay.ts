@@ -1,4 +1,4 @@
-import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
+import { dbIdent, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Logger } from '@mcp-audit/observability';
 import type { AlertMessage } from '@mcp-audit/schema';
 import { Lifecycle, type AlertSink, type Outputs } from './alert.lifecycle.js';
@@ -85,7 +85,7 @@ async function readHour(
   const rows = await ch.query<EventRow>(sql`
     SELECT event_id, toUInt32(ts) AS t, ts_ms, client_id, server_name, tool_name, outcome, tool_is_error,
            auth_result, request_bytes + response_bytes AS bytes, client_ip, session_id, label_keys, label_values
-    FROM mcp_audit.events
+    FROM ${dbIdent(ch.database)}.events
     WHERE ts >= ${new Date(start)} AND ts < ${new Date(end)} ${only}
     ORDER BY ts, ts_ms, client_id, event_id
     LIMIT 1 BY event_id`);
