@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import cron from 'node-cron';
 import { z } from 'zod';
 
 /**
@@ -151,8 +152,14 @@ export const detectorConfigSchema = z.object({
       windowDays: z.number().int().min(1).max(90).default(28),
       /** Days with activity in the window before a client leaves `learning`. */
       learningActiveDays: z.number().int().min(1).max(90).default(7),
-      /** Cron expression (node-cron, UTC) of the baseline job: by default hourly, 5 minutes past. */
-      cron: z.string().default('5 * * * *'),
+      /**
+       * Cron expression (node-cron, UTC) of the baseline job, which computes the version as of the
+       * start of the current UTC day: by default daily at 00:05.
+       */
+      cron: z
+        .string()
+        .refine((c) => cron.validate(c), 'must be a cron expression, e.g. "5 0 * * *"')
+        .default('5 0 * * *'),
     })
     .prefault({}),
   /** While learning: most severe level a history-based detector may raise ('suppress' = none). */
