@@ -195,6 +195,9 @@ export function auditMcpServer<T extends McpServer | Server>(
   }
   const low = lowLevelOf(server);
   if (low[AUDITED]) throw new Error('auditMcpServer: this server is already audited');
+  const announced = (low as unknown as { _serverInfo?: { name?: unknown; version?: unknown } })._serverInfo;
+  const serverName = opts.serverName ?? str(announced?.name) ?? 'unknown';
+  const serverVersion = opts.serverVersion ?? str(announced?.version);
   let emitter = opts.emitter;
   if (!emitter) {
     if (!opts.sink) throw new TypeError('auditMcpServer: pass an emitter or a sink');
@@ -203,13 +206,17 @@ export function auditMcpServer<T extends McpServer | Server>(
       ...opts.emitterOptions,
       sink: opts.sink,
       source: { type: 'sdk', id: opts.sourceId, version: opts.sourceVersion ?? SDK_VERSION },
+      reportAs: opts.emitterOptions?.reportAs ?? {
+        server: {
+          name: serverName,
+          ...(serverVersion ? { version: serverVersion } : {}),
+          transport: opts.serverTransport ?? 'stdio',
+        },
+      },
     });
   }
   const audit = emitter;
   const log = opts.logger?.child({ component: 'audit-wrap' });
-  const announced = (low as unknown as { _serverInfo?: { name?: unknown; version?: unknown } })._serverInfo;
-  const serverName = opts.serverName ?? str(announced?.name) ?? 'unknown';
-  const serverVersion = opts.serverVersion ?? str(announced?.version);
   const identify =
     opts.clientIdentity ?? ((ctx: ClientContext) => defaultClientIdentity(ctx, opts.anonymousClientId));
   // Definition hashes seen in tools/list responses, for tool_call events of the same server.

@@ -190,6 +190,35 @@ describe('auditMcpServer with McpServer over InMemoryTransport', () => {
     await audit.close();
   });
 
+  it('given a sink, creates the emitter; its drop report names the audited server', async () => {
+    const sink = new MemorySink();
+    sink.down = true;
+    const server = auditMcpServer(buildMcpServer(), {
+      sink,
+      sourceId: 'sdk-wrap-own',
+      emitterOptions: {
+        capacity: 2,
+        flushIntervalMs: 5,
+        retryBackoffMs: { min: 5, max: 10 },
+        logger: silent,
+      },
+    });
+    const [clientT, serverT] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverT);
+    const client = new Client({ name: 'c', version: '1' });
+    await client.connect(clientT);
+    for (let i = 0; i < 4; i++) await client.callTool({ name: 'echo', arguments: { text: `${i}` } });
+    assert.equal(server.audit.stats().dropped, 3, 'initialize + 4 calls into a buffer of 2');
+    sink.down = false;
+    await until(() => server.audit.stats().dropReports === 1, 'the drop report');
+    const report = sink.events.find((e) => e.method === 'notifications/mcp_audit/dropped')!;
+    assert.deepEqual(report.server, { name: 'notes', version: '2.0.0', transport: 'stdio' });
+    assert.equal(report.source.id, 'sdk-wrap-own');
+    assert.equal(report.labels?.['mcp_audit.dropped_count'], '3');
+    await client.close();
+    await server.audit.close();
+  });
+
   it('refuses to wrap twice and needs a source id and an emitter or sink', () => {
     const s = buildMcpServer();
     const audit = emitter(new MemorySink());
