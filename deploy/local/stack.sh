@@ -35,7 +35,9 @@ pid_of() {
   [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
   case "$name" in
     clickhouse) tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "clickhouse-server.*$CH_DIR/config.xml" || return 1 ;;
-    kafka) tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "kafka.Kafka $KAFKA_DIR/server.properties" || return 1 ;;
+    # NOTE: right after the launch the pid is still `bash -c "exec … '…/server.properties'"` (quoted)
+    # until exec replaces it with java; both forms are ours.
+    kafka) tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "kafka.Kafka '\?$KAFKA_DIR/server.properties" || return 1 ;;
   esac
   echo "$pid"
 }
