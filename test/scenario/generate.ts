@@ -667,7 +667,8 @@ export function generateScenario(partial: Partial<ScenarioOptions> & { prefix: s
   function sessionKey(c: ClientDef, ms: number): string {
     if (c.archetype === 'agent' || c.archetype === 'new_agent' || c.archetype === 'noisy')
       return `b${Math.floor(ms / (6 * HOUR))}`;
-    if (c.archetype === 'batch') return `n${Math.floor((ms - 12 * HOUR) / DAY)}`;
+    // One session per nightly run: the day rolls over at 01:00 local, an hour before the run.
+    if (c.archetype === 'batch') return `n${localHour(c.tz, ms - HOUR).date}`;
     return `d${localHour(c.tz, ms).date}`;
   }
 
