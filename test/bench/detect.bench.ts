@@ -1,0 +1,317 @@
+/**
+ * npm run bench:detect — the detector under load, against the real local stack. Prints figures;
+ * asserts nothing about speed (shared, noisy machines).
+ *
+ * 1. Baseline recompute: seeds `events_hourly` of a per-run database with BENCH_CLIENTS (10,000)
+ *    clients x 28 days x 24 hours (BENCH_CALLS_PER_HOUR calls each, 2 tools on 2 servers) with
+ *    INSERT … SELECT -State(…) FROM numbers(), then times `cli baselines --as-of <this hour>`.
+ * 2. Detection delay under load: starts a real ingester and a real detector on the run's own topics
+ *    and database, produces background traffic for the same 10,000 clients at BENCH_RATE events/s
+ *    (ts = now, their usual tools, within their usual band) for BENCH_SECONDS, and every
+ *    BENCH_INJECT_EVERY_MS injects an authentication burst (12 failures at once) for one of them;
+ *    the delay is from Kafka's acknowledgement of the burst to its auth_burst alert arriving on the
+ *    alerts topic (the streaming path; the periodic detectors' delay is dominated by their windows).
+ * 3. Memory: the detector's VmRSS (/proc/<pid>/status) after start-up and once every client has
+ *    been active, and its peak (VmHWM), per 10,000 active clients.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { promisify } from 'node:util';
+import { createClickHouse, dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import {
+  env,
+  kafka,
+  need,
+  REPO_ROOT,
+  startService,
+  suffix,
+  waitFor,
+  type ServiceProcess,
+} from '../lib/index.js';
+
+const run = promisify(execFile);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 10_000);
+const DAYS = 28;
+const CALLS = Number(process.env.BENCH_CALLS_PER_HOUR ?? 3);
+const RATE = Number(process.env.BENCH_RATE ?? 1200);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 150);
+const INJECT_EVERY_MS = Number(process.env.BENCH_INJECT_EVERY_MS ?? 4000);
+const HOUR = 3_600_000;
+const TOOLS = ['read_file', 'query', 'list_issues', 'search_code', 'send_message'];
+
+const mb = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
+const q = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : NaN;
+};
+function rss(pid: number): { rss: number; hwm: number } {
+  const lines = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
+  const kb = (field: string) => {
+    const line = lines.find((l) => l.startsWith(field + ':')) ?? '';
+    return Number(/(\d+)/.exec(line)?.[1] ?? 0) * 1024;
+  };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function seed(ch: ClickHouse, prefix: string, from: number) {
+  const chunk = 1000;
+  const hours = DAYS * 24;
+  for (let c0 = 0; c0 < CLIENTS; c0 += chunk) {
+    const n = Math.min(chunk, CLIENTS - c0);
+    // number → client (fastest), hour, call; each client uses tools c%5 and (c+1)%5 on two servers.
+    await ch.command(sql`
+      INSERT INTO events_hourly (hour, client_id, calls, errors, auth_failures, tools, servers, tool_set, server_set, request_bytes, response_bytes)
+      SELECT hour, client_id, uniqExactState(id), uniqExactIfState(id, toUInt8(0)), uniqExactIfState(id, toUInt8(0)),
+             uniqExactState(tool), uniqExactState(server), groupUniqArrayState(tool), groupUniqArrayState(server),
+             sumState(toUInt64(300)), sumState(toUInt64(resp))
+      FROM (
+        SELECT toDateTime(${Math.floor(from / 1000)} + intDiv(number, ${n}) % ${hours} * 3600) AS hour,
+               concat(${prefix}, '-', toString(${c0} + number % ${n})) AS client_id,
+               generateUUIDv4() AS id,
+               arrayElement(${TOOLS}, (${c0} + number % ${n} + intDiv(number, ${n * hours}) % 2) % 5 + 1) AS tool,
+               concat(${prefix}, '-srv-', toString(intDiv(number, ${n * hours}) % 2)) AS server,
+               1000 + number % 3000 AS resp
+        FROM numbers(${n * hours * CALLS})
+      )
+      GROUP BY hour, client_id`);
+  }
+}
+
+async function main() {
+  const tag = `bd${suffix()}`;
+  const db = `bench_detect_${tag}`;
+  const out = `${REPO_ROOT}.local/bench-detect-${tag}`;
+  mkdirSync(out, { recursive: true });
+  const k = kafka();
+  const admin = k.admin();
+  await admin.connect();
+  const topics = { events: `bench.${tag}.events`, dlq: `bench.${tag}.dlq`, alerts: `bench.${tag}.alerts` };
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [
+      { topic: topics.events, numPartitions: 6, replicationFactor: 1 },
+      { topic: topics.dlq, numPartitions: 1, replicationFactor: 1 },
+      { topic: topics.alerts, numPartitions: 3, replicationFactor: 1 },
+    ],
+  });
+  await run(process.execPath, [`${REPO_ROOT}packages/clickhouse/dist/src/migrate.js`], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env, MCP_AUDIT_CLICKHOUSE_DATABASE: db },
+  });
+  const user = need(env, 'MCP_AUDIT_CLICKHOUSE_ADMIN_USER');
+  const password = need(env, 'MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD');
+  const ch = createClickHouse({
+    url: env.MCP_AUDIT_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
+    username: user,
+    password,
+    database: db,
+    requestTimeoutMs: 600_000,
+  });
+  const base = {
+    MCP_AUDIT_CLICKHOUSE_URL: env.MCP_AUDIT_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
+    MCP_AUDIT_CLICKHOUSE_DATABASE: db,
+    MCP_AUDIT_CLICKHOUSE_WRITER_USER: user,
+    MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD: password,
+    MCP_AUDIT_CLICKHOUSE_ANALYST_USER: user,
+    MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD: password,
+    MCP_AUDIT_KAFKA_BROKERS: env.MCP_AUDIT_KAFKA_BROKERS ?? '127.0.0.1:9092',
+  };
+  const services: ServiceProcess[] = [];
+  const producer = k.producer({ idempotent: true, allowAutoTopicCreation: false });
+  await producer.connect();
+  const collector = k.consumer({ groupId: `bench-collect-${tag}` });
+  try {
+    console.log(`machine: 2 cores shared with the stack; ${CLIENTS} clients, database ${db}`);
+    // ---- 1. baselines for CLIENTS x 28 days
+    const asOf = Math.floor(Date.now() / HOUR) * HOUR;
+    let t = Date.now();
+    await seed(ch, tag, asOf - DAYS * 24 * HOUR);
+    const [rows] = await ch.query<{ n: string; c: string }>(
+      sql`SELECT count() AS n, uniqExact(client_id) AS c FROM events_hourly`,
+    );
+    console.log(
+      `seeded events_hourly: ${rows?.n} rows for ${rows?.c} clients (${CALLS} calls/hour) in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+    );
+    const configFile = `${out}/detector-config.json`;
+    writeFileSync(configFile, '{}\n');
+    t = Date.now();
+    const b = await run(
+      process.execPath,
+      [
+        `${REPO_ROOT}services/detector/dist/src/cli.js`,
+        'baselines',
+        '--as-of',
+        new Date(asOf).toISOString(),
+        '--config',
+        configFile,
+      ],
+      { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...base }, maxBuffer: 16 * 1024 * 1024 },
+    );
+    const baselineMs = Date.now() - t;
+    console.log(
+      `baselines for ${CLIENTS} clients x ${DAYS} days: ${(baselineMs / 1000).toFixed(1)} s wall (cli) ${b.stdout.trim()}`,
+    );
+
+    // ---- services
+    services.push(
+      startService(
+        'ingester',
+        {
+          ...base,
+          MCP_AUDIT_REDACTION_KEY: env.MCP_AUDIT_REDACTION_KEY ?? 'bench-redaction-key-0123456789',
+          MCP_AUDIT_EVENTS_TOPIC: topics.events,
+          MCP_AUDIT_DLQ_TOPIC: topics.dlq,
+          MCP_AUDIT_INGESTER_GROUP_ID: `bench-ingester-${tag}`,
+          MCP_AUDIT_INGESTER_PORT: '0',
+        },
+        `bench-${tag}`,
+      ),
+    );
+    const port = await freePort();
+    const detector = startService(
+      'detector',
+      {
+        ...base,
+        MCP_AUDIT_EVENTS_TOPIC: topics.events,
+        MCP_AUDIT_ALERTS_TOPIC: topics.alerts,
+        MCP_AUDIT_DETECTOR_GROUP_ID: `bench-detector-${tag}`,
+        MCP_AUDIT_DETECTOR_PORT: String(port),
+        MCP_AUDIT_DETECTOR_CONFIG: configFile,
+        MCP_AUDIT_LOG_LEVEL: 'warn',
+      },
+      `bench-${tag}`,
+    );
+    services.push(detector);
+    const health = async () =>
+      (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { status: string; clients?: number };
+    await waitFor(async () => (await health()).status === 'ok', {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+      what: 'detector healthy',
+    });
+    const atStart = rss(detector.child.pid!);
+    console.log(`detector after start-up: RSS ${mb(atStart.rss)}`);
+
+    // ---- alerts
+    const arrived = new Map<string, number>();
+    const all: string[] = [];
+    await collector.connect();
+    await collector.subscribe({ topic: topics.alerts, fromBeginning: true });
+    await collector.run({
+      eachMessage: async ({ message }) => {
+        const m = JSON.parse(message.value!.toString()) as {
+          type: string;
+          dedup_key: string;
+          client_id: string;
+          detector: string;
+        };
+        if (m.type !== 'alert') return;
+        all.push(`${m.detector}`);
+        if (m.detector === 'auth_burst' && !arrived.has(m.client_id)) arrived.set(m.client_id, Date.now());
+      },
+    });
+
+    // ---- 2. background load + injected bursts
+    const event = (c: number, ts: number, fail = false) => ({
+      schema_version: 1,
+      event_id: randomUUID(),
+      ts: new Date(ts).toISOString(),
+      kind: fail ? 'auth' : 'tool_call',
+      source: { type: 'gateway', id: `${tag}-gw-${c % 4}`, version: '1.0.0' },
+      client: {
+        id: `${tag}-${c}`,
+        ip: `10.${(c >> 16) & 255}.${(c >> 8) & 255}.${c & 255}`,
+        session_id: `${tag}-s-${c}`,
+      },
+      server: { name: `${tag}-srv-${c % 2}`, transport: 'http' },
+      method: fail ? 'initialize' : 'tools/call',
+      ...(fail ? {} : { tool: { name: TOOLS[c % 5]! } }),
+      outcome: fail ? 'auth_failed' : 'ok',
+      auth: { method: 'api_key', result: fail ? 'failure' : 'success' },
+      duration_ms: 40,
+      request_bytes: 300,
+      response_bytes: 1500,
+    });
+    const injected = new Map<string, number>();
+    let next = 0;
+    let produced = 0;
+    let nextInject = Date.now() + 20_000;
+    let victim = 0;
+    const t0 = Date.now();
+    const tickMs = 250;
+    while (Date.now() - t0 < SECONDS * 1000) {
+      const due = Math.floor(((Date.now() - t0) / 1000) * RATE) - produced;
+      if (due > 0) {
+        const now = Date.now();
+        const msgs = Array.from({ length: due }, () => {
+          const c = next++ % CLIENTS;
+          return { key: `${tag}-${c}`, value: JSON.stringify(event(c, now)) };
+        });
+        await producer.send({ topic: topics.events, acks: -1, messages: msgs });
+        produced += due;
+      }
+      if (Date.now() >= nextInject) {
+        const c = (victim++ * 7919) % CLIENTS;
+        const now = Date.now();
+        await producer.send({
+          topic: topics.events,
+          acks: -1,
+          messages: Array.from({ length: 12 }, (_, i) => ({
+            key: `${tag}-${c}`,
+            value: JSON.stringify(event(c, now + i, true)),
+          })),
+        });
+        injected.set(`${tag}-${c}`, Date.now());
+        nextInject += INJECT_EVERY_MS;
+      }
+      await new Promise((r) => setTimeout(r, tickMs));
+    }
+    const elapsed = (Date.now() - t0) / 1000;
+    console.log(
+      `background: ${produced} events for ${CLIENTS} clients in ${elapsed.toFixed(0)} s = ${(produced / elapsed).toFixed(0)} events/s; ${injected.size} bursts injected`,
+    );
+    await waitFor(() => [...injected.keys()].every((c) => arrived.has(c)), {
+      timeoutMs: 180_000,
+      intervalMs: 500,
+      what: `alerts for all ${injected.size} bursts (${arrived.size} so far)`,
+    }).catch((err: unknown) => console.log(`NOTE: ${(err as Error).message}`));
+    const delays = [...injected].filter(([c]) => arrived.has(c)).map(([c, at]) => arrived.get(c)! - at);
+    const h = await health();
+    const after = rss(detector.child.pid!);
+    console.log(
+      `detection delay (burst acked by Kafka → auth_burst alert on the alerts topic), n=${delays.length}: p50 ${q(delays, 0.5)} ms, p95 ${q(delays, 0.95)} ms, max ${Math.max(...delays)} ms`,
+    );
+    const active = h.clients ?? CLIENTS;
+    console.log(
+      `detector with ${active} active clients: RSS ${mb(after.rss)} (start-up ${mb(atStart.rss)}, +${mb(after.rss - atStart.rss)}), peak ${mb(after.hwm)}; per 10,000 active clients: ${mb(((after.rss - atStart.rss) / active) * 10_000)} above start-up, ${mb((after.rss / active) * 10_000)} total`,
+    );
+    const counts: Record<string, number> = {};
+    for (const d of all) counts[d] = (counts[d] ?? 0) + 1;
+    console.log(`alerts during the run: ${JSON.stringify(counts)}`);
+  } finally {
+    await collector.disconnect().catch(() => undefined);
+    for (const s of services.reverse()) await s.stop();
+    await producer.disconnect();
+    await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
+    await ch.command(sql`DROP DATABASE IF EXISTS ${dbIdent(db)}`).catch(() => undefined);
+    await ch.close();
+    await admin.disconnect();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
