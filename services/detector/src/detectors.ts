@@ -140,17 +140,20 @@ export function bandFor(
   profile: Baseline,
   metric: Metric,
   lt: LocalTime,
-  p: { k: number; q95Multiplier: number; cellMaxMultiplier: number; minDelta: number },
+  p: { k: number; q95Multiplier: number; cellMaxMultiplier: number; maxMultiplier: number; minDelta: number },
 ): Band {
   const m = profile.metrics[metric];
   const c = pooledCell(lt);
   const isBytes = metric === 'bytes';
+  let clientMax = 0;
+  for (const v of m.cellMax) if (v > clientMax) clientMax = v;
   return upperBand(
     {
       median: m.median[c] ?? 0,
       mad: m.mad[c] ?? 0,
       q95: m.q95[c] ?? 0,
       cellMax: m.cellMax[weekCell(lt)] ?? 0,
+      clientMax,
     },
     { ...p, poisson: !isBytes, relative: 0.1, absolute: isBytes ? 1024 : 1 },
   );
@@ -184,7 +187,11 @@ export function checkVolume(j: Judge, w: WindowAcc, at: number, tz: string): Fin
       detectedAt: at,
     });
   }
-  const bytes = bandFor(j.profile, 'bytes', lt, { ...s, minDelta: s.minDeltaBytes });
+  const bytes = bandFor(j.profile, 'bytes', lt, {
+    ...s,
+    maxMultiplier: s.bytesMaxMultiplier,
+    minDelta: s.minDeltaBytes,
+  });
   if (w.bytes >= s.minBytes && w.bytes > bytes.high) {
     return finding(j, w, 'volume', {
       severity: bySize(w.bytes, bytes.high, 'medium'),

@@ -1,4 +1,4 @@
-import { medianSorted, quantileSorted } from 'simple-statistics';
+import { quantileSorted } from 'simple-statistics';
 
 /**
  * Robust statistics for baselines and bands, on simple-statistics. Everything is defined for empty
@@ -21,32 +21,55 @@ export interface Summary {
 export const EMPTY_SUMMARY: Summary = Object.freeze({ n: 0, median: 0, mad: 0, q95: 0, max: 0 });
 
 /** Median, MAD (raw, unscaled), 95th percentile and maximum of a series (not modified). */
-export function summarize(values: readonly number[]): Summary {
+export function summarize(values: ArrayLike<number>): Summary {
   const n = values.length;
   if (n === 0) return EMPTY_SUMMARY;
-  const sorted = Float64Array.from(values).sort();
+  const sorted = sortedCopy(values);
   const max = sorted[n - 1]!;
   // Fast path: mostly-zero series are the common case (hours a client is idle).
   if (max === 0) return { n, median: 0, mad: 0, q95: 0, max: 0 };
-  const arr = Array.from(sorted);
-  const median = medianSorted(arr);
-  const dev = arr.map((v) => Math.abs(v - median)).sort((a, b) => a - b);
-  return { n, median, mad: medianSorted(dev), q95: quantileSorted(arr, 0.95), max };
+  const median = q(sorted, 0.5);
+  const dev = new Float64Array(n);
+  for (let i = 0; i < n; i++) dev[i] = Math.abs(sorted[i]! - median);
+  sortInPlace(dev);
+  return { n, median, mad: q(dev, 0.5), q95: q(sorted, 0.95), max };
 }
+
+function sortedCopy(values: ArrayLike<number>): Float64Array {
+  return sortInPlace(Float64Array.from(values));
+}
+
+/**
+ * Numeric sort. NOTE: the baseline job summarizes ~250 pooled cells of ~60 values per client; for
+ * arrays that small an insertion sort is several times faster than the built-in sort's call overhead.
+ */
+function sortInPlace(a: Float64Array): Float64Array {
+  const n = a.length;
+  if (n > 96) return a.sort();
+  for (let i = 1; i < n; i++) {
+    const v = a[i]!;
+    let j = i - 1;
+    while (j >= 0 && a[j]! > v) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = v;
+  }
+  return a;
+}
+
+// simple-statistics' quantileSorted only indexes its input, so a sorted Float64Array is fine.
+const q = (sorted: Float64Array, p: number): number => quantileSorted(sorted as unknown as number[], p);
 
 /** Median of a series; 0 when empty. */
-export function medianOf(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  return medianSorted([...values].sort((a, b) => a - b));
+export function medianOf(values: ArrayLike<number>): number {
+  return quantileOf(values, 0.5);
 }
 
-/** q-quantile of a series; 0 when empty. */
-export function quantileOf(values: readonly number[], q: number): number {
+/** p-quantile of a series (interpolated between ranks, as simple-statistics does); 0 when empty. */
+export function quantileOf(values: ArrayLike<number>, p: number): number {
   if (values.length === 0) return 0;
-  return quantileSorted(
-    [...values].sort((a, b) => a - b),
-    q,
-  );
+  return q(Float64Array.from(values).sort(), p);
 }
 
 export interface BandInput {
@@ -55,6 +78,8 @@ export interface BandInput {
   q95: number;
   /** Largest value seen in the exact cell (hour of week); 0 when unknown. */
   cellMax: number;
+  /** Largest value seen in any hour of the baseline window; 0 when unknown. */
+  clientMax?: number;
 }
 
 export interface BandParams {
@@ -62,6 +87,8 @@ export interface BandParams {
   k: number;
   q95Multiplier: number;
   cellMaxMultiplier: number;
+  /** … and at least this many times the busiest hour of the whole window (0 = off). */
+  maxMultiplier?: number;
   /** The band is at least median + minDelta (absolute floor for small numbers). */
   minDelta: number;
   /**
@@ -87,6 +114,8 @@ export interface Band {
  *   median + k·sigma            (robust z-score; sigma = max(1.4826·MAD, floors))
  *   q95 · q95Multiplier         (the pooled high quantile: regular peaks are normal)
  *   cellMax · cellMaxMultiplier (this exact hour of week has seen that much before)
+ *   clientMax · maxMultiplier   (the busiest hour of the whole window, any time: heavy-tailed
+ *                               clients burst at random hours, and pooling cannot see that)
  *   median + minDelta           (small absolute changes never alert)
  * Taking the largest keeps every one of those kinds of normal quiet; a real spike has to clear all.
  */
@@ -101,6 +130,7 @@ export function upperBand(b: BandInput, p: BandParams): Band {
     b.median + p.k * sigma,
     b.q95 * p.q95Multiplier,
     b.cellMax * p.cellMaxMultiplier,
+    (b.clientMax ?? 0) * (p.maxMultiplier ?? 0),
     b.median + p.minDelta,
   );
   return { low: 0, high, median: b.median, sigma };

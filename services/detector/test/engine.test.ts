@@ -320,3 +320,33 @@ test('determinism: partitioned, interleaved delivery gives the same alerts as a 
   assert.ok(a.length >= 5, `several alerts and resolutions (${a.length})`);
   assert.deepEqual(b, a);
 });
+
+test('heavy-tailed client: bursts at random hours within twice its busiest hour stay quiet; a retry loop does not', async () => {
+  const heavy: Habit = {
+    id: 'noisy-heavy',
+    tz: 'UTC',
+    // Pareto-like: median ~15, the occasional hour 10-15× that, at any busy hour.
+    calls: (lt, r) =>
+      weekday(lt) && lt.hour >= 8 && lt.hour <= 18 ? Math.floor(12 / Math.pow(1 - r() * 0.97, 0.8)) : 0,
+    tools: ['a', 'b', 'c'],
+    servers: ['github'],
+  };
+  const bl = baselinesFor([heavy, ...HABITS], AS_OF, cfg);
+  const own = bl.find((b) => b.clientId === 'noisy-heavy')!;
+  const busiest = Math.max(...own.metrics.calls.cellMax);
+  assert.ok(
+    busiest > 5 * own.metrics.calls.median[12]!,
+    `bursty (max ${busiest}, median ${own.metrics.calls.median[12]})`,
+  );
+  const h = await harness(bl, cfg);
+  await h.feed(normal(heavy, AS_OF, AS_OF + 14 * 24 * H, 99));
+  assert.deepEqual(
+    h.alerts().map((a) => `${a.dedup_key} ${a.observed} > ${a.expected.high}`),
+    [],
+  );
+  const loop = AS_OF + 15 * 24 * H + 10 * H;
+  await h.feed(burst('noisy-heavy', loop, Math.ceil(busiest * 3), { tool: 'a', server: 'github' }));
+  const [a] = h.alerts();
+  assert.equal(a?.dedup_key, 'volume:noisy-heavy:1h');
+  assert.equal(a?.expected.high, 2 * busiest, 'the band is twice the busiest hour of the window');
+});
