@@ -81,6 +81,12 @@ export function createBatchConsumer(opts: BatchConsumerOptions): BatchConsumer {
     crashed = err;
     log.error({ err, restart: e.payload.restart }, 'consumer crashed');
   });
+  // A crash kafkajs restarts from (restart: true) is over once the group is joined again; without
+  // this, health stayed "unhealthy" forever after one broker restart.
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    if (crashed) log.info({ after: crashed.message }, 'consumer rejoined the group after a crash');
+    crashed = undefined;
+  });
 
   return {
     async start() {
