@@ -51,6 +51,8 @@ export interface RunOptions {
   replay?: boolean;
   keep?: boolean;
   timeoutMs?: number;
+  /** Merged over the scenario's detector config (top-level keys; `periodic` merged one level deeper). */
+  configOverrides?: Record<string, unknown>;
   /** Extra environment for the detector process. */
   detectorEnv?: Record<string, string>;
   log?: (line: string) => void;
@@ -163,7 +165,10 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
   mkdirSync(dir, { recursive: true });
   await writeScenario(s, dir, false);
   const configFile = join(dir, 'detector-config.json');
-  writeFileSync(configFile, `${JSON.stringify(scenarioDetectorConfig(m), null, 2)}\n`);
+  const cfg = scenarioDetectorConfig(m);
+  for (const [key, value] of Object.entries(o.configOverrides ?? {}))
+    cfg[key] = key === 'periodic' ? { ...(cfg.periodic as object), ...(value as object) } : value;
+  writeFileSync(configFile, `${JSON.stringify(cfg, null, 2)}\n`);
   lap('generate', t0);
   log(
     `${tag}: ${m.clients.length} clients, ${m.days} days, ${s.events.length} events (${m.events.history} history), ${s.labels.length} labels → ${dir}`,
