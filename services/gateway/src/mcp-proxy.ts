@@ -47,7 +47,8 @@ interface Pending {
   tool?: string | undefined;
   args?: Record<string, unknown> | undefined;
   start: number;
-  bytes: number;
+  /** The request as received; its size is measured when the event is built, off the hot path. */
+  msg: JSONRPCRequest;
   hasCursor: boolean;
   progressToken?: string | number | undefined;
   direction: 'client' | 'server';
@@ -88,6 +89,11 @@ export class ProxySession {
   // the upstream, so an HTTP upstream never sees `tools/list` before `notifications/initialized`.
   private barrier: Promise<void> = Promise.resolve();
   private downQueue: Promise<void> = Promise.resolve();
+  // Audit work (sizes, digest, redaction, validation, metrics) runs after the message it describes
+  // was handed on: queued here and drained on the next turn of the event loop, never in front of
+  // forwarding.
+  private auditQueue: Array<() => void> = [];
+  private auditScheduled = false;
 
   constructor(opts: {
     upstream: UpstreamConfig;
@@ -137,6 +143,7 @@ export class ProxySession {
         error: { code: 'session_closed', message: `session closed before a response: ${reason}` },
       });
     this.pending.clear();
+    this.drainAudit();
     this.serverPending.clear();
     const up = this.up as Transport & { terminateSession?: () => Promise<void> };
     // Best effort: tell an HTTP upstream the session is over, then close both sides.
@@ -203,11 +210,11 @@ export class ProxySession {
     // A response to a server→client request (sampling, elicitation, roots).
     const id = (msg as { id?: RequestId }).id;
     const p = id === undefined ? undefined : this.serverPending.get(idKey(id));
+    this.toUpstream(msg, false);
     if (p) {
       this.serverPending.delete(idKey(id!));
-      this.finish(p, this.responseFields(p, msg));
+      this.finish(p, () => this.responseFields(p, msg));
     }
-    this.toUpstream(msg, false);
   }
 
   private toUpstream(msg: JSONRPCMessage, isBarrier: boolean): void {
@@ -242,10 +249,12 @@ export class ProxySession {
       if (p) {
         this.pending.delete(idKey(id!));
         if (p.progressToken !== undefined) this.progress.delete(String(p.progressToken));
+        // In band, before the client can act on the result: the negotiated protocol version and
+        // the tool definitions the guard judges the next calls by (listings are rare).
         if (isJSONRPCResultResponse(msg)) this.onResult(p, msg.result);
-        this.finish(p, this.responseFields(p, msg));
       }
       this.toClient(msg);
+      if (p) this.finish(p, () => this.responseFields(p, msg));
       return;
     }
     if (isJSONRPCRequest(msg)) {
@@ -373,7 +382,7 @@ export class ProxySession {
       tool,
       args,
       start: this.now(),
-      bytes: byteLength(msg),
+      msg,
       hasCursor: params?.cursor !== undefined,
       progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
       direction,
@@ -440,8 +449,35 @@ export class ProxySession {
     };
   }
 
-  private finish(p: Pending, f: FinishFields): void {
-    const duration = Math.max(0, Math.round(this.now() - p.start));
+  /**
+   * Audit a finished request. Its duration is taken now; everything else (fields computed by
+   * `fields` when it is a function, the event, metrics) runs after the current forwarding work.
+   */
+  private finish(p: Pending, fields: FinishFields | (() => FinishFields)): void {
+    const end = this.now();
+    this.auditQueue.push(() => this.audit(p, typeof fields === 'function' ? fields() : fields, end));
+    if (!this.auditScheduled) {
+      this.auditScheduled = true;
+      setImmediate(() => this.drainAudit());
+    }
+  }
+
+  private drainAudit(): void {
+    this.auditScheduled = false;
+    const queue = this.auditQueue;
+    this.auditQueue = [];
+    for (const run of queue) {
+      try {
+        run();
+      } catch (err) {
+        // Never into forwarding: a bug here costs an event, logged, not a message.
+        this.log.error({ err }, 'could not audit a request');
+      }
+    }
+  }
+
+  private audit(p: Pending, f: FinishFields, end: number): void {
+    const duration = Math.max(0, Math.round(end - p.start));
     const outcome = outcomeOf({ rpcErrorCode: f.rpcErrorCode, toolIsError: f.toolIsError, denied: f.denied });
     const final = f.error && outcome === 'ok' ? 'error' : outcome;
     this.deps.emit({
@@ -452,7 +488,7 @@ export class ProxySession {
       tool_is_error: f.toolIsError,
       error: f.error,
       duration_ms: duration,
-      request_bytes: p.bytes,
+      request_bytes: byteLength(p.msg),
       response_bytes: f.responseBytes ?? 0,
       args: p.args,
       response_digest: f.digest,
@@ -476,8 +512,8 @@ export class ProxySession {
           ? RPC_TOOL_NOT_APPROVED
           : RPC_UPSTREAM_UNAVAILABLE;
     const response: JSONRPCMessage = { jsonrpc: '2.0', id: msg.id, error: { code, message } };
-    this.auditRefusal(msg, reason, message, { httpStatus: 200, responseBytes: byteLength(response), labels });
     this.toClient(response);
+    this.auditRefusal(msg, reason, message, { httpStatus: 200, responseBytes: byteLength(response), labels });
   }
 
   /** Audit a request refused before it reached the session (e.g. an HTTP 429). */
