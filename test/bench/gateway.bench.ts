@@ -1,35 +1,45 @@
 /**
- * npm run bench:gateway — tool-call latency (p50/p99, sequential) and calls/s (concurrent) against
- * server-everything directly and through the gateway, in the same run, for both upstream
- * transports: stdio (direct: the SDK client spawns it; gateway: HTTP in, stdio out) and Streamable
- * HTTP. The gateway is its compiled main.js with auditing on (SDK emitter, Kafka sink to a bench
- * topic). Prints figures; asserts nothing about speed (shared, noisy machines).
+ * npm run bench:gateway — what the gateway costs per tool call, against server-everything's
+ * `get-sum`, with auditing on (the compiled main.js: SDK emitter, Kafka sink to a bench topic,
+ * guard on). Each comparison keeps the client's transport the same on both sides:
  *
- *   BENCH_CALLS (default 1000 per phase)  BENCH_CONCURRENCY (default 8)
+ *   Streamable HTTP client:  direct → server-everything (streamableHttp)
+ *                            pass-through → a bare node:http reverse proxy (what one loopback hop costs)
+ *                            gateway → HTTP upstream (server-everything streamableHttp)
+ *                            gateway → stdio upstream (for reference: the upstream speaks stdio)
+ *   stdio client:            direct → server-everything (stdio child)
+ *                            gateway → the gateway in stdio mode (child) → server-everything (stdio)
+ *
+ * All clients are connected and warmed up first (the JIT needs a few hundred calls per path), then
+ * the sequential latency phases are interleaved in rounds so a change in the machine's load hits
+ * every path alike. Then calls/s at a fixed concurrency, and the gateway process's CPU per call
+ * (Linux /proc). Prints figures; asserts nothing about speed (shared, noisy machines).
+ *
+ *   BENCH_CALLS (sequential calls per path, default 2000)  BENCH_ROUNDS (default 4)
+ *   BENCH_WARMUP (calls per path, default 500)  BENCH_CONCURRENCY (default 8)
+ *   BENCH_THROUGHPUT_CALLS (default 2000)  BENCH_GATEWAY_MAIN (default services/gateway/dist/src/main.js)
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import {
-  REPO_ROOT,
-  brokers,
-  createTestTopics,
-  env,
-  kafka,
-  startService,
-  suffix,
-  waitFor,
-} from '../lib/index.js';
+import { createUpstreamFetch } from '@mcp-audit/gateway';
+import { REPO_ROOT, brokers, createTestTopics, env, kafka, suffix, waitFor } from '../lib/index.js';
 
-const CALLS = Number(process.env.BENCH_CALLS ?? 1000);
+const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 4));
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 500);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const THROUGHPUT_CALLS = Number(process.env.BENCH_THROUGHPUT_CALLS ?? 2000);
 const EVERYTHING = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
+/** Another build of the gateway (e.g. a copy of dist/ from before a change) to compare against. */
+const GATEWAY_MAIN = process.env.BENCH_GATEWAY_MAIN ?? `${REPO_ROOT}services/gateway/dist/src/main.js`;
 
 /** Nearest-rank quantile of sorted values. */
 const quantileSorted = (v: number[], q: number) => v[Math.min(v.length - 1, Math.ceil(q * v.length) - 1)]!;
@@ -38,40 +48,102 @@ async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
+      const port = (s.address() as AddressInfo).port;
       s.close(() => resolve(port));
     });
   });
 }
 
-interface Figures {
-  p50: number;
-  p99: number;
-  rate: number;
+/** User + system CPU of a process in ms (Linux), or undefined elsewhere. */
+function cpuMs(pid: number | null | undefined): number | undefined {
+  const file = `/proc/${pid}/stat`;
+  if (!pid || !existsSync(file)) return undefined;
+  const fields = readFileSync(file, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
-async function measure(transport: Transport): Promise<Figures> {
+/**
+ * The SDK's HTTP client transport passes one AbortSignal (its session's) to every fetch. Node's
+ * built-in fetch (undici) adds an abort listener to it per request and removes it only when that
+ * Request object is garbage-collected, so a client making thousands of calls piles up thousands of
+ * listeners and Node prints MaxListenersExceededWarning (undici raises the threshold to 1500; the
+ * old bench printed hundreds of them, and so did the gateway's upstream side). The gateway's
+ * upstream fetch (node:http, keep-alive) removes its listener when the request ends; the bench
+ * clients use it too, on every HTTP path alike, so the comparison stays like for like.
+ */
+const clientFetch = createUpstreamFetch({ maxSockets: CONCURRENCY + 4 });
+
+const httpClientTransport = (url: string, headers: Record<string, string> = {}) =>
+  new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers }, fetch: clientFetch });
+
+/** A bare reverse proxy (no MCP, no auth, no audit): the cost of one more loopback HTTP hop. */
+function passThrough(target: URL) {
+  const agent = new http.Agent({ keepAlive: true, noDelay: true });
+  return http.createServer((req, res) => {
+    const up = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: req.method,
+        headers: { ...req.headers, host: target.host },
+        agent,
+      },
+      (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+}
+
+interface Path {
+  group: 'Streamable HTTP' | 'stdio';
+  name: string;
+  client: Client;
+  /** The gateway process serving this path, for CPU per call. */
+  gatewayPid?: () => number | null | undefined;
+  lat: number[];
+  cpu: number;
+  rate?: number;
+}
+
+async function connect(
+  group: Path['group'],
+  name: string,
+  transport: Transport,
+  gatewayPid?: () => number | null | undefined,
+): Promise<Path> {
   const client = new Client({ name: 'bench', version: '1.0.0' });
   await client.connect(transport);
-  const callOnce = () => client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } });
-  for (let i = 0; i < 50; i++) await callOnce(); // warm-up
-  const lat: number[] = [];
-  for (let i = 0; i < CALLS; i++) {
+  return { group, name, client, gatewayPid, lat: [], cpu: 0 };
+}
+
+const callOnce = (c: Client) => c.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } });
+
+async function sequential(p: Path, n: number) {
+  const pid = p.gatewayPid?.();
+  const c0 = cpuMs(pid);
+  for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    await callOnce();
-    lat.push(performance.now() - t0);
+    await callOnce(p.client);
+    p.lat.push(performance.now() - t0);
   }
-  lat.sort((a, b) => a - b);
+  const c1 = cpuMs(pid);
+  if (c0 !== undefined && c1 !== undefined) p.cpu += c1 - c0;
+}
+
+async function concurrent(p: Path) {
   let next = 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < CALLS) await callOnce();
+      while (next++ < THROUGHPUT_CALLS) await callOnce(p.client);
     }),
   );
-  const rate = CALLS / ((performance.now() - t0) / 1000);
-  await client.close();
-  return { p50: quantileSorted(lat, 0.5), p99: quantileSorted(lat, 0.99), rate };
+  p.rate = THROUGHPUT_CALLS / ((performance.now() - t0) / 1000);
 }
 
 async function main() {
@@ -79,22 +151,29 @@ async function main() {
   const admin = kafka().admin();
   await admin.connect();
   const topics = await createTestTopics(admin, 'gwbench', 1);
+  const children: ChildProcess[] = [];
 
   const httpPort = await freePort();
   const everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
     env: { PATH: process.env.PATH ?? '', PORT: String(httpPort) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  children.push(everything);
   let up = false;
   everything.stderr!.on('data', (b: Buffer) => void (/listening on port/.test(b.toString()) && (up = true)));
-  await waitFor(() => up, { what: 'server-everything streamableHttp' });
+  await waitFor(() => up, { what: 'server-everything streamableHttp', timeoutMs: 30_000 });
   const everythingUrl = `http://127.0.0.1:${httpPort}/mcp`;
+
+  const proxy = passThrough(new URL(everythingUrl));
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/mcp`;
 
   const key = `mcpg_${createHash('sha256').update(`${tag}-${Date.now()}`).digest('base64url')}`;
   const dir = `${REPO_ROOT}.local/test-logs/${tag}`;
   mkdirSync(dir, { recursive: true });
+  const config = `${dir}/gateway.json`;
   writeFileSync(
-    `${dir}/gateway.json`,
+    config,
     JSON.stringify({
       gateway_id: tag,
       upstreams: [
@@ -106,60 +185,131 @@ async function main() {
       rate_limit: { per_second: 100_000, burst: 100_000 },
     }),
   );
+  const auditEnv = {
+    MCP_AUDIT_GATEWAY_CONFIG: config,
+    MCP_AUDIT_SDK_SINK: 'kafka',
+    MCP_AUDIT_SDK_KAFKA_TOPIC: topics.events,
+    MCP_AUDIT_KAFKA_BROKERS: brokers.join(','),
+    MCP_AUDIT_REDACTION_KEY: env.MCP_AUDIT_REDACTION_KEY ?? 'bench-redaction-key-0123456789',
+    MCP_AUDIT_LOG_LEVEL: 'warn',
+  };
   const port = await freePort();
-  const gateway = startService(
-    'gateway',
-    {
-      MCP_AUDIT_GATEWAY_CONFIG: `${dir}/gateway.json`,
+  const gatewayLog = createWriteStream(`${dir}/gateway.log`);
+  const gateway = spawn(process.execPath, [GATEWAY_MAIN], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...auditEnv,
       MCP_AUDIT_GATEWAY_PORT: String(port),
       MCP_AUDIT_GATEWAY_OPS_PORT: '0',
-      MCP_AUDIT_SDK_SINK: 'kafka',
-      MCP_AUDIT_SDK_KAFKA_TOPIC: topics.events,
-      MCP_AUDIT_KAFKA_BROKERS: brokers.join(','),
-      MCP_AUDIT_REDACTION_KEY: env.MCP_AUDIT_REDACTION_KEY ?? 'bench-redaction-key-0123456789',
-      MCP_AUDIT_LOG_LEVEL: 'warn',
     },
-    tag,
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  gateway.stdout!.pipe(gatewayLog);
+  gateway.stderr!.pipe(gatewayLog);
+  const gatewayExited = new Promise((resolve) => gateway.once('exit', resolve));
   const base = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => (await fetch(`${base}/.well-known/oauth-protected-resource`).catch(() => undefined))?.ok,
-    {
-      what: 'gateway',
-    },
+    { what: 'gateway', timeoutMs: 30_000 },
   );
   const viaGateway = (u: string) =>
-    new StreamableHTTPClientTransport(new URL(`${base}/mcp/${u}`), {
-      requestInit: { headers: { authorization: `Bearer ${key}` } },
-    });
+    httpClientTransport(`${base}/mcp/${u}`, { authorization: `Bearer ${key}` });
+  const stdioGateway = new StdioClientTransport({
+    command: process.execPath,
+    args: [GATEWAY_MAIN],
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...auditEnv,
+      MCP_AUDIT_GATEWAY_MODE: 'stdio',
+      MCP_AUDIT_GATEWAY_STDIO_UPSTREAM: 'everything-stdio',
+      MCP_AUDIT_GATEWAY_API_KEY: key,
+    },
+    stderr: 'ignore',
+  });
 
-  const results: Array<[string, Figures, Figures]> = [];
+  const load0 = os.loadavg();
+  const paths: Path[] = [];
   try {
-    const directStdio = await measure(
-      new StdioClientTransport({ command: process.execPath, args: [EVERYTHING, 'stdio'], stderr: 'ignore' }),
+    paths.push(await connect('Streamable HTTP', 'direct', httpClientTransport(everythingUrl)));
+    paths.push(await connect('Streamable HTTP', 'pass-through proxy', httpClientTransport(proxyUrl)));
+    const gwPid = () => gateway.pid;
+    paths.push(
+      await connect('Streamable HTTP', 'gateway → HTTP upstream', viaGateway('everything-http'), gwPid),
     );
-    results.push(['stdio upstream', directStdio, await measure(viaGateway('everything-stdio'))]);
-    const directHttp = await measure(new StreamableHTTPClientTransport(new URL(everythingUrl)));
-    results.push(['http upstream', directHttp, await measure(viaGateway('everything-http'))]);
+    paths.push(
+      await connect('Streamable HTTP', 'gateway → stdio upstream', viaGateway('everything-stdio'), gwPid),
+    );
+    paths.push(
+      await connect(
+        'stdio',
+        'direct',
+        new StdioClientTransport({
+          command: process.execPath,
+          args: [EVERYTHING, 'stdio'],
+          stderr: 'ignore',
+        }),
+      ),
+    );
+    paths.push(
+      await connect('stdio', 'gateway (stdio mode) → stdio upstream', stdioGateway, () => stdioGateway.pid),
+    );
+
+    for (const p of paths) for (let i = 0; i < WARMUP; i++) await callOnce(p.client);
+    const perRound = Math.ceil(CALLS / ROUNDS);
+    for (let r = 0; r < ROUNDS; r++) for (const p of paths) await sequential(p, perRound);
+    for (const p of paths) await concurrent(p);
   } finally {
-    await gateway.stop();
-    everything.kill('SIGINT');
+    await Promise.allSettled(paths.map((p) => p.client.close()));
+    gateway.kill('SIGTERM');
+    await gatewayExited;
+    proxy.close();
+    clientFetch.close();
+    for (const c of children) c.kill('SIGINT');
     await admin.deleteTopics({ topics: [topics.events, topics.dlq] }).catch(() => undefined);
     await admin.disconnect();
   }
+  const load1 = os.loadavg();
 
   const f = (n: number) => n.toFixed(2);
+  const q = (p: Path) => {
+    const v = [...p.lat].sort((a, b) => a - b);
+    return { p50: quantileSorted(v, 0.5), p95: quantileSorted(v, 0.95), p99: quantileSorted(v, 0.99) };
+  };
+  const n = paths[0]!.lat.length;
   console.log(
-    `gateway benchmark: ${CALLS} sequential calls of get-sum per phase (latency), ${CALLS} calls at concurrency ${CONCURRENCY} (calls/s); ${os.cpus().length} CPUs; node ${process.version}`,
+    `gateway benchmark: get-sum, ${WARMUP} warm-up calls per path, then ${n} sequential calls per path in ` +
+      `${ROUNDS} interleaved rounds (latency), then ${THROUGHPUT_CALLS} calls at concurrency ${CONCURRENCY} ` +
+      `(calls/s). ${os.cpus().length} CPUs, node ${process.version}, load average ` +
+      `${load0.map((l) => l.toFixed(1)).join(' ')} before, ${load1.map((l) => l.toFixed(1)).join(' ')} after.`,
   );
-  console.log('| upstream | path | p50 ms | p99 ms | calls/s |');
-  console.log('|---|---|---|---|---|');
-  for (const [name, d, g] of results) {
-    console.log(`| ${name} | direct | ${f(d.p50)} | ${f(d.p99)} | ${d.rate.toFixed(0)} |`);
-    console.log(`| ${name} | through the gateway | ${f(g.p50)} | ${f(g.p99)} | ${g.rate.toFixed(0)} |`);
+  console.log('| client transport | path | p50 ms | p95 ms | p99 ms | calls/s | gateway CPU ms/call |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const p of paths) {
+    const s = q(p);
+    const cpu = p.gatewayPid ? f(p.cpu / p.lat.length) : '';
     console.log(
-      `| ${name} | overhead | +${f(g.p50 - d.p50)} | +${f(g.p99 - d.p99)} | ${(((g.rate - d.rate) / d.rate) * 100).toFixed(0)}% |`,
+      `| ${p.group} | ${p.name} | ${f(s.p50)} | ${f(s.p95)} | ${f(s.p99)} | ${p.rate!.toFixed(0)} | ${cpu} |`,
     );
+  }
+  console.log(
+    `\ngateway log: ${dir}/gateway.log\n\noverhead against the direct path with the same client transport:`,
+  );
+  console.log('| client transport | path | p50 | p95 | p99 | calls/s |');
+  console.log('|---|---|---|---|---|---|');
+  const over = (g: Path, d: Path) => {
+    const a = q(g);
+    const b = q(d);
+    const cell = (x: number, y: number) =>
+      `${x >= y ? '+' : '−'}${f(Math.abs(x - y))} ms (×${(x / y).toFixed(2)})`;
+    console.log(
+      `| ${g.group} | ${g.name} | ${cell(a.p50, b.p50)} | ${cell(a.p95, b.p95)} | ${cell(a.p99, b.p99)} | ` +
+        `${(((g.rate! - d.rate!) / d.rate!) * 100).toFixed(0)}% (×${(g.rate! / d.rate!).toFixed(2)}) |`,
+    );
+  };
+  for (const group of ['Streamable HTTP', 'stdio'] as const) {
+    const inGroup = paths.filter((p) => p.group === group);
+    const direct = inGroup.find((p) => p.name === 'direct')!;
+    for (const p of inGroup) if (p !== direct) over(p, direct);
   }
 }
 

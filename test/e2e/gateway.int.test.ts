@@ -9,8 +9,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Admin } from 'kafkajs';
@@ -58,6 +59,10 @@ let everythingUrl: string;
 let gatewayUrl: string;
 let fsDir: string;
 let ch: ClickHouse;
+// server-everything behind a front that wants a credential of its own (as a hosted server does).
+let securedFront: http.Server;
+const securedSeen: http.IncomingHttpHeaders[] = [];
+const upstreamToken = `upstream-${tag}-${Date.now()}`;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -99,6 +104,22 @@ before(async () => {
   await waitFor(() => listening, { what: 'server-everything streamableHttp', timeoutMs: 20_000 });
   everythingUrl = `http://127.0.0.1:${httpPort}/mcp`;
 
+  securedFront = http.createServer((req, res) => {
+    securedSeen.push(req.headers);
+    if (req.headers.authorization !== `Bearer ${upstreamToken}`) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}');
+      return;
+    }
+    const up = http.request(everythingUrl, { method: req.method, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => securedFront.listen(0, '127.0.0.1', resolve));
+  const securedUrl = `http://127.0.0.1:${(securedFront.address() as AddressInfo).port}/mcp`;
+
   fsDir = mkdtempSync(join(tmpdir(), 'gw-fs-'));
   writeFileSync(join(fsDir, 'notes.txt'), 'hello from the filesystem server\n');
   mkdirSync(join(fsDir, 'sub'));
@@ -113,6 +134,12 @@ before(async () => {
       upstreams: [
         { name: 'everything-stdio', transport: 'stdio', command: 'node', args: [EVERYTHING, 'stdio'] },
         { name: 'everything-http', transport: 'http', url: everythingUrl },
+        {
+          name: 'everything-secured',
+          transport: 'http',
+          url: securedUrl,
+          headers: { authorization: 'env:GW_E2E_UPSTREAM_AUTH', 'x-e2e-gateway': 'plain value' },
+        },
         { name: 'filesystem', transport: 'stdio', command: 'node', args: [FILESYSTEM, fsDir] },
         { name: 'changing', transport: 'stdio', command: 'node', args: [FIXTURE] },
       ],
@@ -135,6 +162,7 @@ before(async () => {
     {
       ...inheritedEnv,
       MCP_AUDIT_GATEWAY_CONFIG: config,
+      GW_E2E_UPSTREAM_AUTH: `Bearer ${upstreamToken}`,
       MCP_AUDIT_GATEWAY_PORT: String(port),
       MCP_AUDIT_GATEWAY_OPS_PORT: '0',
       MCP_AUDIT_SDK_SINK: 'kafka',
@@ -157,6 +185,8 @@ after(async () => {
   await gateway?.stop();
   await ingester?.stop();
   everythingHttp?.kill('SIGINT');
+  securedFront?.closeAllConnections();
+  securedFront?.close();
   await admin?.disconnect();
   await ch?.close();
 });
@@ -491,4 +521,30 @@ test('rug pull: a changed tool description is an event, and with the guard on th
   } finally {
     await g.client.close();
   }
+});
+
+test('HTTP upstream headers: env:NAME values reach the upstream on every request, never the logs', async () => {
+  const { client } = await viaGateway('everything-secured');
+  const sum = await client.callTool({ name: 'get-sum', arguments: { a: 20, b: 22 } });
+  const directClient = await direct('http');
+  assert.deepEqual(sum, await directClient.callTool({ name: 'get-sum', arguments: { a: 20, b: 22 } }));
+  await directClient.close();
+  await client.close();
+  assert.ok(securedSeen.length >= 3, 'initialize, notifications/initialized and tools/call went upstream');
+  for (const h of securedSeen) {
+    assert.equal(h.authorization, `Bearer ${upstreamToken}`);
+    assert.equal(h['x-e2e-gateway'], 'plain value');
+    assert.ok(!JSON.stringify(h).includes(key), "the client's gateway key never travels upstream");
+  }
+  const [row] = await rows(
+    sql`server_name = 'everything-secured' AND kind = 'tool_call'`,
+    1,
+    'the secured upstream tool_call event',
+  );
+  assert.equal(row!.outcome, 'ok');
+  assert.equal(row!.tool_name, 'get-sum');
+  assert.ok(
+    !readFileSync(gateway.logFile, 'utf8').includes(upstreamToken),
+    'the upstream credential is not logged',
+  );
 });

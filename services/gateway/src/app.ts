@@ -306,13 +306,40 @@ export function buildGateway(cfg: GatewayConfig, deps: GatewayDeps) {
     }
     if (req.method !== 'POST' || !messages.some(isInitializeRequest))
       return rpcError(reply, 400, -32000, 'Bad Request: No valid session ID provided');
-    if (sessions.size + opening >= cfg.file.limits.max_sessions)
-      return rpcError(
-        reply.header('retry-after', '30'),
-        503,
-        RPC_UPSTREAM_UNAVAILABLE,
-        'too many open sessions',
+    if (sessions.size + opening >= cfg.file.limits.max_sessions) {
+      const message = `too many open sessions (limits.max_sessions = ${cfg.file.limits.max_sessions})`;
+      await rpcError(reply.header('retry-after', '30'), 503, RPC_UPSTREAM_UNAVAILABLE, message);
+      const meta = requestMeta(req);
+      for (const r of requests)
+        deps.emit({
+          ts: new Date(now()).toISOString(),
+          kind: 'session',
+          method: r.method,
+          client: {
+            id: identity.clientId,
+            user: identity.user,
+            name: identity.name,
+            ip: meta.ip,
+            user_agent: meta.userAgent,
+          },
+          server: { name: upstream.name, transport: upstream.transport },
+          outcome: 'denied',
+          http_status: 503,
+          rpc_error_code: RPC_UPSTREAM_UNAVAILABLE,
+          auth: { method: 'api_key', result: 'success' },
+          trace_id: meta.traceId,
+          error: { code: 'too_many_sessions', message },
+          duration_ms: 0,
+          request_bytes: Buffer.byteLength(JSON.stringify(r)),
+          response_bytes: 0,
+          labels: { refused_by: 'gateway' },
+        });
+      metrics.requests.inc(
+        { upstream: upstream.name, method: 'initialize', outcome: 'denied' },
+        requests.length,
       );
+      return reply;
+    }
 
     // A new session: start its own upstream session first, so the initialize request has somewhere to go.
     const meta = requestMeta(req);
@@ -406,14 +433,19 @@ export function buildGateway(cfg: GatewayConfig, deps: GatewayDeps) {
     });
   });
 
-  async function sweep() {
+  /** Close sessions silent for longer than `limits.session_idle_ms` (and their upstream sessions). */
+  async function sweep(): Promise<number> {
     const cutoff = now() - cfg.file.limits.session_idle_ms;
-    for (const s of [...sessions.values()]) if (s.proxy.lastActivity < cutoff) await s.proxy.close('idle');
+    const idle = [...sessions.values()].filter((s) => s.proxy.lastActivity < cutoff);
+    for (const s of idle) await s.proxy.close('idle');
+    if (idle.length > 0) log.info({ closed: idle.length }, 'idle sessions closed');
+    return idle.length;
   }
 
   return {
     app,
     sessions,
+    sweep,
     async start() {
       sweeper = setInterval(() => void sweep(), Math.min(60_000, cfg.file.limits.session_idle_ms));
       sweeper.unref();

@@ -13,10 +13,10 @@ if (!key) {
   process.exit(2);
 }
 const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-let res: Response;
-if (cmd === 'list') res = await fetch(`${base}/admin/tools`, { headers });
+let request: Promise<Response>;
+if (cmd === 'list') request = fetch(`${base}/admin/tools`, { headers });
 else if (cmd === 'approve' && upstream && tool)
-  res = await fetch(`${base}/admin/tools/approve`, {
+  request = fetch(`${base}/admin/tools/approve`, {
     method: 'POST',
     headers,
     body: JSON.stringify({ upstream, tool }),
@@ -25,5 +25,23 @@ else {
   process.stderr.write('usage: approve.cli.js list | approve <upstream> <tool>\n');
   process.exit(2);
 }
-process.stdout.write(`${JSON.stringify(await res.json(), null, 2)}\n`);
+let res: Response;
+try {
+  res = await request;
+} catch (err) {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  process.stderr.write(
+    `cannot reach the gateway at ${base} (MCP_AUDIT_GATEWAY_URL): ${cause?.code ?? cause?.message ?? (err as Error).message}\n`,
+  );
+  process.exit(1);
+}
+const text = await res.text();
+let shown = text;
+try {
+  shown = JSON.stringify(JSON.parse(text), null, 2);
+} catch {
+  // Not JSON (a proxy in between?): print it as it came.
+}
+if (res.ok) process.stdout.write(`${shown}\n`);
+else process.stderr.write(`gateway answered HTTP ${res.status}:\n${shown}\n`);
 process.exit(res.ok ? 0 : 1);

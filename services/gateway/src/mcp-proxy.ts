@@ -236,6 +236,8 @@ export class ProxySession {
       rpcErrorCode: RPC_UPSTREAM_UNAVAILABLE,
     });
     this.toClient({ jsonrpc: '2.0', id: msg.id, error: { code: RPC_UPSTREAM_UNAVAILABLE, message } });
+    // No upstream session came of the client's initialize: end this one once the error is out.
+    if (msg.method === 'initialize') void this.downQueue.then(() => this.close('upstream unavailable'));
   }
 
   // ---- upstream → client -------------------------------------------------------------------
@@ -531,7 +533,8 @@ export class ProxySession {
           ? RPC_TOOL_NOT_APPROVED
           : RPC_UPSTREAM_UNAVAILABLE;
     this.finish(p, {
-      denied: true,
+      // Policy refusals are `denied`; an upstream that is not there is an `error`.
+      denied: reason !== 'upstream_unavailable',
       rpcErrorCode: code,
       error: { code: reason, message },
       httpStatus: o.httpStatus,

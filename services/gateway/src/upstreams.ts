@@ -40,8 +40,9 @@ export function createUpstreamFetch(o: { maxSockets?: number } = {}): FetchLike 
       if (typeof body === 'string') headers['content-length'] = String(Buffer.byteLength(body));
       const signal = init.signal ?? undefined;
       // The transport shares one AbortSignal across its session's requests (to abort them all on
-      // close): one listener per request in flight, so raise the signal's leak warning threshold to
-      // what a session can have in flight rather than warn at the default 10.
+      // close). node:http removes its listener when the request ends (undici's fetch only when the
+      // Request is garbage-collected: thousands pile up and Node warns), so listeners = requests in
+      // flight; allow a busy session more of those than the default warning threshold of 10.
       if (signal && getMaxListeners(signal) < 1000) setMaxListeners(1000, signal);
       const request = url.protocol === 'https:' ? https.request : http.request;
       const req = request(

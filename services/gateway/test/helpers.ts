@@ -54,7 +54,9 @@ export function testGateway(
     upstreams?: UpstreamConfig[];
     guard?: boolean;
     rate?: { per_second: number; burst: number };
+    limits?: { max_sessions?: number; session_idle_ms?: number };
     connect?: ReturnType<typeof createUpstreamConnector>;
+    now?: () => number;
   } = {},
 ) {
   const user = generateKey();
@@ -67,6 +69,7 @@ export function testGateway(
       { id: 'ops', user: 'ops@example.com', sha256: hashKey(admin), scopes: ['mcp', 'admin'] },
     ],
     rate_limit: over.rate ?? { per_second: 1000, burst: 1000 },
+    ...(over.limits ? { limits: over.limits } : {}),
   });
   const emitter = recordingEmitter();
   const guard = createToolGuard({ enabled: over.guard ?? true, store: memoryGuardStore() });
@@ -84,7 +87,36 @@ export function testGateway(
       },
       log,
       registry: createRegistry('gateway-test', { defaultMetrics: false }),
+      ...(over.now ? { now: over.now } : {}),
     },
   );
   return { gw, keys: { user, admin }, emitter, guard, connects: () => connects };
 }
+
+/** Poll until `check` returns a truthy value (no fixed sleeps). */
+export async function until<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const initializeRequest = (id: number | string = 1) => ({
+  jsonrpc: '2.0' as const,
+  id,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+});
+
+export const mcpHeaders = (key: string) => ({
+  authorization: `Bearer ${key}`,
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+});

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { RPC_TOOL_NOT_APPROVED } from '../src/mcp-proxy.js';
+import { testGateway, until } from './helpers.js';
+
+const CLI = fileURLToPath(new URL('../src/approve.cli.js', import.meta.url));
+
+/** Runs the compiled CLI as an operator would (never blocking this process's event loop). */
+function cli(args: string[], env: Record<string, string>) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env } },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: number | string }).code as number | null) : 0;
+        resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
+      },
+    );
+  });
+}
+
+const text = (r: unknown) => (r as { content: Array<{ text: string }> }).content[0]?.text ?? '';
+
+test('approve.cli: list and approve through a running gateway admin endpoint, end to end', async () => {
+  const { gw, keys, emitter, guard } = testGateway({ guard: true });
+  const base = await gw.app.listen({ host: '127.0.0.1', port: 0 });
+  const env = { MCP_AUDIT_GATEWAY_URL: base, MCP_AUDIT_GATEWAY_ADMIN_KEY: keys.admin };
+  try {
+    const client = new Client({ name: 'cli-test', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${base}/mcp/fixture`), {
+        requestInit: { headers: { authorization: `Bearer ${keys.user}` } },
+      }),
+    );
+    await client.listTools();
+    const changed = new Promise<void>((resolve) =>
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()),
+    );
+    await client.callTool({ name: 'rug_pull', arguments: {} });
+    await changed;
+    await client.listTools();
+    await assert.rejects(
+      client.callTool({ name: 'get_weather', arguments: { city: 'Oslo' } }),
+      (err: { code?: number }) => err.code === RPC_TOOL_NOT_APPROVED,
+    );
+
+    const list = await cli(['list'], env);
+    assert.equal(list.code, 0, list.stderr);
+    const listed = JSON.parse(list.stdout) as {
+      guard: boolean;
+      tools: Array<{ upstream: string; tool: string; blocked: boolean; current_hash: string }>;
+    };
+    assert.equal(listed.guard, true);
+    const weather = listed.tools.find((t) => t.upstream === 'fixture' && t.tool === 'get_weather')!;
+    assert.equal(weather.blocked, true);
+    assert.equal(weather.current_hash, guard.hashOf('fixture', 'get_weather'));
+    assert.equal(listed.tools.find((t) => t.tool === 'echo')?.blocked, false);
+
+    const approved = await cli(['approve', 'fixture', 'get_weather'], env);
+    assert.equal(approved.code, 0, approved.stderr);
+    const entry = (JSON.parse(approved.stdout) as { approved: { approved_hash: string } }).approved;
+    assert.equal(entry.approved_hash, weather.current_hash);
+    assert.equal(
+      text(await client.callTool({ name: 'get_weather', arguments: { city: 'Rome' } })),
+      'sunny in Rome',
+    );
+    const ev = await until(
+      () => emitter.events.find((e) => e.method === 'admin/tools/approve'),
+      'the approval event',
+    );
+    assert.equal(ev.client.id, 'ops');
+    assert.equal(ev.tool?.name, 'get_weather');
+    assert.equal(ev.tool?.definition_hash, weather.current_hash);
+    assert.equal(ev.labels?.change, 'approved');
+    await client.close();
+
+    // Operator mistakes get a clear message and a non-zero exit.
+    const unknown = await cli(['approve', 'fixture', 'no_such_tool'], env);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^gateway answered HTTP 404:\n/);
+    assert.deepEqual(JSON.parse(unknown.stderr.slice(unknown.stderr.indexOf('\n'))), {
+      error: 'AUDIT_ERR_NOT_FOUND',
+      message: 'no tool "no_such_tool" seen on upstream "fixture"',
+    });
+    const notAdmin = await cli(['list'], { ...env, MCP_AUDIT_GATEWAY_ADMIN_KEY: keys.user });
+    assert.equal(notAdmin.code, 1);
+    assert.match(notAdmin.stderr, /HTTP 403[\s\S]*missing_scope_admin/);
+    const noKey = await cli(['list'], { MCP_AUDIT_GATEWAY_URL: base });
+    assert.equal(noKey.code, 2);
+    assert.match(noKey.stderr, /MCP_AUDIT_GATEWAY_ADMIN_KEY/);
+    const usage = await cli(['approve', 'fixture'], env);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /usage: approve\.cli\.js list \| approve <upstream> <tool>/);
+  } finally {
+    await gw.stop();
+  }
+  // The gateway is gone: the CLI says where it tried.
+  const down = await cli(['list'], env);
+  assert.equal(down.code, 1);
+  assert.match(
+    down.stderr,
+    new RegExp(`cannot reach the gateway at ${base.replace(/[.:/]/g, '\\$&')}.*ECONNREFUSED`),
+  );
+});
