@@ -56,12 +56,14 @@ const add = (...r: Record<string, unknown>[]) => rows.push(...r.map((x) => ({ so
 
 function scenario(): void {
   // silent_source: three gateways reporting for 40 hours before 09:00; "alive" every 10 minutes
-  // until 11:00; "steady" hourly, last at 09:10, back at 10:20; "irregular" every third hour.
+  // until 11:00; "steady" every 10 minutes, last at 09:10, back at 10:20; "irregular" every third hour.
   for (let h = -40; h < 9; h++) {
-    add(eventRow(at(h, 10), { source_id: SRC.steady, client_id: `c-${sfx}` }));
+    for (let m = 0; m < 60; m += 10)
+      add(eventRow(at(h, m), { source_id: SRC.steady, client_id: `c-${sfx}` }));
     add(eventRow(at(h, 20), { source_id: SRC.alive, client_id: `c-${sfx}` }));
     if (h % 3 === 0) add(eventRow(at(h, 5), { source_id: SRC.irregular, client_id: `c-${sfx}` }));
   }
+  add(eventRow(at(9, 0), { source_id: SRC.steady, client_id: `c-${sfx}` }));
   add(eventRow(at(9, 10), { source_id: SRC.steady, client_id: `c-${sfx}` }));
   for (let m = 0; m <= 120; m += 10) add(eventRow(at(9, m), { source_id: SRC.alive, client_id: `c-${sfx}` }));
   add(eventRow(at(10, 20), { source_id: SRC.steady, client_id: `c-${sfx}` }));
@@ -324,6 +326,11 @@ test('live runner with progress in ClickHouse: a restart neither skips nor repea
     const recorded: PeriodicDetector = {
       ...spray,
       evaluate: (s, e) => (evaluated.push(s), spray.evaluate(s, e)),
+      // the runner hands a range of windows in one call: record each window of it
+      evaluateRange: (from, to) => {
+        for (let s = from; s < to; s += spray.windowMs) evaluated.push(s);
+        return spray.evaluateRange!(from, to);
+      },
     };
     let wm = at(11);
     const life = recordingLifecycle();

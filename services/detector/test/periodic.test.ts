@@ -107,7 +107,7 @@ test('PeriodicConfig: defaults, overrides, and clear errors', () => {
   assert.deepEqual(d, DEFAULT_PERIODIC_CONFIG);
   assert.equal(d.authSpray.minClients, 5);
   assert.equal(d.authSpray.windowMs, 15 * MIN);
-  assert.equal(d.silentSource.minShare, 0.8);
+  assert.equal(d.silentSource.minShare, 0.9);
   const o = PeriodicConfig.parse({ authSpray: { minClients: 3 }, toolDrift: { enabled: false } });
   assert.equal(o.authSpray.minClients, 3);
   assert.equal(o.authSpray.windowMs, 15 * MIN);
@@ -195,7 +195,7 @@ test('driftedHashes: re-listing is not drift, a new hash is, first listing sets 
 });
 
 test('judgeSilence: steady source that stops while others report; irregular or whole-system quiet is not', () => {
-  const cfg = DEFAULT_PERIODIC_CONFIG.silentSource; // 24 buckets, 80 %, 30 min
+  const cfg = { ...DEFAULT_PERIODIC_CONFIG.silentSource, minShare: 0.8 }; // 24 buckets, 80 %, 30 min
   const end = T + 48 * HOUR;
   const start = end - 15 * MIN;
   const hours = (n: number, skip: (i: number) => boolean = () => false) => {

@@ -4,6 +4,7 @@ import type { PeriodicConfig } from './periodic.config.js';
 import {
   AUTH_FAILED,
   eventsTable,
+  groupByWindow,
   iso,
   listText,
   makeFinding,
@@ -12,7 +13,7 @@ import {
   topValues,
   tsBetween,
 } from './shared.js';
-import type { PeriodicDetector, Resolution } from './types.js';
+import { windowStarts, type Evaluation, type PeriodicDetector, type Resolution } from './types.js';
 import { dedupKeyOf } from './windows.js';
 
 /**
@@ -22,65 +23,90 @@ import { dedupKeyOf } from './windows.js';
  */
 export function authSprayDetector(ch: ClickHouse, cfg: PeriodicConfig['authSpray']): PeriodicDetector {
   const windowMs = cfg.windowMs;
-  return {
+  const detector: PeriodicDetector = {
     name: 'auth_spray',
     windowMs,
     async evaluate(start, end) {
-      const rows = await ch.query<{ ip: string; cur: number; clients: string; failures: string }>(sql`
-        SELECT client_ip AS ip, toUInt8(ts >= ${new Date(start)}) AS cur,
+      return (await detector.evaluateRange!(start, end))[0]!;
+    },
+    async evaluateRange(from, to) {
+      const starts = windowStarts(from, to, windowMs);
+      // One query for the whole range: flagged (address, window) pairs, the window before `from` too.
+      const rows = await ch.query<{ ip: string; w: number; clients: string; failures: string }>(sql`
+        SELECT client_ip AS ip, intDiv(toUInt32(ts), ${windowMs / 1000}) AS w,
                uniqExact(client_id) AS clients, uniqExact(event_id) AS failures
         FROM ${eventsTable(ch)}
-        WHERE ${tsBetween(start - windowMs, end)} AND client_ip != '' AND ${AUTH_FAILED}
-        GROUP BY ip, cur
+        WHERE ${tsBetween(from - windowMs, to)} AND client_ip != '' AND ${AUTH_FAILED}
+        GROUP BY ip, w
         HAVING clients >= ${cfg.minClients}
-        ORDER BY ip, cur`);
-      const current = rows.filter((r) => num(r.cur) === 1);
-      const flagged = new Set(current.map((r) => r.ip));
-      const resolved: Resolution[] = rows
-        .filter((r) => num(r.cur) === 0 && !flagged.has(r.ip))
-        .map((r) => ({
-          dedupKey: dedupKeyOf('auth_spray', r.ip, windowMs),
-          reason: `fewer than ${cfg.minClients} clients with failed authentication from ${r.ip} in the window ending ${iso(end)}`,
-        }));
-      if (current.length === 0) return { findings: [], resolved };
-
-      const where = sql`${tsBetween(start, end)} AND ${AUTH_FAILED} AND client_ip IN ${tuple(current.map((r) => r.ip))}`;
-      const [clients, sessions, users, samples] = await Promise.all([
-        topValues(ch, 'ip', where, 'client_id'),
-        topValues(ch, 'ip', where, 'session_id'),
-        topValues(ch, 'ip', where, 'client_user'),
-        sampleIds(ch, 'ip', where),
-      ]);
-      const findings: Finding[] = current.map((r) => {
-        const n = num(r.clients);
-        const failures = num(r.failures);
-        const users_ = users.get(r.ip);
-        return makeFinding({
-          detector: 'auth_spray',
-          subject: r.ip,
-          windowMs,
-          windowStart: start,
-          windowEnd: end,
-          severity: n >= cfg.highClients ? 'high' : 'medium',
-          title: `Authentication spraying from ${r.ip}: ${n} clients`,
-          summary:
-            `${r.ip} failed authentication ${failures} times against ${n} distinct clients between ` +
-            `${iso(start)} and ${iso(end)} (raises at ${cfg.minClients}). Targeted clients: ` +
-            `${listText(clients.get(r.ip), n, 20)}.` +
-            (users_?.length ? ` Users tried: ${listText(users_)}.` : '') +
-            ' One address trying many accounts is password or key spraying; block the address and check' +
-            ' whether any of these clients authenticated from it afterwards.',
-          observed: n,
-          expected: { low: 0, high: cfg.minClients - 1 },
-          score: n / cfg.minClients,
-          contributors: {
-            addresses: [{ value: r.ip, count: failures }],
-            sessions: sessions.get(r.ip) ?? [],
-          },
-          sampleEventIds: samples.get(r.ip) ?? [],
-        });
-      });
-      return { findings, resolved };
+        ORDER BY w, ip`);
+      const byWindow = groupByWindow(rows, windowMs);
+      const out: Evaluation[] = [];
+      for (const start of starts)
+        out.push(
+          await judge(
+            start,
+            start + windowMs,
+            byWindow.get(start) ?? [],
+            byWindow.get(start - windowMs) ?? [],
+          ),
+        );
+      return out;
     },
   };
+  return detector;
+
+  async function judge(
+    start: number,
+    end: number,
+    current: ReadonlyArray<{ ip: string; clients: string; failures: string }>,
+    previous: ReadonlyArray<{ ip: string }>,
+  ): Promise<Evaluation> {
+    const flagged = new Set(current.map((r) => r.ip));
+    const resolved: Resolution[] = previous
+      .filter((r) => !flagged.has(r.ip))
+      .map((r) => ({
+        dedupKey: dedupKeyOf('auth_spray', r.ip, windowMs),
+        reason: `fewer than ${cfg.minClients} clients with failed authentication from ${r.ip} in the window ending ${iso(end)}`,
+      }));
+    if (current.length === 0) return { findings: [], resolved };
+
+    const where = sql`${tsBetween(start, end)} AND ${AUTH_FAILED} AND client_ip IN ${tuple(current.map((r) => r.ip))}`;
+    const [clients, sessions, users, samples] = await Promise.all([
+      topValues(ch, 'ip', where, 'client_id'),
+      topValues(ch, 'ip', where, 'session_id'),
+      topValues(ch, 'ip', where, 'client_user'),
+      sampleIds(ch, 'ip', where),
+    ]);
+    const findings: Finding[] = current.map((r) => {
+      const n = num(r.clients);
+      const failures = num(r.failures);
+      const users_ = users.get(r.ip);
+      return makeFinding({
+        detector: 'auth_spray',
+        subject: r.ip,
+        windowMs,
+        windowStart: start,
+        windowEnd: end,
+        severity: n >= cfg.highClients ? 'high' : 'medium',
+        title: `Authentication spraying from ${r.ip}: ${n} clients`,
+        summary:
+          `${r.ip} failed authentication ${failures} times against ${n} distinct clients between ` +
+          `${iso(start)} and ${iso(end)} (raises at ${cfg.minClients}). Targeted clients: ` +
+          `${listText(clients.get(r.ip), n, 20)}.` +
+          (users_?.length ? ` Users tried: ${listText(users_)}.` : '') +
+          ' One address trying many accounts is password or key spraying; block the address and check' +
+          ' whether any of these clients authenticated from it afterwards.',
+        observed: n,
+        expected: { low: 0, high: cfg.minClients - 1 },
+        score: n / cfg.minClients,
+        contributors: {
+          addresses: [{ value: r.ip, count: failures }],
+          sessions: sessions.get(r.ip) ?? [],
+        },
+        sampleEventIds: samples.get(r.ip) ?? [],
+      });
+    });
+    return { findings, resolved };
+  }
 }

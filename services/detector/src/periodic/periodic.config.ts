@@ -75,7 +75,13 @@ const silentSource = z.object({
     .max(24 * 14)
     .default(24),
   /** A source is steady if it reported in at least this share of the reference buckets. */
-  minShare: share.default(0.8),
+  minShare: share.default(0.9),
+  /**
+   * A source's usual gap: this quantile (nearest rank) of its gaps between events over the reference
+   * period. A silence raises only beyond gapFactor times it (and beyond silenceMs).
+   */
+  gapQuantile: share.default(0.95),
+  gapFactor: z.number().min(1).max(100).default(3),
   /** How far back to look for reference buckets (bounds the scan). */
   lookbackMs: z
     .number()
@@ -101,7 +107,7 @@ const sessionMisuse = z.object({
  */
 export const PeriodicConfig = z.object({
   /** Windows evaluated per runner tick at most, over all detectors (bounds catch-up after downtime). */
-  maxWindowsPerTick: z.number().int().min(1).max(10_000).default(48),
+  maxWindowsPerTick: z.number().int().min(1).max(10_000).default(480),
   /** Wall-clock interval between runner ticks when nothing is pending. */
   tickMs: z.number().int().min(100).max(HOUR).default(30_000),
   authSpray: authSpray.prefault({}),

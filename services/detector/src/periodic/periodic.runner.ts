@@ -4,7 +4,7 @@ import type { AlertLifecycle } from '../model.js';
 import type { PeriodicMetrics } from './periodic.metrics.js';
 import { memoryProgressStore, type ProgressEntry, type ProgressStore } from './progress.store.js';
 import { eventsTable, iso, num, T_MS } from './shared.js';
-import type { PeriodicDetector } from './types.js';
+import type { Evaluation, PeriodicDetector } from './types.js';
 import { dueWindows, rangeWindows, resumeAt, type Cursor, type WindowSlot } from './windows.js';
 
 export interface PeriodicRunnerDeps {
@@ -23,8 +23,10 @@ export interface PeriodicRunnerDeps {
   metrics?: PeriodicMetrics;
   /** Wall-clock pause between ticks when nothing is pending (default 30 s). */
   tickMs?: number;
-  /** Windows per tick at most, over all detectors (default 48): catch-up after downtime in slices. */
+  /** Windows per tick at most, over all detectors (default 480): catch-up after downtime in slices. */
   maxWindowsPerTick?: number;
+  /** Windows of one detector per evaluation call at most (default 288: a day of 5-minute windows). */
+  maxWindowsPerCall?: number;
   /** Pause between ticks while behind (default 250 ms), so catch-up yields to everything else. */
   catchUpDelayMs?: number;
 }
@@ -66,7 +68,8 @@ export interface PeriodicRunner {
 export function createPeriodicRunner(deps: PeriodicRunnerDeps): PeriodicRunner {
   const log = deps.log;
   const progress = deps.progress ?? memoryProgressStore();
-  const maxPerTick = deps.maxWindowsPerTick ?? 48;
+  const maxPerTick = deps.maxWindowsPerTick ?? 480;
+  const maxPerCall = deps.maxWindowsPerCall ?? 288;
   const tickMs = deps.tickMs ?? 30_000;
   const catchUpDelayMs = deps.catchUpDelayMs ?? 250;
   const detectors = deps.detectors;
@@ -90,17 +93,50 @@ export function createPeriodicRunner(deps: PeriodicRunnerDeps): PeriodicRunner {
   let lastClosed: number | null = null;
   const totals = { windows: 0, findings: 0, resolved: 0 };
 
-  /** Evaluates one window and hands its result to the lifecycle (raises first, then resolutions). */
-  async function runSlot(slot: WindowSlot, mode: 'live' | 'replay'): Promise<PassResult> {
+  /**
+   * Evaluates consecutive windows of one detector in calls of at most maxPerCall windows (one range
+   * query each when the detector has `evaluateRange`). Returns the evaluations obtained, in order, and
+   * the error that stopped it (the windows after a failure are not evaluated: order matters).
+   */
+  async function evaluateSlots(
+    slots: readonly WindowSlot[],
+    signal?: AbortSignal,
+  ): Promise<{ evals: Evaluation[]; error?: unknown }> {
+    const evals: Evaluation[] = [];
+    for (let i = 0; i < slots.length; i += maxPerCall) {
+      if (signal?.aborted) break;
+      const chunk = slots.slice(i, i + maxPerCall);
+      const d = detectors[chunk[0]!.detector]!;
+      const stopTimer = deps.metrics?.evaluateSeconds.startTimer({ detector: d.name });
+      try {
+        if (d.evaluateRange) {
+          const got = await d.evaluateRange(chunk[0]!.start, chunk[chunk.length - 1]!.end);
+          if (got.length !== chunk.length)
+            throw new Error(
+              `${d.name}: evaluateRange gave ${got.length} results for ${chunk.length} windows`,
+            );
+          evals.push(...got);
+        } else {
+          for (const slot of chunk) evals.push(await d.evaluate(slot.start, slot.end));
+        }
+      } catch (error) {
+        return { evals, error };
+      } finally {
+        stopTimer?.();
+      }
+    }
+    return { evals };
+  }
+
+  /** Hands one window's result to the lifecycle (raises first, then resolutions). */
+  async function applySlot(slot: WindowSlot, ev: Evaluation, mode: 'live' | 'replay'): Promise<PassResult> {
     const d = detectors[slot.detector]!;
-    const stopTimer = deps.metrics?.evaluateSeconds.startTimer({ detector: d.name });
-    const { findings, resolved } = await d.evaluate(slot.start, slot.end);
+    const { findings, resolved } = ev;
     for (const f of findings) {
       await deps.lifecycle.raise(f);
       deps.metrics?.findings.inc({ detector: d.name, severity: f.severity });
     }
     for (const r of resolved) await deps.lifecycle.resolve(r.dedupKey, slot.end, r.reason);
-    stopTimer?.();
     deps.metrics?.windows.inc({ detector: d.name, mode });
     if (resolved.length) deps.metrics?.resolved.inc({ detector: d.name }, resolved.length);
     const line = {
@@ -114,6 +150,34 @@ export function createPeriodicRunner(deps: PeriodicRunnerDeps): PeriodicRunner {
     if (findings.length > 0) log.info(line, 'periodic findings');
     else log.debug(line, 'periodic window evaluated');
     return { windows: 1, findings: findings.length, resolved: resolved.length };
+  }
+
+  /**
+   * Evaluates the slots (each detector's in order) detector by detector in range calls, then applies
+   * the results in the slots' order (earliest end first): the same lifecycle sequence as one window
+   * at a time. A detector whose evaluation failed stops at the failed window.
+   */
+  async function evaluateAll(
+    slots: readonly WindowSlot[],
+    signal?: AbortSignal,
+  ): Promise<{
+    results: Map<WindowSlot, Evaluation>;
+    errors: Map<number, { slot: WindowSlot; error: unknown }>;
+  }> {
+    const perDetector = new Map<number, WindowSlot[]>();
+    for (const slot of slots) {
+      const list = perDetector.get(slot.detector) ?? [];
+      list.push(slot);
+      perDetector.set(slot.detector, list);
+    }
+    const results = new Map<WindowSlot, Evaluation>();
+    const errors = new Map<number, { slot: WindowSlot; error: unknown }>();
+    for (const [i, list] of perDetector) {
+      const { evals, error } = await evaluateSlots(list, signal);
+      evals.forEach((ev, j) => results.set(list[j]!, ev));
+      if (error !== undefined) errors.set(i, { slot: list[evals.length]!, error });
+    }
+    return { results, errors };
   }
 
   async function loadCursors(closedUntil: number): Promise<Cursor[]> {
@@ -152,12 +216,32 @@ export function createPeriodicRunner(deps: PeriodicRunnerDeps): PeriodicRunner {
     const due = dueWindows(cursors, closedUntil, maxPerTick);
     const blocked = new Set<number>();
     const advanced = new Map<number, number>();
+    const { results, errors } = await evaluateAll(due);
+    const fail = (slot: WindowSlot, err: unknown) => {
+      // The window is retried next tick; later windows of this detector wait (order matters).
+      const name = detectors[slot.detector]!.name;
+      blocked.add(slot.detector);
+      result.failed += 1;
+      deps.metrics?.failures.inc({ detector: name });
+      lastError = err instanceof Error ? err.message : String(err);
+      log.error(
+        { err, detector: name, window: { start: iso(slot.start), end: iso(slot.end) } },
+        'periodic window failed',
+      );
+    };
     for (const slot of due) {
       if (stopping) break;
       if (blocked.has(slot.detector)) continue;
+      const ev = results.get(slot);
+      if (!ev) {
+        const e = errors.get(slot.detector);
+        if (e) fail(slot, e.error);
+        else blocked.add(slot.detector); // stopped before it (shutdown)
+        continue;
+      }
       const name = detectors[slot.detector]!.name;
       try {
-        const r = await runSlot(slot, 'live');
+        const r = await applySlot(slot, ev, 'live');
         result.windows += 1;
         result.findings += r.findings;
         result.resolved += r.resolved;
@@ -165,15 +249,7 @@ export function createPeriodicRunner(deps: PeriodicRunnerDeps): PeriodicRunner {
         advanced.set(slot.detector, slot.end);
         deps.metrics?.lastWindowEnd.set({ detector: name }, slot.end / 1000);
       } catch (err) {
-        // The window is retried next tick; later windows of this detector wait (order matters).
-        blocked.add(slot.detector);
-        result.failed += 1;
-        deps.metrics?.failures.inc({ detector: name });
-        lastError = err instanceof Error ? err.message : String(err);
-        log.error(
-          { err, detector: name, window: { start: iso(slot.start), end: iso(slot.end) } },
-          'periodic window failed',
-        );
+        fail(slot, err);
       }
     }
     if (advanced.size > 0) {
@@ -262,17 +338,25 @@ export function createPeriodicRunner(deps: PeriodicRunnerDeps): PeriodicRunner {
       const slots = rangeWindows(detectors, from, to);
       const out: PassResult = { windows: 0, findings: 0, resolved: 0 };
       const started = Date.now();
-      for (const slot of slots) {
+      // In event-time slices (bounded memory), each detector's windows of a slice in range calls.
+      for (let i = 0; i < slots.length; i += maxPerTick) {
         if (opts.signal?.aborted) throw new Error('periodic replay aborted');
-        const r = await runSlot(slot, 'replay');
-        out.windows += 1;
-        out.findings += r.findings;
-        out.resolved += r.resolved;
-        opts.onProgress?.(out.windows, slots.length, {
-          detector: detectors[slot.detector]!.name,
-          start: slot.start,
-          end: slot.end,
-        });
+        const slice = slots.slice(i, i + maxPerTick);
+        const { results, errors } = await evaluateAll(slice, opts.signal);
+        if (opts.signal?.aborted) throw new Error('periodic replay aborted');
+        const failed = [...errors.values()][0];
+        if (failed) throw failed.error;
+        for (const slot of slice) {
+          const r = await applySlot(slot, results.get(slot)!, 'replay');
+          out.windows += 1;
+          out.findings += r.findings;
+          out.resolved += r.resolved;
+          opts.onProgress?.(out.windows, slots.length, {
+            detector: detectors[slot.detector]!.name,
+            start: slot.start,
+            end: slot.end,
+          });
+        }
       }
       log.info({ from: iso(from), to: iso(to), ...out, ms: Date.now() - started }, 'periodic replay done');
       return out;

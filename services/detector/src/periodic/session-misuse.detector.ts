@@ -1,13 +1,23 @@
 import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Finding } from '../model.js';
 import type { PeriodicConfig } from './periodic.config.js';
-import { eventsTable, iso, listText, makeFinding, num, sampleIds, topValues, tsBetween } from './shared.js';
-import type { PeriodicDetector, Resolution } from './types.js';
+import {
+  eventsTable,
+  groupByWindow,
+  iso,
+  listText,
+  makeFinding,
+  num,
+  sampleIds,
+  topValues,
+  tsBetween,
+} from './shared.js';
+import { windowStarts, type Evaluation, type PeriodicDetector, type Resolution } from './types.js';
 import { dedupKeyOf } from './windows.js';
 
 interface SessionRow {
   s: string;
-  cur: number;
+  w: number;
   ips: string;
   users: string;
   clients: string;
@@ -25,80 +35,105 @@ export function sessionMisuseDetector(
   cfg: PeriodicConfig['sessionMisuse'],
 ): PeriodicDetector {
   const windowMs = cfg.windowMs;
-  return {
+  const detector: PeriodicDetector = {
     name: 'session_misuse',
     windowMs,
     async evaluate(start, end) {
+      return (await detector.evaluateRange!(start, end))[0]!;
+    },
+    async evaluateRange(from, to) {
+      const starts = windowStarts(from, to, windowMs);
+      // One query for the whole range: offending (session, window) pairs, the window before `from` too.
       const rows = await ch.query<SessionRow>(sql`
-        SELECT session_id AS s, toUInt8(ts >= ${new Date(start)}) AS cur,
+        SELECT session_id AS s, intDiv(toUInt32(ts), ${windowMs / 1000}) AS w,
                uniqExactIf(client_ip, client_ip != '') AS ips,
                uniqExactIf(client_user, client_user != '') AS users,
                uniqExact(client_id) AS clients,
                uniqExact(event_id) AS n
         FROM ${eventsTable(ch)}
-        WHERE ${tsBetween(start - windowMs, end)} AND session_id != ''
-        GROUP BY s, cur
+        WHERE ${tsBetween(from - windowMs, to)} AND session_id != ''
+        GROUP BY s, w
         HAVING ips > ${cfg.maxAddresses} OR users > ${cfg.maxUsers} OR clients > ${cfg.maxUsers}
-        ORDER BY s, cur`);
-      const current = rows.filter((r) => num(r.cur) === 1);
-      const flagged = new Set(current.map((r) => r.s));
-      const resolved: Resolution[] = rows
-        .filter((r) => num(r.cur) === 0 && !flagged.has(r.s))
-        .map((r) => ({
-          dedupKey: dedupKeyOf('session_misuse', r.s, windowMs),
-          reason: `session ${r.s} used by a single identity (or not at all) in the window ending ${iso(end)}`,
-        }));
-      if (current.length === 0) return { findings: [], resolved };
-
-      const where = sql`${tsBetween(start, end)} AND session_id IN ${tuple(current.map((r) => r.s))}`;
-      const [addresses, users, clients, tools, samples] = await Promise.all([
-        topValues(ch, 'session', where, 'client_ip'),
-        topValues(ch, 'session', where, 'client_user'),
-        topValues(ch, 'session', where, 'client_id'),
-        topValues(ch, 'session', where, 'tool_name'),
-        sampleIds(ch, 'session', where),
-      ]);
-      const findings: Finding[] = current.map((r) => {
-        const ips = num(r.ips);
-        const nUsers = num(r.users);
-        const nClients = num(r.clients);
-        const identityChanged = nUsers > cfg.maxUsers || nClients > cfg.maxUsers;
-        const observed = identityChanged ? Math.max(nUsers, nClients) : ips;
-        const high = identityChanged ? cfg.maxUsers : cfg.maxAddresses;
-        const clientList = clients.get(r.s) ?? [];
-        const parts = [
-          `${ips} address(es): ${listText(addresses.get(r.s), ips)}`,
-          nUsers > 0 ? `${nUsers} user(s): ${listText(users.get(r.s), nUsers)}` : '',
-          `${nClients} client(s): ${listText(clientList, nClients)}`,
-        ].filter(Boolean);
-        return makeFinding({
-          detector: 'session_misuse',
-          subject: r.s,
-          clientId: clientList[0]?.value ?? r.s,
-          windowMs,
-          windowStart: start,
-          windowEnd: end,
-          severity: identityChanged ? 'high' : 'medium',
-          title: identityChanged
-            ? `Session ${r.s} used by more than one identity`
-            : `Session ${r.s} used from ${ips} addresses`,
-          summary:
-            `Session ${r.s} carried ${num(r.n)} events between ${iso(start)} and ${iso(end)} from ` +
-            `${parts.join('; ')} (allowed: ${cfg.maxAddresses} address(es), ${cfg.maxUsers} user/client). ` +
-            'A session id is a bearer secret: the same id from a second address or user suggests it was ' +
-            'stolen and replayed. Revoke the session and compare what each address did.',
-          observed,
-          expected: { low: 1, high },
-          score: observed / high,
-          contributors: {
-            addresses: addresses.get(r.s) ?? [],
-            sessions: [{ value: r.s, count: num(r.n) }],
-            tools: tools.get(r.s) ?? [],
-          },
-          sampleEventIds: samples.get(r.s) ?? [],
-        });
-      });
-      return { findings, resolved };
+        ORDER BY w, s`);
+      const byWindow = groupByWindow(rows, windowMs);
+      const out: Evaluation[] = [];
+      for (const start of starts)
+        out.push(
+          await judge(
+            start,
+            start + windowMs,
+            byWindow.get(start) ?? [],
+            byWindow.get(start - windowMs) ?? [],
+          ),
+        );
+      return out;
     },
   };
+  return detector;
+
+  async function judge(
+    start: number,
+    end: number,
+    current: readonly SessionRow[],
+    previous: readonly SessionRow[],
+  ): Promise<Evaluation> {
+    const flagged = new Set(current.map((r) => r.s));
+    const resolved: Resolution[] = previous
+      .filter((r) => !flagged.has(r.s))
+      .map((r) => ({
+        dedupKey: dedupKeyOf('session_misuse', r.s, windowMs),
+        reason: `session ${r.s} used by a single identity (or not at all) in the window ending ${iso(end)}`,
+      }));
+    if (current.length === 0) return { findings: [], resolved };
+
+    const where = sql`${tsBetween(start, end)} AND session_id IN ${tuple(current.map((r) => r.s))}`;
+    const [addresses, users, clients, tools, samples] = await Promise.all([
+      topValues(ch, 'session', where, 'client_ip'),
+      topValues(ch, 'session', where, 'client_user'),
+      topValues(ch, 'session', where, 'client_id'),
+      topValues(ch, 'session', where, 'tool_name'),
+      sampleIds(ch, 'session', where),
+    ]);
+    const findings: Finding[] = current.map((r) => {
+      const ips = num(r.ips);
+      const nUsers = num(r.users);
+      const nClients = num(r.clients);
+      const identityChanged = nUsers > cfg.maxUsers || nClients > cfg.maxUsers;
+      const observed = identityChanged ? Math.max(nUsers, nClients) : ips;
+      const high = identityChanged ? cfg.maxUsers : cfg.maxAddresses;
+      const clientList = clients.get(r.s) ?? [];
+      const parts = [
+        `${ips} address(es): ${listText(addresses.get(r.s), ips)}`,
+        nUsers > 0 ? `${nUsers} user(s): ${listText(users.get(r.s), nUsers)}` : '',
+        `${nClients} client(s): ${listText(clientList, nClients)}`,
+      ].filter(Boolean);
+      return makeFinding({
+        detector: 'session_misuse',
+        subject: r.s,
+        clientId: clientList[0]?.value ?? r.s,
+        windowMs,
+        windowStart: start,
+        windowEnd: end,
+        severity: identityChanged ? 'high' : 'medium',
+        title: identityChanged
+          ? `Session ${r.s} used by more than one identity`
+          : `Session ${r.s} used from ${ips} addresses`,
+        summary:
+          `Session ${r.s} carried ${num(r.n)} events between ${iso(start)} and ${iso(end)} from ` +
+          `${parts.join('; ')} (allowed: ${cfg.maxAddresses} address(es), ${cfg.maxUsers} user/client). ` +
+          'A session id is a bearer secret: the same id from a second address or user suggests it was ' +
+          'stolen and replayed. Revoke the session and compare what each address did.',
+        observed,
+        expected: { low: 1, high },
+        score: observed / high,
+        contributors: {
+          addresses: addresses.get(r.s) ?? [],
+          sessions: [{ value: r.s, count: num(r.n) }],
+          tools: tools.get(r.s) ?? [],
+        },
+        sampleEventIds: samples.get(r.s) ?? [],
+      });
+    });
+    return { findings, resolved };
+  }
 }

@@ -171,3 +171,18 @@ export function makeFinding(f: FindingInput): Finding {
 }
 
 export const num = (v: string | number | null | undefined): number => (v == null ? 0 : Number(v));
+
+/** Rows with a window index `w` (intDiv(toUInt32(ts), window seconds)) by window start (ms), order kept. */
+export function groupByWindow<R extends { w: number | string }>(
+  rows: readonly R[],
+  windowMs: number,
+): Map<number, R[]> {
+  const out = new Map<number, R[]>();
+  for (const r of rows) {
+    const start = num(r.w) * windowMs;
+    const list = out.get(start) ?? [];
+    list.push(r);
+    out.set(start, list);
+  }
+  return out;
+}

@@ -23,4 +23,19 @@ export interface PeriodicDetector {
   lookaheadMs?: number;
   /** Pure function of the stored events: the same events give the same result (replay). */
   evaluate(windowStart: number, windowEnd: number): Promise<Evaluation>;
+  /**
+   * The same judgement for every aligned window in [from, to) (to - from a whole number of windows),
+   * in a few queries for the whole range: one Evaluation per window, in window order, each equal to
+   * what `evaluate` gives for that window alone. Optional: the runner falls back to `evaluate`.
+   */
+  evaluateRange?(from: number, to: number): Promise<Evaluation[]>;
+}
+
+/** The aligned window starts in [from, to). */
+export function windowStarts(from: number, to: number, windowMs: number): number[] {
+  if (from % windowMs !== 0 || to % windowMs !== 0 || to < from)
+    throw new RangeError(`range [${from}, ${to}) is not whole aligned windows of ${windowMs} ms`);
+  const out: number[] = [];
+  for (let s = from; s < to; s += windowMs) out.push(s);
+  return out;
 }
