@@ -17,6 +17,7 @@ import {
   createPeriodicDetectors,
   createPeriodicRunner,
   DEFAULT_PERIODIC_CONFIG,
+  silentSourceDetector,
   PERIODIC_PROGRESS_TABLE,
   type PeriodicDetector,
 } from '../src/periodic/index.js';
@@ -40,7 +41,12 @@ const sfx = suffix();
 const octet = () => randomBytes(1)[0]! % 250;
 const ip = (last: number) => `10.${octet()}.${octet()}.${last}`;
 const IP = { spray: ip(1), sprayNear: ip(2), guess: ip(3), noSuccess: ip(4), fewFail: ip(5), other: ip(6) };
-const SRC = { steady: `gw-steady-${sfx}`, alive: `gw-alive-${sfx}`, irregular: `gw-irregular-${sfx}` };
+const SRC = {
+  steady: `gw-steady-${sfx}`,
+  alive: `gw-alive-${sfx}`,
+  irregular: `gw-irregular-${sfx}`,
+  batch: `sdk-batch-${sfx}`,
+};
 const SERVER = `srv-${sfx}`;
 const SESS = { twoIps: `sess-${sfx}-ips`, twoUsers: `sess-${sfx}-users`, normal: `sess-${sfx}-ok` };
 const W = [at(10), at(10, 15)] as const; // the 15-minute window under test
@@ -67,6 +73,21 @@ function scenario(): void {
   add(eventRow(at(9, 10), { source_id: SRC.steady, client_id: `c-${sfx}` }));
   for (let m = 0; m <= 120; m += 10) add(eventRow(at(9, m), { source_id: SRC.alive, client_id: `c-${sfx}` }));
   add(eventRow(at(10, 20), { source_id: SRC.steady, client_id: `c-${sfx}` }));
+  // A nightly batch source: a 40-minute burst at 02:00 and heartbeats in every hour, alternately at
+  // :05 and :55 (usual gaps of 10 and 110 minutes), last at 08:05. It reported in every hour, so the
+  // share alone calls it steady; its own gaps say 115 minutes of quiet by 10:00 are normal for it.
+  for (let h = -40; h <= 8; h++) {
+    add(
+      eventRow(at(h, h % 2 === 0 ? 5 : 55), {
+        source_id: SRC.batch,
+        source_type: 'sdk',
+        client_id: `b-${sfx}`,
+      }),
+    );
+    if (h % 24 === 2)
+      for (let m = 0; m < 40; m += 2)
+        add(eventRow(at(h, m), { source_id: SRC.batch, client_id: `b-${sfx}` }));
+  }
 
   // auth_spray: one address against 5 clients (6 failures), a near miss against 4.
   for (let i = 1; i <= 5; i++) add(authFail(at(10, i), IP.spray, `sp-${sfx}-${i}`, { client_user: `u${i}` }));
@@ -245,6 +266,19 @@ test('silent_source: a steady source that stops raises; irregular does not; reso
   const back = await d.evaluate(at(10, 15), at(10, 30));
   assert.ok(back.resolved.some((r) => r.dedupKey === `silent_source:${SRC.steady}:15m`));
   assert.ok(!back.findings.some((x) => x.dedupKey.includes(sfx)));
+  // The batch source is quiet through its usual gaps; judged by the share and silenceMs alone it
+  // would raise (what the gap rule is there for).
+  assert.ok(!findings.some((x) => x.dedupKey.includes(SRC.batch)));
+  const shareOnly = silentSourceDetector(analyst, { ...cfg.silentSource, gapFactor: 1, gapQuantile: 0.05 });
+  const loose = await shareOnly.evaluate(at(9, 45), at(10));
+  assert.deepEqual(
+    loose.findings
+      .filter((x) => x.dedupKey.includes(sfx))
+      .map((x) => x.dedupKey)
+      .sort(),
+    [`silent_source:${SRC.steady}:15m`, `silent_source:${SRC.batch}:15m`].sort(),
+  );
+  assert.match(f.summary, /usual gap of \d/);
   // Hours later the whole (test) system is quiet: nobody is reported silent.
   const quiet = await d.evaluate(at(15, 45), at(16));
   assert.ok(!quiet.findings.some((x) => x.dedupKey.includes(sfx)));
@@ -273,6 +307,25 @@ test('session_misuse: a second address (medium) or user (high) raises; normal an
   assert.ok(keys.includes(`session_misuse:${SESS.twoIps}:15m`));
   assert.ok(keys.includes(`session_misuse:${SESS.twoUsers}:15m`));
   assert.ok(!mine(next.findings).length);
+});
+
+test('evaluateRange over many windows equals evaluate window by window, for every detector', async () => {
+  const ranged = createPeriodicDetectors({ ch: analyst, config: cfg, log: silentLog() });
+  for (const d of ranged) {
+    const from = at(8);
+    const to = at(11);
+    const all = await d.evaluateRange!(from, to);
+    // window by window, each with a fresh detector: no cache carried from one call to the next
+    const one: unknown[] = [];
+    for (let s = from; s < to; s += d.windowMs) {
+      const fresh = createPeriodicDetectors({ ch: analyst, config: cfg, log: silentLog() }).find(
+        (x) => x.name === d.name,
+      )!;
+      one.push(await fresh.evaluate(s, s + d.windowMs));
+    }
+    assert.equal(all.length, (to - from) / d.windowMs, d.name);
+    assert.deepEqual(all, one, d.name);
+  }
 });
 
 test('runRange is deterministic: the same stored events give the same findings', async () => {

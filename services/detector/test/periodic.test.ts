@@ -241,6 +241,31 @@ test('judgeSilence: steady source that stops while others report; irregular or w
     judgeSilence([back, alive], start, end, cfg).back.map((a) => a.source),
     ['steady'],
   );
+  // At the default share (0.9) 20 of 24 is not steady.
+  assert.deepEqual(
+    judgeSilence([steadyQuiet, alive], start, end, DEFAULT_PERIODIC_CONFIG.silentSource).silent,
+    [],
+  );
+  // Its own gaps: usual gaps of 5 minutes keep the 30-minute rule; usual gaps of 40 minutes need 120.
+  const gapsEvery = (ms: number) => {
+    const out: Array<{ end: number; ms: number }> = [];
+    for (let t = end - 30 * HOUR; t < end - 2 * HOUR; t += ms) out.push({ end: t + ms, ms });
+    return out;
+  };
+  const full = hours(30);
+  const d = DEFAULT_PERIODIC_CONFIG.silentSource;
+  const tight = src('tight', full, end - 45 * MIN, { gaps: gapsEvery(5 * MIN) });
+  const sparse = src('sparse', full, end - 45 * MIN, { gaps: gapsEvery(40 * MIN) });
+  const g = judgeSilence([tight, sparse, alive], start, end, d);
+  assert.deepEqual(
+    g.silent.map((s) => [s.a.source, s.usualGapMs / MIN, s.thresholdMs / MIN]),
+    [['tight', 5, 30]],
+  );
+  const later = judgeSilence([{ ...sparse, last: end - 121 * MIN }, alive], start, end, d);
+  assert.deepEqual(
+    later.silent.map((s) => [s.a.source, s.thresholdMs / MIN]),
+    [['sparse', 120]],
+  );
   // Too little history: no bucket set of 20 exists yet, so nobody is steady.
   const young = src('young', hours(10), end - 45 * MIN);
   assert.deepEqual(judgeSilence([young, src('alive', hours(10), end - MIN)], start, end, cfg).silent, []);
