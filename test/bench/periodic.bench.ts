@@ -9,6 +9,8 @@
  *   BENCH_HOURS     range length in hours (default 24)
  *   PERIODIC_MODULE the periodic module to time (default this checkout's compiled one), e.g. an
  *                   older build, for a before/after comparison on the same data
+ *   BENCH_LIST_FINDINGS  1: print every raised key and window end after the figures; full: every
+ *                   finding as JSON (diff two modules' outputs)
  */
 import { pathToFileURL } from 'node:url';
 import { createClickHouse } from '@mcp-audit/clickhouse';
@@ -39,7 +41,11 @@ const runner = mod.createPeriodicRunner({
   detectors: mod.createPeriodicDetectors({ ch, config, log }),
   lifecycle: {
     async raise(f) {
-      raised.push(`${f.dedupKey}@${new Date(f.windowEnd).toISOString()}`);
+      raised.push(
+        process.env.BENCH_LIST_FINDINGS === 'full'
+          ? JSON.stringify(f)
+          : `${f.dedupKey}@${new Date(f.windowEnd).toISOString()}`,
+      );
       const s = perDetector.get(f.detector) ?? { windows: 0, findings: 0 };
       s.findings += 1;
       perDetector.set(f.detector, s);

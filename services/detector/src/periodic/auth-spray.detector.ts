@@ -1,5 +1,5 @@
 import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
-import type { Finding } from '../model.js';
+import type { Contributor, Finding } from '../model.js';
 import type { PeriodicConfig } from './periodic.config.js';
 import {
   AUTH_FAILED,
@@ -12,6 +12,8 @@ import {
   sampleIds,
   topValues,
   tsBetween,
+  windowKey,
+  windowKeyOf,
 } from './shared.js';
 import { windowStarts, type Evaluation, type PeriodicDetector, type Resolution } from './types.js';
 import { dedupKeyOf } from './windows.js';
@@ -21,6 +23,13 @@ import { dedupKeyOf } from './windows.js';
  * password or key tried across accounts). The previous window is judged in the same query, so an
  * address that was spraying and is now below the threshold resolves without any stored state.
  */
+interface Details {
+  clients: Map<string, Contributor[]>;
+  sessions: Map<string, Contributor[]>;
+  users: Map<string, Contributor[]>;
+  samples: Map<string, string[]>;
+}
+
 export function authSprayDetector(ch: ClickHouse, cfg: PeriodicConfig['authSpray']): PeriodicDetector {
   const windowMs = cfg.windowMs;
   const detector: PeriodicDetector = {
@@ -41,27 +50,42 @@ export function authSprayDetector(ch: ClickHouse, cfg: PeriodicConfig['authSpray
         HAVING clients >= ${cfg.minClients}
         ORDER BY w, ip`);
       const byWindow = groupByWindow(rows, windowMs);
-      const out: Evaluation[] = [];
-      for (const start of starts)
-        out.push(
-          await judge(
-            start,
-            start + windowMs,
-            byWindow.get(start) ?? [],
-            byWindow.get(start - windowMs) ?? [],
-          ),
-        );
-      return out;
+      // The contributors of every flagged (window, address) of the range, in one query each.
+      const keys = rows.filter((r) => num(r.w) * windowMs >= from).map((r) => `${num(r.w)}:${r.ip}`);
+      const key = windowKey(windowMs, 'ip');
+      const where =
+        keys.length === 0
+          ? sql`0`
+          : sql`${tsBetween(from, to)} AND ${AUTH_FAILED} AND ${key} IN ${tuple(keys)}`;
+      const details: Details =
+        keys.length === 0
+          ? { clients: new Map(), sessions: new Map(), users: new Map(), samples: new Map() }
+          : await Promise.all([
+              topValues(ch, key, where, 'client_id'),
+              topValues(ch, key, where, 'session_id'),
+              topValues(ch, key, where, 'client_user'),
+              sampleIds(ch, key, where),
+            ]).then(([clients, sessions, users, samples]) => ({ clients, sessions, users, samples }));
+      return starts.map((start) =>
+        judge(
+          start,
+          start + windowMs,
+          byWindow.get(start) ?? [],
+          byWindow.get(start - windowMs) ?? [],
+          details,
+        ),
+      );
     },
   };
   return detector;
 
-  async function judge(
+  function judge(
     start: number,
     end: number,
     current: ReadonlyArray<{ ip: string; clients: string; failures: string }>,
     previous: ReadonlyArray<{ ip: string }>,
-  ): Promise<Evaluation> {
+    details: Details,
+  ): Evaluation {
     const flagged = new Set(current.map((r) => r.ip));
     const resolved: Resolution[] = previous
       .filter((r) => !flagged.has(r.ip))
@@ -71,17 +95,12 @@ export function authSprayDetector(ch: ClickHouse, cfg: PeriodicConfig['authSpray
       }));
     if (current.length === 0) return { findings: [], resolved };
 
-    const where = sql`${tsBetween(start, end)} AND ${AUTH_FAILED} AND client_ip IN ${tuple(current.map((r) => r.ip))}`;
-    const [clients, sessions, users, samples] = await Promise.all([
-      topValues(ch, 'ip', where, 'client_id'),
-      topValues(ch, 'ip', where, 'session_id'),
-      topValues(ch, 'ip', where, 'client_user'),
-      sampleIds(ch, 'ip', where),
-    ]);
+    const { clients, sessions, users, samples } = details;
     const findings: Finding[] = current.map((r) => {
+      const k = windowKeyOf(start, windowMs, r.ip);
       const n = num(r.clients);
       const failures = num(r.failures);
-      const users_ = users.get(r.ip);
+      const users_ = users.get(k);
       return makeFinding({
         detector: 'auth_spray',
         subject: r.ip,
@@ -93,7 +112,7 @@ export function authSprayDetector(ch: ClickHouse, cfg: PeriodicConfig['authSpray
         summary:
           `${r.ip} failed authentication ${failures} times against ${n} distinct clients between ` +
           `${iso(start)} and ${iso(end)} (raises at ${cfg.minClients}). Targeted clients: ` +
-          `${listText(clients.get(r.ip), n, 20)}.` +
+          `${listText(clients.get(k), n, 20)}.` +
           (users_?.length ? ` Users tried: ${listText(users_)}.` : '') +
           ' One address trying many accounts is password or key spraying; block the address and check' +
           ' whether any of these clients authenticated from it afterwards.',
@@ -102,9 +121,9 @@ export function authSprayDetector(ch: ClickHouse, cfg: PeriodicConfig['authSpray
         score: n / cfg.minClients,
         contributors: {
           addresses: [{ value: r.ip, count: failures }],
-          sessions: sessions.get(r.ip) ?? [],
+          sessions: sessions.get(k) ?? [],
         },
-        sampleEventIds: samples.get(r.ip) ?? [],
+        sampleEventIds: samples.get(k) ?? [],
       });
     });
     return { findings, resolved };

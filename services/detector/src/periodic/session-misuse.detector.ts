@@ -1,5 +1,5 @@
 import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
-import type { Finding } from '../model.js';
+import type { Contributor, Finding } from '../model.js';
 import type { PeriodicConfig } from './periodic.config.js';
 import {
   eventsTable,
@@ -11,6 +11,8 @@ import {
   sampleIds,
   topValues,
   tsBetween,
+  windowKey,
+  windowKeyOf,
 } from './shared.js';
 import { windowStarts, type Evaluation, type PeriodicDetector, type Resolution } from './types.js';
 import { dedupKeyOf } from './windows.js';
@@ -30,6 +32,14 @@ interface SessionRow {
  * auth_spray, the previous window is judged in the same query: a session that was misused and is
  * back to one identity (or gone) resolves.
  */
+interface Details {
+  addresses: Map<string, Contributor[]>;
+  users: Map<string, Contributor[]>;
+  clients: Map<string, Contributor[]>;
+  tools: Map<string, Contributor[]>;
+  samples: Map<string, string[]>;
+}
+
 export function sessionMisuseDetector(
   ch: ClickHouse,
   cfg: PeriodicConfig['sessionMisuse'],
@@ -56,27 +66,47 @@ export function sessionMisuseDetector(
         HAVING ips > ${cfg.maxAddresses} OR users > ${cfg.maxUsers} OR clients > ${cfg.maxUsers}
         ORDER BY w, s`);
       const byWindow = groupByWindow(rows, windowMs);
-      const out: Evaluation[] = [];
-      for (const start of starts)
-        out.push(
-          await judge(
-            start,
-            start + windowMs,
-            byWindow.get(start) ?? [],
-            byWindow.get(start - windowMs) ?? [],
-          ),
-        );
-      return out;
+      // The contributors of every flagged (window, session) of the range, in one query each.
+      const keys = rows.filter((r) => num(r.w) * windowMs >= from).map((r) => `${num(r.w)}:${r.s}`);
+      const key = windowKey(windowMs, 'session');
+      const none = () => new Map<string, Contributor[]>();
+      const where = keys.length === 0 ? sql`0` : sql`${tsBetween(from, to)} AND ${key} IN ${tuple(keys)}`;
+      const details: Details =
+        keys.length === 0
+          ? { addresses: none(), users: none(), clients: none(), tools: none(), samples: new Map() }
+          : await Promise.all([
+              topValues(ch, key, where, 'client_ip'),
+              topValues(ch, key, where, 'client_user'),
+              topValues(ch, key, where, 'client_id'),
+              topValues(ch, key, where, 'tool_name'),
+              sampleIds(ch, key, where),
+            ]).then(([addresses, users, clients, tools, samples]) => ({
+              addresses,
+              users,
+              clients,
+              tools,
+              samples,
+            }));
+      return starts.map((start) =>
+        judge(
+          start,
+          start + windowMs,
+          byWindow.get(start) ?? [],
+          byWindow.get(start - windowMs) ?? [],
+          details,
+        ),
+      );
     },
   };
   return detector;
 
-  async function judge(
+  function judge(
     start: number,
     end: number,
     current: readonly SessionRow[],
     previous: readonly SessionRow[],
-  ): Promise<Evaluation> {
+    details: Details,
+  ): Evaluation {
     const flagged = new Set(current.map((r) => r.s));
     const resolved: Resolution[] = previous
       .filter((r) => !flagged.has(r.s))
@@ -86,25 +116,19 @@ export function sessionMisuseDetector(
       }));
     if (current.length === 0) return { findings: [], resolved };
 
-    const where = sql`${tsBetween(start, end)} AND session_id IN ${tuple(current.map((r) => r.s))}`;
-    const [addresses, users, clients, tools, samples] = await Promise.all([
-      topValues(ch, 'session', where, 'client_ip'),
-      topValues(ch, 'session', where, 'client_user'),
-      topValues(ch, 'session', where, 'client_id'),
-      topValues(ch, 'session', where, 'tool_name'),
-      sampleIds(ch, 'session', where),
-    ]);
+    const { addresses, users, clients, tools, samples } = details;
     const findings: Finding[] = current.map((r) => {
+      const k = windowKeyOf(start, windowMs, r.s);
       const ips = num(r.ips);
       const nUsers = num(r.users);
       const nClients = num(r.clients);
       const identityChanged = nUsers > cfg.maxUsers || nClients > cfg.maxUsers;
       const observed = identityChanged ? Math.max(nUsers, nClients) : ips;
       const high = identityChanged ? cfg.maxUsers : cfg.maxAddresses;
-      const clientList = clients.get(r.s) ?? [];
+      const clientList = clients.get(k) ?? [];
       const parts = [
-        `${ips} address(es): ${listText(addresses.get(r.s), ips)}`,
-        nUsers > 0 ? `${nUsers} user(s): ${listText(users.get(r.s), nUsers)}` : '',
+        `${ips} address(es): ${listText(addresses.get(k), ips)}`,
+        nUsers > 0 ? `${nUsers} user(s): ${listText(users.get(k), nUsers)}` : '',
         `${nClients} client(s): ${listText(clientList, nClients)}`,
       ].filter(Boolean);
       return makeFinding({
@@ -127,11 +151,11 @@ export function sessionMisuseDetector(
         expected: { low: 1, high },
         score: observed / high,
         contributors: {
-          addresses: addresses.get(r.s) ?? [],
+          addresses: addresses.get(k) ?? [],
           sessions: [{ value: r.s, count: num(r.n) }],
-          tools: tools.get(r.s) ?? [],
+          tools: tools.get(k) ?? [],
         },
-        sampleEventIds: samples.get(r.s) ?? [],
+        sampleEventIds: samples.get(k) ?? [],
       });
     });
     return { findings, resolved };

@@ -34,6 +34,18 @@ export const SUBJECT = {
 } as const;
 export type SubjectKey = keyof typeof SUBJECT;
 
+/**
+ * `<window index>:<subject>`: a subject within one aligned window, so the follow-up queries of a whole
+ * range of windows (top values, samples) run once for every flagged (window, subject) pair.
+ */
+export const windowKey = (windowMs: number, subject: SubjectKey): SqlFragment =>
+  sql`concat(toString(intDiv(toUInt32(ts), ${windowMs / 1000})), ':', ${SUBJECT[subject]})`;
+/** The `windowKey` value of a subject in the window starting at `start`. */
+export const windowKeyOf = (start: number, windowMs: number, subject: string): string =>
+  `${start / windowMs}:${subject}`;
+const subjectExpr = (subject: SubjectKey | SqlFragment): SqlFragment =>
+  typeof subject === 'string' ? SUBJECT[subject] : subject;
+
 const VALUE_COLUMNS = [
   'client_ip',
   'session_id',
@@ -53,14 +65,14 @@ export const MAX_SAMPLES = 50;
  */
 export async function topValues(
   ch: ClickHouse,
-  subject: SubjectKey,
+  subject: SubjectKey | SqlFragment,
   where: SqlFragment,
   column: ValueColumn,
   limit = MAX_CONTRIBUTORS,
 ): Promise<Map<string, Contributor[]>> {
   const rows = await ch.query<{ k: string; v: string; n: string | number }>(sql`
     SELECT k, v, uniqExact(event_id) AS n
-    FROM (SELECT ${SUBJECT[subject]} AS k, ${ident(column, VALUE_COLUMNS)} AS v, event_id
+    FROM (SELECT ${subjectExpr(subject)} AS k, ${ident(column, VALUE_COLUMNS)} AS v, event_id
           FROM ${eventsTable(ch)} WHERE ${where})
     WHERE v != ''
     GROUP BY k, v
@@ -78,14 +90,14 @@ export async function topValues(
 /** The first `limit` distinct event ids per subject in event-time order (ties by id): deterministic. */
 export async function sampleIds(
   ch: ClickHouse,
-  subject: SubjectKey,
+  subject: SubjectKey | SqlFragment,
   where: SqlFragment,
   opts: { limit?: number; newest?: boolean } = {},
 ): Promise<Map<string, string[]>> {
   const order = opts.newest ? sql`ORDER BY k, t DESC, id DESC` : sql`ORDER BY k, t, id`;
   const rows = await ch.query<{ k: string; id: string }>(sql`
     SELECT k, id
-    FROM (SELECT ${SUBJECT[subject]} AS k, toString(event_id) AS id, min(${T_MS}) AS t
+    FROM (SELECT ${subjectExpr(subject)} AS k, toString(event_id) AS id, min(${T_MS}) AS t
           FROM ${eventsTable(ch)} WHERE ${where}
           GROUP BY k, id)
     ${order}
