@@ -10,27 +10,14 @@ import { runScenario } from '../scenario/run.js';
  * (own topics, database and consumer groups: test/scenario/run.ts); the scorer must find every
  * labelled anomaly caught and at most one false alarm per 500 client-days. Then `cli replay` over the
  * evaluation week must raise the same alerts (dedup key, window, observed, severity) as live.
- * Takes several minutes (the periodic detectors catch up on a backdated week, then replay it).
+ * Default tuning (the scenario config adds only time zones, business hours and the holiday).
+ * About 3-4 minutes on the 2-core box.
  */
 test('scenario: every labelled anomaly caught, false alarms within budget, replay equals live', async () => {
   const lines: string[] = [];
   const r = await runScenario({
     scenario: { prefix: `scne2e${suffix()}`, clients: 24, days: 21, seed: 11 },
     timeoutMs: 10 * 60_000,
-    // NOTE: hour-long periodic windows (defaults: 15 min, drift 5 min) cut the windows the periodic
-    // runner and the replay evaluate by ~4x; each window costs several ClickHouse queries, and a
-    // backdated week with the defaults takes ~7 min live plus ~10 min replay on the 2-core CI box.
-    // `npm run scenario:run` measures with the defaults.
-    configOverrides: {
-      periodic: {
-        maxWindowsPerTick: 200,
-        authSpray: { windowMs: 3_600_000 },
-        authFailThenSuccess: { windowMs: 3_600_000 },
-        sessionMisuse: { windowMs: 3_600_000 },
-        silentSource: { windowMs: 3_600_000 },
-        toolDrift: { windowMs: 900_000 },
-      },
-    },
     log: (l) => lines.push(l),
   });
   const live = formatReport(r.live);
