@@ -71,7 +71,7 @@ function cpuMs(pid: number | null | undefined): number | undefined {
  * upstream fetch (node:http, keep-alive) removes its listener when the request ends; the bench
  * clients use it too, on every HTTP path alike, so the comparison stays like for like.
  */
-const clientFetch = createUpstreamFetch({ maxSockets: CONCURRENCY + 4 });
+const clientFetch = createUpstreamFetch();
 
 const httpClientTransport = (url: string, headers: Record<string, string> = {}) =>
   new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers }, fetch: clientFetch });

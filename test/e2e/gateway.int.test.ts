@@ -525,11 +525,14 @@ test('rug pull: a changed tool description is an event, and with the guard on th
 
 test('HTTP upstream headers: env:NAME values reach the upstream on every request, never the logs', async () => {
   const { client } = await viaGateway('everything-secured');
-  const sum = await client.callTool({ name: 'get-sum', arguments: { a: 20, b: 22 } });
   const directClient = await direct('http');
-  assert.deepEqual(sum, await directClient.callTool({ name: 'get-sum', arguments: { a: 20, b: 22 } }));
-  await directClient.close();
-  await client.close();
+  try {
+    const sum = await client.callTool({ name: 'get-sum', arguments: { a: 20, b: 22 } });
+    assert.deepEqual(sum, await directClient.callTool({ name: 'get-sum', arguments: { a: 20, b: 22 } }));
+  } finally {
+    await directClient.close();
+    await client.close();
+  }
   assert.ok(securedSeen.length >= 3, 'initialize, notifications/initialized and tools/call went upstream');
   for (const h of securedSeen) {
     assert.equal(h.authorization, `Bearer ${upstreamToken}`);

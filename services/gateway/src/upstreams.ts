@@ -21,9 +21,11 @@ type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
  * call on the benchmark machine, a quarter of the gateway's work per call. Redirects are returned,
  * not followed: the transport follows them itself (same origin only).
  */
-export function createUpstreamFetch(o: { maxSockets?: number } = {}): FetchLike & { close(): void } {
-  // Keep-alive, and no Nagle delay on the small JSON-RPC writes.
-  const agentOpts = { keepAlive: true, maxSockets: o.maxSockets ?? 64, noDelay: true };
+export function createUpstreamFetch(): FetchLike & { close(): void } {
+  // Keep-alive, and no Nagle delay on the small JSON-RPC writes. No cap on sockets per upstream:
+  // every session holds one for its GET stream, so a cap would queue other sessions' POSTs behind
+  // those streams (max_sessions bounds them instead).
+  const agentOpts = { keepAlive: true, noDelay: true };
   const agents = { 'http:': new http.Agent(agentOpts), 'https:': new https.Agent(agentOpts) };
   const fetchLike = (input: string | URL, init: RequestInit = {}) =>
     new Promise<Response>((resolve, reject) => {
