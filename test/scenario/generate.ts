@@ -1099,21 +1099,34 @@ export function generateScenario(partial: Partial<ScenarioOptions> & { prefix: s
   }
 
   // 8. error-rate spikes: normal volume, most calls fail.
-  const errorSpike = (c: ClientDef, at: number, share: number, description: string) => {
-    const r = rng(hash32(`${o.seed}:err:${c.id}:${at}`));
-    const hit: Ev[] = [];
-    for (const e of out) {
-      if (e.client !== c.id || e.anomalous || e.ev.kind !== 'tool_call' || e.ms < at || e.ms >= at + HOUR)
-        continue;
-      if (r() >= share) continue;
+  const errorSpike = (c: ClientDef, from: number, share: number, description: string) => {
+    // The hour needs enough ordinary calls for a share to mean anything (Poisson hours of a 12/h
+    // client can hold 5): move it on an hour at a time until one has 12. Exactly round(share x n)
+    // of them fail, picked by a seeded shuffle (seeded by client number, not id, so a run's prefix
+    // never changes what is generated).
+    let hit: Ev[] = [];
+    for (let at = from; at < from + 12 * HOUR && hit.length === 0; at += HOUR) {
+      const pool = out.filter(
+        (e) =>
+          e.client === c.id && !e.anomalous && e.ev.kind === 'tool_call' && e.ms >= at && e.ms < at + HOUR,
+      );
+      if (pool.length < 12) continue;
+      const r = rng(hash32(`${o.seed}:err:${c.no}:${at}`));
+      for (let i = pool.length - 1; i > 0; i--) {
+        const j = Math.floor(r() * (i + 1));
+        [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+      }
+      hit = pool.slice(0, Math.round(share * pool.length));
+    }
+    if (hit.length === 0)
+      throw new Error(`error spike for ${c.id}: no hour with 12 calls within 12 h of ${iso(from)}`);
+    for (const e of hit) {
       e.ev.outcome = 'error';
       e.ev.tool_is_error = true;
       e.ev.response_bytes = 120;
       e.ev.error = { code: 'TOOL_ERROR', message: 'upstream returned 500' };
       e.anomalous = true;
-      hit.push(e);
     }
-    if (hit.length < 5) throw new Error(`error spike for ${c.id} hit only ${hit.length} calls: move it`);
     hit.sort((a, b) => a.ms - b.ms);
     labels.push({
       id: nextId('error_rate'),

@@ -134,14 +134,27 @@ async function produce(
   want: Set<string>,
   acked: Map<string, number>,
   batch = 2000,
+  // NOTE: kafkajs puts one partition's share of a send into one record batch, which the broker refuses
+  // above message.max.bytes (1 MiB). Events are keyed by client, and at night a batch job can own
+  // most of a ts-ordered slice, so a slice is capped by bytes as if it all went to one partition.
+  maxBytes = 768 * 1024,
 ): Promise<void> {
-  for (let i = 0; i < events.length; i += batch) {
-    const slice = events.slice(i, i + batch);
-    await producer.send({
-      topic,
-      acks: -1,
-      messages: slice.map((e) => ({ key: (e.client as { id: string }).id, value: JSON.stringify(e) })),
-    });
+  let i = 0;
+  while (i < events.length) {
+    const messages: Array<{ key: string; value: string }> = [];
+    const slice: ScenarioEvent[] = [];
+    let bytes = 0;
+    while (i < events.length && messages.length < batch) {
+      const e = events[i]!;
+      const value = JSON.stringify(e);
+      const size = Buffer.byteLength(value) + 64;
+      if (messages.length > 0 && bytes + size > maxBytes) break;
+      messages.push({ key: (e.client as { id: string }).id, value });
+      slice.push(e);
+      bytes += size;
+      i++;
+    }
+    await producer.send({ topic, acks: -1, messages });
     const now = Date.now();
     for (const e of slice) if (want.has(e.event_id)) acked.set(e.event_id, now);
   }

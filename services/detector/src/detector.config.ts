@@ -81,8 +81,11 @@ export const detectorSettingsSchema = z.object({
       /** A window with fewer bytes (request + response) than this never alerts on bytes. */
       minBytes: z.number().int().min(1).default(1_000_000),
       minDeltaBytes: z.number().min(0).default(500_000),
-      /** Bytes are heavier-tailed than calls (one large file): 2.5× the busiest hour. */
-      bytesMaxMultiplier: z.number().min(0).max(100).default(2.5),
+      /**
+       * Bytes are heavier-tailed than calls: one large response (a file, a screenshot) decides an
+       * hour, and a week adds record hours to a fortnight's history. 3× the busiest hour.
+       */
+      bytesMaxMultiplier: z.number().min(0).max(100).default(3),
     })
     .prefault({}),
   tool_breadth: z

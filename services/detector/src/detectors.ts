@@ -235,8 +235,11 @@ export function checkBreadth(j: Judge, w: WindowAcc, at: number, tz: string): Fi
 /**
  * A tool or server the client never used in its baseline window. Rarity = share of all clients that
  * used it (global row): nobody → high, under 5% → medium, under `commonShare` → low, else `info`
- * (not raised unless `includeCommon`). A learning or brand-new client has no reliable "never", so it
- * alerts only on names no client at all has used (rarity needs no history: full severity).
+ * (not raised unless `includeCommon`). A learning or brand-new client has no reliable "never": it
+ * alerts only on a server no client at all has used (rarity needs no history: full severity). NOTE:
+ * not on tools. A newcomer onboarding to servers the company already runs tries their tools, and
+ * with a few dozen clients some tool of a known server is always unused so far; a server nobody has
+ * ever called is new to the whole company. The server's unused tools are named in the alert.
  */
 export function checkNewTool(j: Judge, w: WindowAcc, at: number): Finding | undefined {
   const s = j.config.detectors.new_tool;
@@ -247,6 +250,7 @@ export function checkNewTool(j: Judge, w: WindowAcc, at: number): Finding | unde
     ['tool', w.newTools, j.own?.tools, j.global.tools],
     ['server', w.newServers, j.own?.servers, j.global.servers],
   ] as const) {
+    if (j.learning && kind === 'tool') continue;
     for (const [name, calls] of map) {
       if (calls < s.minCalls) continue;
       const users = globalSet.get(name) ?? 0;
@@ -256,7 +260,14 @@ export function checkNewTool(j: Judge, w: WindowAcc, at: number): Finding | unde
     }
   }
   if (candidates.length === 0) return undefined;
-  candidates.sort((a, b) => a.users - b.users || (a.name < b.name ? -1 : 1));
+  if (j.learning)
+    for (const [name, calls] of w.newTools)
+      if (calls >= s.minCalls && !(j.global.tools.get(name) ?? 0))
+        candidates.push({ kind: 'tool', name, calls, users: 0 });
+  const serverFirst = (x: { kind: string }) => (j.learning && x.kind === 'tool' ? 1 : 0);
+  candidates.sort(
+    (a, b) => a.users - b.users || serverFirst(a) - serverFirst(b) || (a.name < b.name ? -1 : 1),
+  );
   const c = candidates[0]!;
   const share = c.users / clients;
   const severity: AlertSeverity =

@@ -33,6 +33,8 @@ const DB = `mcp_audit_det_${sfx}`;
 const CLIENT = `it-client-${sfx}`;
 const HIST = `it-hist-${sfx}`;
 const NEW_TOOL = `exfil_${sfx}`;
+// A learning client alerts on a server no client has used (a known server's unused tool is onboarding).
+const NEW_SERVER = `shell_${sfx}`;
 const TOPIC = `test.detector.events.${sfx}`;
 const ALERTS = `test.detector.alerts.${sfx}`;
 const config = parseDetectorConfig({});
@@ -47,7 +49,10 @@ let detector: DetectorService | undefined;
 const received: AlertMessage[] = [];
 let stopAlerts: () => Promise<void>;
 
-function event(at: number, o: { tool?: string; authFailed?: boolean; client?: string } = {}) {
+function event(
+  at: number,
+  o: { tool?: string; server?: string; authFailed?: boolean; client?: string } = {},
+) {
   const e: Record<string, unknown> = {
     schema_version: 1,
     event_id: randomUUID(),
@@ -55,7 +60,7 @@ function event(at: number, o: { tool?: string; authFailed?: boolean; client?: st
     kind: o.authFailed ? 'auth' : 'tool_call',
     source: { type: 'gateway', id: `gw-${sfx}`, version: '1.0.0' },
     client: { id: o.client ?? CLIENT, ip: '198.51.100.7', session_id: `sess-${sfx}` },
-    server: { name: 'files', transport: 'http' },
+    server: { name: o.server ?? 'files', transport: 'http' },
     method: o.authFailed ? 'initialize' : 'tools/call',
     ...(o.authFailed ? {} : { tool: { name: o.tool ?? 'read_file' } }),
     outcome: o.authFailed ? 'auth_failed' : 'ok',
@@ -85,7 +90,7 @@ async function send(events: Record<string, unknown>[]) {
         client_id: c.id,
         client_ip: c.ip,
         session_id: c.session_id,
-        server_name: 'files',
+        server_name: (e.server as { name: string }).name,
         tool_name: (e.tool as { name: string } | undefined)?.name ?? '',
         outcome: e.outcome,
         auth_result: (e.auth as { result: string }).result,
@@ -199,7 +204,7 @@ test('live: a never-seen tool and an auth burst raise alerts on the topic and in
   await detector.start();
   const t0 = D + 10 * H;
   await send([
-    event(t0 + MIN, { tool: NEW_TOOL }),
+    event(t0 + MIN, { tool: NEW_TOOL, server: NEW_SERVER }),
     ...Array.from({ length: 12 }, (_, i) => event(t0 + 2 * MIN + i * 10_000, { authFailed: true })),
   ]);
   const opened = await waitFor(() => {

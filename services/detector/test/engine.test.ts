@@ -216,6 +216,22 @@ test('new tool: rarity decides severity; a tool common elsewhere stays quiet; re
   assert.equal(h.alerts().length, 1);
 });
 
+test("new tool, learning client: a known server's unused tool is onboarding; a server nobody used alerts", async () => {
+  const h = await harness(all, cfg);
+  const tue = AS_OF + 24 * H;
+  // 'brand-new' has no baseline of its own. 'vacuum' is a tool nobody used, but of postgres, which
+  // agent-247 uses: a newcomer trying a known server's tools is not news.
+  await h.feed([ev('brand-new', tue + 8 * H, { tool: 'vacuum', server: 'postgres' })]);
+  assert.equal(h.alerts().length, 0);
+  // A server no client has ever called is new to the whole company: full severity, tools named.
+  await h.feed([ev('brand-new', tue + 8 * H + MIN, { tool: 'exec_command', server: 'ops' })]);
+  const [a] = h.alerts();
+  assert.equal(a?.dedup_key, 'new_tool:brand-new:1h');
+  assert.equal(a?.severity, 'high');
+  assert.match(a!.title, /used a server it never used before: ops/);
+  assert.ok(a!.contributors.tools.some((t) => t.value === 'tool:exec_command'));
+});
+
 test('tool breadth: many distinct tools in an hour', async () => {
   const h = await harness(all, cfg);
   const tue = AS_OF + 24 * H;

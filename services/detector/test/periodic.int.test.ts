@@ -48,7 +48,12 @@ const SRC = {
   batch: `sdk-batch-${sfx}`,
 };
 const SERVER = `srv-${sfx}`;
-const SESS = { twoIps: `sess-${sfx}-ips`, twoUsers: `sess-${sfx}-users`, normal: `sess-${sfx}-ok` };
+const SESS = {
+  twoIps: `sess-${sfx}-ips`,
+  twoUsers: `sess-${sfx}-users`,
+  normal: `sess-${sfx}-ok`,
+  replayed: `sess-${sfx}-replayed`,
+};
 const W = [at(10), at(10, 15)] as const; // the 15-minute window under test
 const cfg = DEFAULT_PERIODIC_CONFIG;
 
@@ -143,6 +148,15 @@ function scenario(): void {
   for (let i = 0; i < 5; i++) add(call(at(10, i), SESS.normal, '192.0.2.3', 'carol'));
   for (let i = 0; i < 3; i++) add(call(at(10, i), '', `192.0.2.${10 + i}`, `user${i}`, `empty-${sfx}`));
   add(call(at(10, 20), SESS.twoIps, '192.0.2.1', 'alice')); // next window: back to one address
+  // The owner goes idle at 10:52; the id comes back from elsewhere at 11:05: no window holds both.
+  add(
+    call(at(10, 50), SESS.replayed, '192.0.2.4', 'alice'),
+    call(at(10, 52), SESS.replayed, '192.0.2.4', 'alice'),
+  );
+  add(
+    call(at(11, 5), SESS.replayed, '203.0.113.66', 'alice'),
+    call(at(11, 7), SESS.replayed, '203.0.113.66', 'alice'),
+  );
 }
 
 before(async () => {
@@ -307,6 +321,23 @@ test('session_misuse: a second address (medium) or user (high) raises; normal an
   assert.ok(keys.includes(`session_misuse:${SESS.twoIps}:15m`));
   assert.ok(keys.includes(`session_misuse:${SESS.twoUsers}:15m`));
   assert.ok(!mine(next.findings).length);
+});
+
+test('session_misuse: a session id back from a new address after its owner went idle raises in the window it came back', async () => {
+  const d = detectors.get('session_misuse')!;
+  const key = `session_misuse:${SESS.replayed}:15m`;
+  const before = await d.evaluate(at(10, 45), at(11));
+  assert.ok(!before.findings.some((f) => f.dedupKey === key), 'the owner alone is normal');
+  const { findings } = await d.evaluate(at(11), at(11, 15));
+  const f = findings.find((x) => x.dedupKey === key);
+  assert.ok(f, 'the replay is found although no single window holds both addresses');
+  assert.equal(f.severity, 'medium');
+  assert.equal(f.observed, 2);
+  assert.equal(f.clientId, `c-${sfx}`);
+  assert.deepEqual(f.contributors.addresses.map((c) => c.value).sort(), ['192.0.2.4', '203.0.113.66']);
+  assert.match(f.summary, /first used from address 203\.0\.113\.66 at .*11:05:00.*192\.0\.2\.4 \(2\)/);
+  const next = await d.evaluate(at(11, 15), at(11, 30));
+  assert.ok(next.resolved.some((r) => r.dedupKey === key));
 });
 
 test('evaluateRange over many windows equals evaluate window by window, for every detector', async () => {

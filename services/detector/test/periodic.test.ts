@@ -12,6 +12,7 @@ import {
   type PeriodicDetector,
 } from '../src/periodic/index.js';
 import { makeFinding } from '../src/periodic/shared.js';
+import { crossingsOf } from '../src/periodic/session-misuse.detector.js';
 import {
   alignDown,
   alignUp,
@@ -475,5 +476,69 @@ test('runner.runRange: every window of the range in order, independent of the wa
         log: silentLog(),
       }),
     /listed twice/,
+  );
+});
+
+test('session crossings: a new address while the old one is recent crosses; one idle beyond the lookback does not', () => {
+  const H = 3_600_000;
+  const row = (values: Array<[ip: string, user: string, first: number, last: number]>) => ({
+    s: 'sess-1',
+    ips: values.map((v) => v[0]),
+    users: values.map((v) => v[1]),
+    clients: values.map(() => 'c-1'),
+    firsts: values.map((v) => String(v[2])),
+    lasts: values.map((v) => String(v[3])),
+    ns: values.map(() => '3'),
+  });
+  const limits = { address: 1, user: 1, client: 1 };
+  // used from A until 10:00, from B at 10:20: one crossing at B's first use, A as the earlier one
+  const [c] = crossingsOf(
+    row([
+      ['A', 'u', 9 * H, 10 * H],
+      ['B', 'u', 10 * H + 20 * 60_000, 11 * H],
+    ]),
+    12 * H,
+    limits,
+  );
+  assert.deepEqual(c, {
+    dimension: 'address',
+    value: 'B',
+    at: 10 * H + 20 * 60_000,
+    earlier: [{ value: 'A', count: 3 }],
+  });
+  // A last used 13 h before B: beyond a 12 h lookback, a new address of a long-idle session is not misuse
+  assert.deepEqual(
+    crossingsOf(
+      row([
+        ['A', 'u', 0, H],
+        ['B', 'u', 14 * H, 15 * H],
+      ]),
+      12 * H,
+      limits,
+    ),
+    [],
+  );
+  // a second user on the same address is a crossing of the user dimension
+  const [u] = crossingsOf(
+    row([
+      ['A', 'alice', 0, H],
+      ['A', 'mallory', 2 * H, 3 * H],
+    ]),
+    12 * H,
+    limits,
+  );
+  assert.equal(u?.dimension, 'user');
+  assert.equal(u?.value, 'mallory');
+  // a raised limit (NAT: two addresses allowed) needs a third
+  assert.deepEqual(
+    crossingsOf(
+      row([
+        ['A', 'u', 0, H],
+        ['B', 'u', 2 * H, 3 * H],
+      ]),
+      12 * H,
+      { ...limits, address: 2 },
+    ),
+    [],
   );
 });

@@ -4,7 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { RPC_RATE_LIMITED, RPC_TOOL_NOT_APPROVED } from '../src/mcp-proxy.js';
-import { fixtureUpstream, testGateway } from './helpers.js';
+import { fixtureUpstream, testGateway, until } from './helpers.js';
 
 async function connect(url: string, key: string) {
   const client = new Client({ name: 'proxy-test', version: '1.0.0' });
@@ -27,7 +27,11 @@ test('SDK client → gateway (HTTP) → real SDK server (stdio): transparent, au
     const ok = await client.callTool({ name: 'get_weather', arguments: { city: 'Oslo' } });
     assert.equal(text(ok), 'sunny in Oslo');
 
-    const call = emitter.events.find((e) => e.kind === 'tool_call' && e.tool?.name === 'get_weather')!;
+    // NOTE: the gateway audits after forwarding (next turn of the event loop): wait for the event.
+    const call = await until(
+      () => emitter.events.find((e) => e.kind === 'tool_call' && e.tool?.name === 'get_weather'),
+      'the tool_call event',
+    );
     assert.equal(call.client.id, 'alice');
     assert.equal(call.client.user, 'alice@example.com');
     assert.equal(call.client.agent, 'proxy-test');
@@ -51,7 +55,10 @@ test('SDK client → gateway (HTTP) → real SDK server (stdio): transparent, au
     await listChanged;
     const relisted = await client.listTools();
     assert.match(relisted.tools.find((t) => t.name === 'get_weather')!.description!, /id_rsa/);
-    const change = emitter.events.find((e) => e.labels?.change === 'definition_changed')!;
+    const change = await until(
+      () => emitter.events.find((e) => e.labels?.change === 'definition_changed'),
+      'the definition change event',
+    );
     assert.equal(change.kind, 'tool_list');
     assert.equal(change.tool?.name, 'get_weather');
     assert.equal(change.labels?.guard, 'blocked');
@@ -64,7 +71,10 @@ test('SDK client → gateway (HTTP) → real SDK server (stdio): transparent, au
       (err: { code?: number; message?: string }) =>
         err.code === RPC_TOOL_NOT_APPROVED && /re-approval/.test(err.message ?? ''),
     );
-    const denied = emitter.events.at(-1)!;
+    const denied = await until(
+      () => emitter.events.find((e) => e.outcome === 'denied' && e.tool?.name === 'get_weather'),
+      'the denied event',
+    );
     assert.equal(denied.outcome, 'denied');
     assert.equal(denied.tool?.name, 'get_weather');
     assert.equal(denied.rpc_error_code, RPC_TOOL_NOT_APPROVED);
@@ -100,7 +110,10 @@ test('rate limit per client: refused requests get 429 + a JSON-RPC error and a d
       client.callTool({ name: 'echo', arguments: { message: 'over' } }),
       /429|rate limit/i,
     );
-    const refused = emitter.events.at(-1)!;
+    const refused = await until(
+      () => emitter.events.find((e) => e.outcome === 'denied' && e.http_status === 429),
+      'the rate-limited event',
+    );
     assert.equal(refused.outcome, 'denied');
     assert.equal(refused.http_status, 429);
     assert.equal(refused.rpc_error_code, RPC_RATE_LIMITED);
@@ -128,7 +141,8 @@ test('shadowing: two upstreams exposing the same tool name are reported', async 
       await client.listTools();
       await client.close();
     }
-    const shadow = emitter.events.filter((e) => e.labels?.change === 'shadowing');
+    const shadowing = () => emitter.events.filter((e) => e.labels?.change === 'shadowing');
+    const shadow = await until(() => (shadowing().length >= 3 ? shadowing() : undefined), 'shadowing events');
     assert.deepEqual(shadow.map((e) => e.tool?.name).sort(), ['echo', 'get_weather', 'rug_pull']);
     assert.equal(shadow[0]!.labels?.upstreams, 'one,two');
   } finally {

@@ -57,7 +57,7 @@ test('upstream that cannot start (stdio): 502 with JSON-RPC -32050, an audited e
     });
     assert.equal(connects(), 1);
     assert.equal(gw.sessions.size, 0);
-    const ev = emitter.events.at(-1)!;
+    const ev = await until(() => emitter.events.find((e) => e.method === 'initialize'), 'initialize event');
     assert.equal(ev.method, 'initialize');
     assert.equal(ev.kind, 'session');
     assert.equal(ev.outcome, 'error');
@@ -113,7 +113,10 @@ test('limits.max_sessions: the next initialize gets 503 + Retry-After and a deni
     assert.equal(res.json().error.code, RPC_UPSTREAM_UNAVAILABLE);
     assert.match(res.json().error.message, /too many open sessions \(limits\.max_sessions = 1\)/);
     assert.equal(connects(), 1, 'no upstream was started for the refused session');
-    const ev = emitter.events.at(-1)!;
+    const ev = await until(
+      () => emitter.events.find((e) => e.method === 'initialize' && e.outcome === 'denied'),
+      'the denied initialize event',
+    );
     assert.equal(ev.method, 'initialize');
     assert.equal(ev.outcome, 'denied');
     assert.equal(ev.http_status, 503);

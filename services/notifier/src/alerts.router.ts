@@ -176,7 +176,10 @@ function ruleMatches(rule: RuleConfig, m: AlertMessage): boolean {
 
 /**
  * Destinations for one alert message, in rule order, each once. A state change is routed like the
- * alert it belongs to (it carries the same detector, client and severity).
+ * alert it belongs to (it carries the same detector, client and severity). NOTE: quiet hours hold
+ * back new alerts only, never their acknowledge/resolve: a page sent at 14:00 must be resolved at
+ * 23:00, or the incident stays open all night. (A resolve for a trigger that quiet hours held back
+ * is harmless: PagerDuty drops an event for a dedup_key it has no incident for.)
  */
 export function routeAlert(routes: RoutesFile, m: AlertMessage, now: Date = new Date()): RouteDecision[] {
   const byId = new Map(routes.destinations.map((d) => [d.id, d]));
@@ -192,6 +195,7 @@ export function routeAlert(routes: RoutesFile, m: AlertMessage, now: Date = new 
       if (severityRank(sev) < severityRank(d.min_severity))
         out.push({ destinationId: id, suppressed: 'min_severity' });
       else if (
+        m.type !== 'state_change' &&
         d.quiet_hours &&
         inQuietHours(d.quiet_hours, now) &&
         severityRank(sev) < severityRank(d.quiet_hours.min_severity)

@@ -75,6 +75,25 @@ test('routing: rule matching by detector, severity and labels; min severity and 
   assert.deepEqual(routeAlert(routes, alert({ detector: 'auth_failures', severity: 'critical' }), night)[0], {
     destinationId: 'pd',
   });
+  // Quiet hours hold back new alerts, never the resolve of one that was paged: it follows the trigger.
+  const resolved = {
+    schema_version: 1,
+    type: 'state_change',
+    transition_id: '0190a000-0000-7000-8000-00000000aaaa',
+    alert_id: '0190a000-0000-7000-8000-000000000001',
+    dedup_key: 'auth_failures:c-1',
+    detector: 'auth_failures',
+    client_id: 'c-1',
+    title: 'Burst',
+    severity: 'high',
+    from: 'open',
+    status: 'resolved',
+    changed_at: '2024-01-01T23:30:00.000Z',
+  } as const;
+  assert.deepEqual(routeAlert(routes, resolved, night), [
+    { destinationId: 'pd' },
+    { destinationId: 'slack' },
+  ]);
   assert.deepEqual(routeAlert(routes, alert({ severity: 'low' }), day), [
     { destinationId: 'slack', suppressed: 'min_severity' },
     { destinationId: 'hook' },

@@ -99,6 +99,16 @@ const sessionMisuse = z.object({
   maxAddresses: z.number().int().min(1).max(1000).default(1),
   /** Distinct users (and, separately, client ids) one session may carry in a window. */
   maxUsers: z.number().int().min(1).max(1000).default(1),
+  /**
+   * How far back a session's earlier identity counts: its id seen from a new address (user, client)
+   * while the old one was in use within this span is misuse even across windows.
+   */
+  lookbackMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 24 * HOUR)
+    .default(12 * HOUR),
 });
 
 /**
