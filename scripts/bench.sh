@@ -5,7 +5,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh >/dev/null
 bash deploy/local/stack.sh up
-set -a; source .local/secrets.env; set +a
+set -a; source "${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}/secrets.env"; set +a
 node packages/clickhouse/dist/src/migrate.js >/dev/null
 node packages/kafka/dist/src/ensure-topics.js >/dev/null
 node "$@"

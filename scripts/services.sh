@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Start/stop mcp-audit's own services in the background against the local stack.
-#   services.sh start | stop | status
+#   services.sh start | stop | status | init
+# init only writes the local credentials and config files (collector token, gateway key, notifier
+# routes) into $MCP_AUDIT_LOCAL_DIR (default .local); docker-compose runs it once.
 # Logs: .local/log/<service>.log; pids: .local/run/<service>.pid. Only what this script started is stopped.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL="$ROOT/.local"
+LOCAL="${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/log"
 SERVICES=(receiver ingester collector notifier gateway detector)
@@ -56,7 +58,17 @@ ensure_notifier_routes() {
   local routes="$LOCAL/notifier-routes.json" secret="$LOCAL/notifier-webhook-secret"
   umask 077
   [[ -f $secret ]] || head -c 32 /dev/urandom | base64 | tr -d '=\n' >"$secret"
-  [[ -f $routes ]] || printf '{"destinations":[{"id":"local-webhook","kind":"webhook","url":{"env":"MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL"},"secret":{"file":"%s"},"allow_http":true,"allow_networks":["127.0.0.1/32"]}],"rules":[{"name":"everything","destinations":["local-webhook"]}]}\n' "$secret" >"$routes"
+  # The receiver is on loopback locally; docker-compose sets the containers' networks.
+  local allow="${MCP_AUDIT_NOTIFIER_LOCAL_ALLOW_NETWORKS:-\"127.0.0.1/32\"}"
+  [[ -f $routes ]] || printf '{"destinations":[{"id":"local-webhook","kind":"webhook","url":{"env":"MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL"},"secret":{"file":"%s"},"allow_http":true,"allow_networks":[%s]}],"rules":[{"name":"everything","destinations":["local-webhook"]}]}\n' "$secret" "$allow" >"$routes"
+}
+
+init() {
+  mkdir -p "$LOCAL"
+  touch "$LOCAL/secrets.env"
+  ensure_collector_token
+  ensure_gateway_key
+  ensure_notifier_routes
 }
 
 start() {
@@ -117,5 +129,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  init) init ;;
+  *) echo "usage: $0 start|stop|status|init" >&2; exit 2 ;;
 esac

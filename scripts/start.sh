@@ -6,7 +6,7 @@ cd "$ROOT"
 t0=$SECONDS
 bash scripts/bootstrap.sh
 bash deploy/local/stack.sh up
-set -a; source .local/secrets.env; set +a
+set -a; source "${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}/secrets.env"; set +a
 node packages/clickhouse/dist/src/migrate.js
 node packages/kafka/dist/src/ensure-topics.js
 bash scripts/services.sh start

@@ -10,7 +10,7 @@ echo "== lint"
 npm run -s lint
 echo "== local stack"
 bash deploy/local/stack.sh up
-set -a; source .local/secrets.env; set +a
+set -a; source "${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}/secrets.env"; set +a
 echo "== migrations"
 node packages/clickhouse/dist/src/migrate.js
 node packages/kafka/dist/src/ensure-topics.js

@@ -192,7 +192,8 @@ const eventShape = z.object({
     .optional(),
   auth: eventAuth.optional(),
   error: eventError.optional(),
-  duration_ms: count(),
+  // NOTE: stored as UInt32 (ClickHouse would wrap a larger value silently): 49.7 days is the limit.
+  duration_ms: count().max(4_294_967_295, 'must be <= 4294967295 (ms; 49.7 days)'),
   request_bytes: count(),
   response_bytes: count(),
   args: eventArgs.optional(),

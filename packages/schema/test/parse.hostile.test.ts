@@ -230,6 +230,12 @@ const cases: Case[] = [
     path: 'response_bytes',
   },
   {
+    name: 'duration above the UInt32 column (2^32 ms)',
+    input: json((e) => (e.duration_ms = 2 ** 32)),
+    code: 'AUDIT_ERR_INVALID_EVENT',
+    path: 'duration_ms',
+  },
+  {
     name: 'duration beyond safe integers',
     input: json((e) => (e.duration_ms = 2 ** 53)),
     code: 'AUDIT_ERR_INVALID_EVENT',

@@ -379,7 +379,7 @@ describe('property: any event built from valid fields round-trips', () => {
           { code: fc.oneof(identifier, fc.integer()), message: freeText },
           { noNullPrototype: true },
         ),
-        duration_ms: count,
+        duration_ms: fc.nat({ max: 4_294_967_295 }),
         request_bytes: count,
         response_bytes: count,
         args: fc.dictionary(key, json, { maxKeys: 6, noNullPrototype: true }),
