@@ -162,8 +162,16 @@ format_kafka_storage() {
     >>"$KAFKA_DIR/log/format.log" 2>&1 || die "kafka: storage format failed; see $KAFKA_DIR/log/format.log"
 }
 
+# Ready = the broker logged 'Kafka Server started' after this start. NOTE: server.log rotates (50 MB,
+# log4j.properties), so the first sighting is recorded with the pid in kafka.ready and later checks
+# (`up` again, `status`) read that instead of a log line that may have rotated away.
 kafka_ready() {
-  port_open $KAFKA_PORT && grep -q 'Kafka Server started' "$KAFKA_DIR/log/server.log" 2>/dev/null
+  port_open $KAFKA_PORT || return 1
+  local pid
+  pid=$(pid_of kafka) || return 1
+  [[ "$(cat "$RUN_DIR/kafka.ready" 2>/dev/null)" == "$pid" ]] && return 0
+  grep -q 'Kafka Server started' "$KAFKA_DIR/log/server.log" 2>/dev/null || return 1
+  echo "$pid" >"$RUN_DIR/kafka.ready"
 }
 
 start_kafka() {
