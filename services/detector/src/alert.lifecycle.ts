@@ -31,6 +31,7 @@ export interface OpenAlert {
   windowStart: number;
   windowEnd: number;
   openedAt: number;
+  clientLabels?: Record<string, string>;
 }
 
 export interface AlertRow {
@@ -160,6 +161,7 @@ export class Lifecycle implements AlertLifecycle {
       dedup_key: clean(f.dedupKey, 255),
       detector: f.detector,
       client_id: clean(f.clientId, 256),
+      ...(f.clientLabels ? { client_labels: labelsFor(f.clientLabels) } : {}),
       title: clean(f.title, 200),
       summary: f.summary.slice(0, 2000),
       severity: f.severity,
@@ -200,6 +202,7 @@ export class Lifecycle implements AlertLifecycle {
       windowStart: f.windowStart,
       windowEnd: f.windowEnd,
       openedAt: f.detectedAt,
+      ...(msg.client_labels ? { clientLabels: msg.client_labels } : {}),
     };
     this.#open.set(f.dedupKey, open);
     const written = chDateTime(this.deps.now?.() ?? Date.now());
@@ -250,6 +253,7 @@ export class Lifecycle implements AlertLifecycle {
       dedup_key: open.dedupKey,
       detector: open.detector,
       client_id: open.clientId,
+      ...(open.clientLabels ? { client_labels: open.clientLabels } : {}),
       title: open.title,
       severity: open.severity,
       from: 'open',
@@ -356,9 +360,10 @@ export async function loadOpenAlerts(ch: ClickHouse): Promise<OpenAlert[]> {
     window_start_ms: string;
     window_end_ms: string;
     created_at_ms: string;
+    message: string;
   }>(sql`
     SELECT alert_id, dedup_key, detector, client_id, title, severity, window_start_ms, window_end_ms,
-           created_at_ms
+           created_at_ms, message
     FROM ${db}.alerts
     WHERE origin = 'live' AND alert_id IN (
       SELECT alert_id FROM (
@@ -380,5 +385,34 @@ export async function loadOpenAlerts(ch: ClickHouse): Promise<OpenAlert[]> {
     windowStart: Number(r.window_start_ms),
     windowEnd: Number(r.window_end_ms),
     openedAt: Number(r.created_at_ms),
+    ...storedLabels(r.message),
   }));
+}
+
+/** The client labels of a stored alert message (older rows and unparsable ones have none). */
+function storedLabels(message: string): { clientLabels?: Record<string, string> } {
+  try {
+    const m = alertMessageSchema.safeParse(JSON.parse(message));
+    return m.success && m.data.client_labels ? { clientLabels: m.data.client_labels } : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Labels as the alert contract takes them: at most 32, keys of at most 128 characters (ids), values of
+ * at most 256. They came through ingest redaction already; an odd key is dropped, not the alert.
+ */
+export function labelsFor(labels: Record<string, string>): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  let n = 0;
+  for (const k of Object.keys(labels).sort()) {
+    if (n >= 32) break;
+    const v = labels[k];
+    if (typeof v !== 'string' || k.length === 0 || k.length > 128 || k === '__proto__' || clean(k, 128) !== k)
+      continue;
+    out[k] = v.slice(0, 256);
+    n++;
+  }
+  return n > 0 ? out : undefined;
 }

@@ -56,6 +56,8 @@ export interface Finding {
   sampleEventIds: string[];
   /** Event time at which the finding was made (the event that crossed the band, or the window close). */
   detectedAt: number;
+  /** The client's labels as its events carry them (streaming detectors), for routing alerts. */
+  clientLabels?: Record<string, string>;
 }
 
 /**

@@ -86,6 +86,8 @@ interface ClientRt {
   id: string;
   partition: number;
   labelsKey: string;
+  /** The labels of the client's latest event: alerts carry them, so routing can use them. */
+  labels: Record<string, string> | undefined;
   config: ResolvedClientConfig;
   tz: string;
   hours: WindowAcc[];
@@ -161,6 +163,7 @@ export class StreamEngine {
         id: e.clientId,
         partition,
         labelsKey: '\u0000',
+        labels: undefined,
         config: undefined as unknown as ResolvedClientConfig,
         tz: profileTimeZone(this.deps.config, e.clientId),
         hours: [],
@@ -182,6 +185,7 @@ export class StreamEngine {
     set.add(c);
     if (c.labelsKey !== labelsKey) {
       c.labelsKey = labelsKey;
+      c.labels = e.labels;
       const ck = `${e.clientId}\u0000${labelsKey}`;
       let cfg = this.#configCache.get(ck);
       if (!cfg) {
@@ -219,8 +223,9 @@ export class StreamEngine {
     return j;
   }
 
-  #emit(f: Finding | undefined, w: WindowAcc): void {
+  #emit(f: Finding | undefined, w: WindowAcc, c: ClientRt): void {
     if (!f) return;
+    if (c.labels && Object.keys(c.labels).length > 0) f.clientLabels = c.labels;
     w.fired.add(f.detector);
     this.stats.findings++;
     this.deps.actions.raise(f);
@@ -256,7 +261,7 @@ export class StreamEngine {
       if (as + this.#authMs > Math.max(wmBefore, c.authClosedEnd)) {
         const aw = this.#window(c.auth, as, this.#authMs);
         this.#add(aw, e, j, c);
-        this.#emit(checkAuthBurst(j, aw, e.ts), aw);
+        this.#emit(checkAuthBurst(j, aw, e.ts), aw, c);
       }
     }
     const nt = checkNewTool(j, w, e.ts);
@@ -265,10 +270,10 @@ export class StreamEngine {
       for (const n of w.newTools.keys()) rep?.names.add(`t:${n}`);
       for (const n of w.newServers.keys()) rep?.names.add(`s:${n}`);
     }
-    this.#emit(nt, w);
-    this.#emit(checkVolume(j, w, e.ts, c.tz), w);
-    this.#emit(checkBreadth(j, w, e.ts, c.tz), w);
-    this.#emit(checkOffHours(j, w, e.ts, c.tz), w);
+    this.#emit(nt, w, c);
+    this.#emit(checkVolume(j, w, e.ts, c.tz), w, c);
+    this.#emit(checkBreadth(j, w, e.ts, c.tz), w, c);
+    this.#emit(checkOffHours(j, w, e.ts, c.tz), w, c);
   }
 
   #window(list: WindowAcc[], start: number, len: number): WindowAcc {
@@ -336,7 +341,7 @@ export class StreamEngine {
       const w = c.hours.shift()!;
       this.#resolveIdle(c, HOUR_DETECTORS, HOUR_MS, c.hourClosedEnd, w.start);
       const j = this.#judge(c, w.start);
-      this.#emit(checkErrorRate(j, w, w.end), w);
+      this.#emit(checkErrorRate(j, w, w.end), w, c);
       for (const d of HOUR_DETECTORS) {
         const k = key(d, c.id, HOUR_MS);
         const open = this.deps.actions.isOpen(k);

@@ -232,6 +232,19 @@ test("new tool, learning client: a known server's unused tool is onboarding; a s
   assert.ok(a!.contributors.tools.some((t) => t.value === 'tool:exec_command'));
 });
 
+test('alerts and their resolve carry the client labels of its events (routing by label)', async () => {
+  const h = await harness(all, cfg);
+  const tue = AS_OF + 24 * H;
+  const labels = { env: 'prod', team: 'finance' };
+  await h.feed([ev('office-anna', tue + 8 * H, { tool: 'dump_secrets', server: 'filesystem', labels })]);
+  const [a] = h.alerts();
+  assert.deepEqual(a?.client_labels, labels);
+  await h.feed([
+    ev('office-anna', tue + 10 * H + 5 * MIN, { tool: 'read_file', server: 'filesystem', labels }),
+  ]);
+  assert.deepEqual(h.resolved()[0]?.client_labels, labels);
+});
+
 test('tool breadth: many distinct tools in an hour', async () => {
   const h = await harness(all, cfg);
   const tue = AS_OF + 24 * H;
