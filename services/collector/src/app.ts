@@ -1,17 +1,21 @@
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
-import rateLimit from '@fastify/rate-limit';
-import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
+import { parseEvent } from '@mcp-audit/schema';
 import type { AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
 import { AuditError, httpStatusFor, type Logger, type Registry, Counter } from '@mcp-audit/observability';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import type { SourceCredential, TokenStore } from './source-tokens.js';
+import { createRateLimiter } from './rate-limiter.js';
+import { splitJsonArray, splitNdjson } from './split-body.js';
 
 export interface CollectorConfig {
   eventsTopic: string;
   dlqTopic: string;
   bodyLimitBytes: number;
   maxEventsPerRequest: number;
+  /** Requests per source per minute (a token bucket holding a minute's worth). */
   rateLimitPerMinute: number;
+  /** Requests per client address per minute that fail authentication; beyond it, 429 before any check. */
+  authFailuresPerMinute?: number;
   requestTimeoutMs: number;
   /** Seconds a client is told to wait when Kafka is unavailable. */
   retryAfterSeconds?: number;
@@ -37,25 +41,30 @@ declare module 'fastify' {
   }
 }
 
-/** Items of a body before validation: the raw JSON text of each event. */
+/** Items of a body before validation: the bytes of each event, exactly as the source sent them. */
 interface RawItems {
-  items: string[];
+  items: Buffer[];
 }
 
-function splitJsonArray(body: string): RawItems {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch (err) {
-    throw new AuditError('AUDIT_ERR_INVALID_REQUEST', `body is not valid JSON: ${(err as Error).message}`);
+class RateLimitedError extends AuditError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, waitMs: number) {
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+    super('AUDIT_ERR_RATE_LIMITED', `${message}; retry in ${seconds}s`, { retryable: true });
+    this.retryAfterSeconds = seconds;
   }
-  const arr = Array.isArray(parsed) ? parsed : [parsed];
-  // Re-serialised per item so each is validated (size, prototype keys) exactly like a Kafka message.
-  return { items: arr.map((e) => JSON.stringify(e) ?? 'null') };
 }
 
-function splitNdjson(body: string): RawItems {
-  return { items: body.split('\n').filter((l) => l.trim().length > 0) };
+function authenticate(tokens: TokenStore, header: string | undefined): SourceCredential {
+  const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+  if (!m)
+    throw new AuditError('AUDIT_ERR_UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <token>)');
+  const cred = tokens.verify(m[1]!);
+  if (!cred) throw new AuditError('AUDIT_ERR_UNAUTHENTICATED', 'invalid bearer token');
+  if (!cred.scopes.includes('ingest')) {
+    throw new AuditError('AUDIT_ERR_FORBIDDEN', `token ${cred.id} lacks the ingest scope`);
+  }
+  return cred;
 }
 
 export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
@@ -94,21 +103,31 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
     closing = true;
   });
 
+  const limited = new Counter({
+    name: 'mcp_audit_collector_rate_limited_total',
+    help: 'Requests refused with 429 before their body was read, by limit',
+    labelNames: ['limit'],
+    registers: [deps.registry],
+  });
+  const perSource = createRateLimiter({ perMinute: cfg.rateLimitPerMinute, now });
+  const authFailures = createRateLimiter({ perMinute: cfg.authFailuresPerMinute ?? 30, now });
+
   app.removeAllContentTypeParsers();
-  const textParser =
-    (split: (s: string) => RawItems) =>
-    (_req: FastifyRequest, body: string, done: (err: Error | null, v?: RawItems) => void) => {
+  // Bodies stay bytes: each item is cut out unparsed and judged by parseEvent like a Kafka message.
+  const itemsParser =
+    (split: (body: Buffer) => Buffer[]) =>
+    (_req: FastifyRequest, body: Buffer, done: (err: Error | null, v?: RawItems) => void) => {
       try {
-        done(null, split(body));
+        done(null, { items: split(body) });
       } catch (err) {
         done(err as Error);
       }
     };
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, textParser(splitJsonArray));
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, itemsParser(splitJsonArray));
   app.addContentTypeParser(
     ['application/x-ndjson', 'application/ndjson'],
-    { parseAs: 'string' },
-    textParser(splitNdjson),
+    { parseAs: 'buffer' },
+    itemsParser(splitNdjson),
   );
 
   // One place maps error codes to statuses; messages name what is wrong, never internals.
@@ -136,8 +155,16 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
       log.error({ err }, 'unhandled error');
     }
     if (status === 503) reply.header('retry-after', String(cfg.retryAfterSeconds ?? 5));
+    if (err instanceof RateLimitedError) reply.header('retry-after', String(err.retryAfterSeconds));
     requests.inc({ status: String(status) });
-    const message = status === 500 ? 'internal error' : (err as Error).message;
+    // NOTE: a Kafka error names brokers and topics; the caller only needs to know to come back.
+    const message =
+      status === 500
+        ? 'internal error'
+        : status === 503
+          ? `the event log is unavailable; nothing was accepted, retry after ${cfg.retryAfterSeconds ?? 5} s`
+          : (err as Error).message;
+    if (status === 503) log.warn({ err }, 'kafka unavailable: answered 503');
     return reply.code(status).send({ error: code, message });
   });
 
@@ -151,37 +178,33 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
   );
 
   app.register(async (scope) => {
-    // Authenticate first, then rate-limit per authenticated source.
+    // Everything here reads headers only, so a refused request's body is never read or parsed.
+    // NOTE: behind a proxy every request shares the proxy's address (trustProxy is off), so failed
+    // authentications of one source throttle the others: size authFailuresPerMinute for that.
     scope.addHook('onRequest', async (req) => {
       if (closing) throw new AuditError('AUDIT_ERR_SHUTTING_DOWN', 'collector is shutting down');
-      const header = req.headers.authorization;
-      const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-      if (!m)
-        throw new AuditError(
-          'AUDIT_ERR_UNAUTHENTICATED',
-          'missing bearer token (Authorization: Bearer <token>)',
+      // A throttled address is refused before its token is checked, so guessing gains nothing.
+      const blocked = authFailures.peek(req.ip);
+      if (blocked > 0) {
+        limited.inc({ limit: 'address' });
+        throw new RateLimitedError('too many failed authentications from this address', blocked);
+      }
+      let cred: SourceCredential;
+      try {
+        cred = authenticate(deps.tokens, req.headers.authorization);
+      } catch (err) {
+        authFailures.take(req.ip);
+        throw err;
+      }
+      const wait = perSource.take(cred.source_id);
+      if (wait > 0) {
+        limited.inc({ limit: 'source' });
+        throw new RateLimitedError(
+          `source ${cred.source_id} is over its rate of ${cfg.rateLimitPerMinute} requests per minute`,
+          wait,
         );
-      const cred = deps.tokens.verify(m[1]!);
-      if (!cred) throw new AuditError('AUDIT_ERR_UNAUTHENTICATED', 'invalid bearer token');
-      if (!cred.scopes.includes('ingest')) {
-        throw new AuditError('AUDIT_ERR_FORBIDDEN', `token ${cred.id} lacks the ingest scope`);
       }
       req.source = cred;
-    });
-    await scope.register(rateLimit, {
-      hook: 'preHandler',
-      max: cfg.rateLimitPerMinute,
-      timeWindow: 60_000,
-      keyGenerator: (req) => `source:${req.source?.source_id ?? req.ip}`,
-      errorResponseBuilder: (_req, ctx) =>
-        Object.assign(
-          new Error(
-            `rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)}s`,
-          ),
-          {
-            statusCode: 429,
-          },
-        ),
     });
 
     scope.post('/v1/events', async (req, reply) => {
@@ -201,42 +224,43 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
       const source = req.source!;
       const results: EventResult[] = [];
       const out: OutgoingMessage[] = [];
-      const outIndex: number[] = [];
       const dead: OutgoingMessage[] = [];
       const t = now();
+      const reject = (index: number, raw: Buffer, r: { code: string; reason: string; event_id?: string }) => {
+        results.push({ index, status: 'rejected', ...r });
+        rejected.inc({ code: r.code });
+        // The bytes as sent, like the ingester's dead letters: the DLQ is for forensics and replay.
+        dead.push({
+          key: null,
+          value: raw,
+          headers: {
+            'mcp-audit-dlq-code': r.code,
+            'mcp-audit-dlq-reason': r.reason.slice(0, 2048),
+            'mcp-audit-source-topic': 'collector',
+            'mcp-audit-collector-source-id': source.source_id,
+            'mcp-audit-dlq-at': new Date(t).toISOString(),
+          },
+        });
+      };
       body.items.forEach((raw, index) => {
+        // The same parser as a Kafka message's, on the same bytes, whatever the content type.
         const parsed = parseEvent(raw, { now: t });
-        let rejection: { code: string; reason: string; event_id?: string } | undefined;
-        if (!parsed.ok)
-          rejection = { code: parsed.code, reason: deps.redactor.redactString(parsed.reason).value };
-        else if (parsed.event.source.id !== source.source_id) {
-          rejection = {
+        if (!parsed.ok) {
+          reject(index, raw, { code: parsed.code, reason: deps.redactor.redactString(parsed.reason).value });
+          return;
+        }
+        if (parsed.event.source.id !== source.source_id) {
+          reject(index, raw, {
             code: 'AUDIT_ERR_SOURCE_MISMATCH',
             reason: `source.id "${parsed.event.source.id}" does not match the token's source "${source.source_id}"`,
             event_id: parsed.event.event_id,
-          };
-        }
-        if (rejection) {
-          results.push({ index, status: 'rejected', ...rejection });
-          rejected.inc({ code: rejection.code });
-          dead.push({
-            key: null,
-            value: raw,
-            headers: {
-              'mcp-audit-dlq-code': rejection.code,
-              'mcp-audit-dlq-reason': rejection.reason.slice(0, 2048),
-              'mcp-audit-source-topic': 'collector',
-              'mcp-audit-collector-source-id': source.source_id,
-              'mcp-audit-dlq-at': new Date(t).toISOString(),
-            },
           });
           return;
         }
-        const ev = parsed.ok ? (parsed.event as AuditEventV1) : undefined;
-        const { raw: redactedRaw } = deps.redactor.redactEvent(ev!, parsed.ok ? parsed.raw : raw);
-        out.push({ key: ev!.client.id, value: redactedRaw });
-        outIndex.push(index);
-        results.push({ index, status: 'accepted', event_id: ev!.event_id });
+        // Byte-identical to what the source sent unless redaction replaced something.
+        const { raw: redactedRaw } = deps.redactor.redactEvent(parsed.event, parsed.raw);
+        out.push({ key: parsed.event.client.id, value: redactedRaw });
+        results.push({ index, status: 'accepted', event_id: parsed.event.event_id });
       });
       // Nothing is acknowledged before Kafka has it (acks=-1); a failure here is a 503, never a 2xx.
       await deps.producer.send(cfg.eventsTopic, out);

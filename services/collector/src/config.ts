@@ -13,6 +13,8 @@ export const collectorEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_COLLECTOR_BODY_LIMIT_BYTES: envInt(5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
   MCP_AUDIT_COLLECTOR_MAX_EVENTS_PER_REQUEST: envInt(5_000, 1, 100_000),
   MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE: envInt(600, 1, 1_000_000),
+  /** Failed authentications per client address per minute before the address gets 429s. */
+  MCP_AUDIT_COLLECTOR_AUTH_FAILURES_PER_MINUTE: envInt(30, 1, 1_000_000),
   MCP_AUDIT_COLLECTOR_REQUEST_TIMEOUT_MS: envInt(15_000, 100, 300_000),
   MCP_AUDIT_EVENTS_TOPIC: z.string().default(TOPIC_EVENTS),
   MCP_AUDIT_DLQ_TOPIC: z.string().default(TOPIC_EVENTS_DLQ),

@@ -24,6 +24,7 @@ const app = buildCollector(
     bodyLimitBytes: env.MCP_AUDIT_COLLECTOR_BODY_LIMIT_BYTES,
     maxEventsPerRequest: env.MCP_AUDIT_COLLECTOR_MAX_EVENTS_PER_REQUEST,
     rateLimitPerMinute: env.MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE,
+    authFailuresPerMinute: env.MCP_AUDIT_COLLECTOR_AUTH_FAILURES_PER_MINUTE,
     requestTimeoutMs: env.MCP_AUDIT_COLLECTOR_REQUEST_TIMEOUT_MS,
   },
   {
