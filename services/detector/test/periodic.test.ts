@@ -7,6 +7,7 @@ import {
   DEFAULT_PERIODIC_CONFIG,
   driftedHashes,
   judgeSilence,
+  quietAtThisHourBefore,
   memoryProgressStore,
   PeriodicConfig,
   type PeriodicDetector,
@@ -270,6 +271,33 @@ test('judgeSilence: steady source that stops while others report; irregular or w
   // Too little history: no bucket set of 20 exists yet, so nobody is steady.
   const young = src('young', hours(10), end - 45 * MIN);
   assert.deepEqual(judgeSilence([young, src('alive', hours(10), end - MIN)], start, end, cfg).silent, []);
+});
+
+test('judgeSilence: a source quiet at this hour every night is not silent; the same stretch by day is', () => {
+  const d = DEFAULT_PERIODIC_CONFIG.silentSource;
+  const DAY = 24 * HOUR;
+  const end = T + 5 * DAY + 3 * HOUR + 45 * MIN; // 03:45
+  const start = end - 15 * MIN;
+  // Busy every 5 minutes except 03:00-06:00 each night (bots in two zones; nobody works then).
+  const gaps: Array<{ end: number; ms: number }> = [];
+  let t = end - 3 * DAY - 3 * HOUR - 45 * MIN;
+  while (t < end - 45 * MIN) {
+    const hourOfDay = Math.floor(((t - T) % DAY) / HOUR);
+    const step = hourOfDay === 3 ? 3 * HOUR : 5 * MIN;
+    gaps.push({ end: t + step, ms: step });
+    t += step;
+  }
+  const buckets: number[] = [];
+  for (let i = 1; i <= 30; i++) buckets.push((end - i * HOUR) / HOUR - 1);
+  const base = { type: 'gateway', buckets, lastBefore: end - 46 * MIN, inWindow: 0, gaps };
+  const night = { ...base, source: 'ci', last: end - 45 * MIN };
+  const alive = { ...base, source: 'alive', last: end - MIN, gaps: [] };
+  assert.equal(quietAtThisHourBefore(night, end, d.lookbackMs), true);
+  assert.deepEqual(judgeSilence([night, alive], start, end, d).silent, []);
+  // The same source silent from 14:00 on a working afternoon: yesterday it was busy then.
+  const afternoon = end + 11 * HOUR; // 14:45
+  const day = { ...night, last: afternoon - 45 * MIN, lastBefore: afternoon - 46 * MIN };
+  assert.equal(quietAtThisHourBefore(day, afternoon, d.lookbackMs), false);
 });
 
 /** A detector that records the windows it is asked for; finds in chosen windows; fails on demand. */

@@ -23,7 +23,7 @@ export { windowLabel, dedupKeyOf, alignDown, alignUp } from './windows.js';
 export { authSprayDetector } from './auth-spray.detector.js';
 export { authFailThenSuccessDetector } from './auth-fail-success.detector.js';
 export { toolDriftDetector, driftedHashes } from './tool-drift.detector.js';
-export { silentSourceDetector, judgeSilence } from './silent-source.detector.js';
+export { silentSourceDetector, judgeSilence, quietAtThisHourBefore } from './silent-source.detector.js';
 export { sessionMisuseDetector } from './session-misuse.detector.js';
 
 export interface PeriodicDetectorsDeps {

@@ -76,6 +76,7 @@ export function judgeSilence(
     const usualGapMs = gaps.length ? quantile(gaps, cfg.gapQuantile) : 0;
     const thresholdMs = Math.max(cfg.silenceMs, cfg.gapFactor * usualGapMs);
     if (a.last >= end - thresholdMs) continue;
+    if (quietAtThisHourBefore(a, end, cfg.lookbackMs)) continue;
     const others = alive.filter((o) => o.source !== a.source).length;
     if (others === 0) continue;
     silent.push({ a, present, reference: reference.length, others, usualGapMs, thresholdMs });
@@ -84,6 +85,29 @@ export function judgeSilence(
     (a) => a.inWindow > 0 && (a.lastBefore === 0 || a.lastBefore < start - cfg.silenceMs),
   );
   return { silent, back };
+}
+
+const DAY_MS = 24 * 3_600_000;
+
+/**
+ * Whether the source was just as quiet at this time of day on an earlier day of the lookback: a gap
+ * of its own covered the same stretch (the current silence, less a tolerance of half of it, at most
+ * an hour, for jobs that end a little earlier or later) a whole number of days before, ±1 h for
+ * daylight-saving shifts. NOTE: a source that serves clients in a few time zones goes quiet every
+ * night for the hours nobody works; that is its habit, not an outage, however steady its days are.
+ */
+export function quietAtThisHourBefore(a: SourceActivity, end: number, lookbackMs: number): boolean {
+  const gaps = a.gaps ?? [];
+  if (gaps.length === 0 || a.last === 0) return false;
+  const silence = end - a.last;
+  const tol = Math.min(silence / 2, 3_600_000);
+  for (let d = 1; d * DAY_MS <= lookbackMs; d++)
+    for (const shift of [0, -3_600_000, 3_600_000]) {
+      const from = a.last + tol - d * DAY_MS + shift;
+      const to = end - d * DAY_MS + shift;
+      if (gaps.some((g) => g.end - g.ms <= from && g.end >= to)) return true;
+    }
+  return false;
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
