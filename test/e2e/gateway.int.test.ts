@@ -510,12 +510,30 @@ test('rug pull: a changed tool description is an event, and with the guard on th
     assert.equal(denied!.tool_name, 'get_weather');
     assert.equal(denied!.rpc_error_code, -32040);
 
-    const approve = await fetch(`${gatewayUrl}/admin/tools/approve`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ upstream: 'changing', tool: 'get_weather' }),
-    });
-    assert.equal(approve.status, 200);
+    // The operator approves the definition they reviewed, by its hash: a stale hash is refused.
+    const approve = (definition_hash: string) =>
+      fetch(`${gatewayUrl}/admin/tools/approve`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ upstream: 'changing', tool: 'get_weather', definition_hash }),
+      });
+    const listed = (await (
+      await fetch(`${gatewayUrl}/admin/tools`, { headers: { authorization: `Bearer ${adminKey}` } })
+    ).json()) as { tools: Array<{ upstream: string; tool: string; current_hash: string }> };
+    const current = listed.tools.find((t) => t.upstream === 'changing' && t.tool === 'get_weather')!;
+    assert.equal(current.current_hash, change!.tool_definition_hash);
+    const stale = await approve(label(change!, 'previous_hash')!);
+    assert.equal(stale.status, 409);
+    const conflict = (await stale.json()) as { current_hash: string; requested_hash: string };
+    assert.equal(conflict.current_hash, current.current_hash);
+    assert.equal(conflict.requested_hash, label(change!, 'previous_hash'));
+    assert.equal((await approve(current.current_hash)).status, 200);
+    const [refusedApproval] = await rows(
+      sql`method = 'admin/tools/approve' AND outcome = 'denied' AND tool_name = 'get_weather'`,
+      1,
+      'the refused approval event',
+    );
+    assert.equal(label(refusedApproval!, 'change'), 'approval_refused');
     const ok = await g.client.callTool({ name: 'get_weather', arguments: { city: 'Oslo' } });
     assert.deepEqual(ok.content, [{ type: 'text', text: 'sunny in Oslo' }]);
   } finally {
@@ -550,4 +568,80 @@ test('HTTP upstream headers: env:NAME values reach the upstream on every request
     !readFileSync(gateway.logFile, 'utf8').includes(upstreamToken),
     'the upstream credential is not logged',
   );
+});
+
+test('refused requests are audited too: unknown upstream, no session, unknown session, body too large, bad JSON', async () => {
+  const before = everythingHttpRequests;
+  const headers = {
+    authorization: `Bearer ${key}`,
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'user-agent': 'e2e-refusals/1.0',
+  };
+  const call = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: { name: 'echo', arguments: {} },
+  });
+  const sent: Array<[string, RequestInit, number]> = [
+    [`${gatewayUrl}/mcp/no-such-upstream`, { method: 'POST', headers, body: call }, 404],
+    [`${gatewayUrl}/mcp/everything-http`, { method: 'POST', headers, body: call }, 400],
+    [
+      `${gatewayUrl}/mcp/everything-http`,
+      { method: 'POST', headers: { ...headers, 'mcp-session-id': `gone-${tag}` }, body: call },
+      404,
+    ],
+    // limits.body_bytes defaults to 4 MiB.
+    [
+      `${gatewayUrl}/mcp/everything-http`,
+      { method: 'POST', headers, body: `"${'x'.repeat(4_300_000)}"` },
+      413,
+    ],
+    [`${gatewayUrl}/mcp/everything-http`, { method: 'POST', headers, body: '{"jsonrpc":' }, 400],
+  ];
+  for (const [url, init, status] of sent) {
+    const res = await fetch(url, init);
+    assert.equal(res.status, status, url);
+    await res.text();
+  }
+  const stored = await waitFor(
+    async () => {
+      const r = await ch.query<{
+        kind: string;
+        method: string;
+        client_id: string;
+        client_ip: string;
+        client_user_agent: string;
+        session_id: string;
+        outcome: string;
+        http_status: number | null;
+        error_code: string;
+      }>(
+        sql`SELECT kind, method, client_id, client_ip, client_user_agent, session_id, outcome, http_status, error_code FROM mcp_audit.events FINAL WHERE source_id = ${gatewayId} AND client_user_agent = 'e2e-refusals/1.0'`,
+      );
+      return r.length >= sent.length ? r : undefined;
+    },
+    { what: 'the refusal events in ClickHouse', timeoutMs: 60_000, intervalMs: 500 },
+  );
+  const byCode = new Map(stored.map((r) => [r.error_code, r]));
+  assert.deepEqual([...byCode.keys()].sort(), [
+    'body_too_large',
+    'invalid_json',
+    'missing_session',
+    'unknown_session',
+    'unknown_upstream',
+  ]);
+  for (const r of stored) {
+    assert.equal(r.client_id, clientId, r.error_code);
+    assert.equal(r.client_ip, '127.0.0.1');
+    assert.equal(r.outcome, 'error');
+  }
+  assert.equal(byCode.get('unknown_upstream')!.http_status, 404);
+  assert.equal(byCode.get('unknown_upstream')!.kind, 'tool_call');
+  assert.equal(byCode.get('unknown_session')!.session_id, `gone-${tag}`);
+  assert.equal(byCode.get('body_too_large')!.http_status, 413);
+  assert.equal(byCode.get('invalid_json')!.http_status, 400);
+  assert.equal(byCode.get('missing_session')!.method, 'tools/call');
+  assert.equal(everythingHttpRequests, before, 'none of them reached the upstream');
 });

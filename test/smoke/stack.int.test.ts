@@ -7,6 +7,8 @@ import { createClickHouse, sql } from '@mcp-audit/clickhouse';
 import { createKafka, ensureTopics, loadTopicDefs } from '@mcp-audit/kafka';
 import { createLogger } from '@mcp-audit/observability';
 import { stackEnv, need, suffix, waitFor } from '../lib/env.js';
+import { makeEvent, rng } from '../lib/events.js';
+import { validateEvent } from '@mcp-audit/schema';
 
 const env = stackEnv();
 const brokers = (env.MCP_AUDIT_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -32,11 +34,15 @@ test('kafka: an event produced to mcp.audit.events.v1 is consumed back byte-equa
   await ensureTopics(ours, loadTopicDefs(), { maxReplicationFactor: 1 });
   await ensureTopics(ours, loadTopicDefs(), { maxReplicationFactor: 1 });
   const key = `smoke-client-${suffix()}`;
-  // Bytes that a lossy layer would mangle: multi-byte UTF-8, NUL, a lone 0xff.
-  const value = Buffer.concat([
-    Buffer.from(JSON.stringify({ event_id: randomUUID(), note: 'héllo ✓ \u0000' })),
-    Buffer.from([0xff, 0x00, 0x7f]),
-  ]);
+  // A valid v1 event (a running ingester stores it instead of dead-lettering test noise), with
+  // bytes a lossy layer would mangle: multi-byte UTF-8 in several widths, escapes.
+  const event = {
+    ...makeEvent(rng(7), 0, { sourceId: `smoke-${suffix()}`, clientPrefix: key }),
+    client: { id: key },
+    labels: { note: 'héllo ✓ 𝄞 \\ "quoted"' },
+  };
+  const value = Buffer.from(JSON.stringify(event), 'utf8');
+  assert.ok(validateEvent(JSON.parse(value.toString('utf8'))).ok, 'the smoke event is a valid v1 event');
   await producer.connect();
   try {
     const [meta] = await producer.send({

@@ -51,6 +51,11 @@ export interface AuditEmitterStats {
 export interface AuditEmitter {
   /** Synchronous; never throws and never waits on delivery. */
   emit(event: AuditEventDraft): void;
+  /**
+   * Count events the caller could not build at all (the wrap: requests past its in-flight limit)
+   * as dropped, with `reason`: they are in `stats().dropped` and the drop report like buffer drops.
+   */
+  countDropped(reason: string, count?: number): void;
   /** Resolves once everything emitted so far is delivered, or after `timeoutMs` (default: closeTimeoutMs). */
   flush(opts?: { timeoutMs?: number }): Promise<void>;
   /** Flushes (bounded by closeTimeoutMs), then closes the sink. Later emits are counted as dropped. */
@@ -379,6 +384,22 @@ export function createAuditEmitter(opts: AuditEmitterOptions): AuditEmitter {
         // Never into the server: a bug here costs an event, counted and logged, not a tool call.
         counters.invalid++;
         log.error({ err }, 'audit emit failed');
+      }
+    },
+
+    countDropped(reason: string, count = 1): void {
+      try {
+        const n = Math.floor(count);
+        if (!(n > 0)) return;
+        countDrop(reason, n);
+        // Nothing may be buffered to carry the report (these drops are not a full buffer): while
+        // delivery works, report now rather than with some later batch.
+        if (!failing && !closed && !closing) {
+          makeReport();
+          schedule(now() + flushIntervalMs);
+        }
+      } catch (err) {
+        log.error({ err }, 'audit drop count failed');
       }
     },
 

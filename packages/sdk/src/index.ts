@@ -18,6 +18,7 @@ export { sinkFromEnv } from './sinks/sink-from-env.js';
 export {
   auditMcpServer,
   defaultClientIdentity,
+  IN_FLIGHT_LIMIT_REASON,
   type AuditServerOptions,
   type AuditedServer,
   type ClientContext,

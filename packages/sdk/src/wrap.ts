@@ -2,6 +2,8 @@ import { performance } from 'node:perf_hooks';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { JSONRPCMessage, MessageExtraInfo, RequestInfo } from '@modelcontextprotocol/sdk/types.js';
 import {
@@ -62,6 +64,11 @@ export interface AuditServerOptions {
   anonymousClientId?: string;
   /** Labels added to every event of this server. */
   labels?: Record<string, string>;
+  /**
+   * Requests tracked per connection while awaiting their response. Requests beyond it are not
+   * audited; each is counted as dropped (reason `in_flight_limit`) and so reported. Default 10 000.
+   */
+  maxInFlightPerConnection?: number;
   /** Options for the emitter created from `sink`. */
   emitterOptions?: Omit<AuditEmitterOptions, 'sink' | 'source'>;
   logger?: Logger;
@@ -70,8 +77,10 @@ export interface AuditServerOptions {
 export type AuditedServer<T> = T & { audit: AuditEmitter };
 
 const AUDITED = Symbol.for('mcp-audit.sdk.audited');
-/** At most this many requests per connection are tracked while awaiting their response. */
+/** Default: at most this many requests per connection are tracked while awaiting their response. */
 const MAX_PENDING = 10_000;
+/** The drop reason of requests not tracked because `maxInFlightPerConnection` were in flight. */
+export const IN_FLIGHT_LIMIT_REASON = 'in_flight_limit';
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 const AUDITED_METHODS: Record<string, EventKind> = {
@@ -142,6 +151,15 @@ function lowLevelOf(server: McpServer | Server): LowLevel {
 
 const idKey = (id: unknown): string => `${typeof id}:${String(id)}`;
 
+/**
+ * Whether the transport answers every request that reaches the server on an HTTP 200: the SDK's
+ * Streamable HTTP transports do (the SSE stream or the JSON body opens with 200; their own
+ * refusals, 4xx, never reach the server). Others are unknown: the legacy SSE transport answers
+ * the POST 202 and sends the response on a GET stream; custom transports say nothing.
+ */
+const answersOn200 = (t: Transport): boolean =>
+  t instanceof StreamableHTTPServerTransport || t instanceof WebStandardStreamableHTTPServerTransport;
+
 function jsonBytes(v: unknown): { json: string; bytes: number } {
   const json = v === undefined ? '' : (JSON.stringify(v) ?? '');
   return { json, bytes: json === '' ? 0 : utf8ByteLength(json) };
@@ -193,6 +211,9 @@ export function auditMcpServer<T extends McpServer | Server>(
   if (typeof opts.sourceId !== 'string' || opts.sourceId.length === 0) {
     throw new TypeError('auditMcpServer: sourceId is required (the source.id of the events)');
   }
+  const maxInFlight = opts.maxInFlightPerConnection ?? MAX_PENDING;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+    throw new RangeError('auditMcpServer: maxInFlightPerConnection must be a positive integer');
   const low = lowLevelOf(server);
   if (low[AUDITED]) throw new Error('auditMcpServer: this server is already audited');
   const announced = (low as unknown as { _serverInfo?: { name?: unknown; version?: unknown } })._serverInfo;
@@ -237,9 +258,10 @@ export function auditMcpServer<T extends McpServer | Server>(
     transport: Transport,
     p: Pending,
     response: Record<string, unknown> | undefined,
-    closedReason?: string,
+    o: { closedReason?: string; httpStatus?: number; endedPerf?: number } = {},
   ): void {
-    const durationMs = Math.max(0, Math.round(performance.now() - p.startedPerf));
+    const { closedReason } = o;
+    const durationMs = Math.max(0, Math.round((o.endedPerf ?? performance.now()) - p.startedPerf));
     const extra = p.extra;
     const identity = identify({
       authInfo: extra?.authInfo,
@@ -272,6 +294,7 @@ export function auditMcpServer<T extends McpServer | Server>(
       response_bytes: out.bytes,
     };
     if (identity.auth) base.auth = identity.auth;
+    if (o.httpStatus !== undefined) base.http_status = o.httpStatus;
     if (rpcErrorCode !== undefined) base.rpc_error_code = rpcErrorCode;
     if (toolIsError !== undefined) base.tool_is_error = toolIsError;
     if (traceId && !/^0+$/.test(traceId)) base.trace_id = traceId;
@@ -340,13 +363,18 @@ export function auditMcpServer<T extends McpServer | Server>(
             const p = conn.pending.get(key);
             if (p) {
               conn.pending.delete(key);
-              emitFor(conn, transport, p, undefined, 'cancelled');
+              emitFor(conn, transport, p, undefined, { closedReason: 'cancelled' });
             }
           }
           return;
         }
         const kind = AUDITED_METHODS[m.method];
-        if (!kind || conn.pending.size >= MAX_PENDING) return;
+        if (!kind) return;
+        if (conn.pending.size >= maxInFlight) {
+          // Never silent: an untracked request is an event lost, counted and reported as such.
+          audit.countDropped(IN_FLIGHT_LIMIT_REASON);
+          return;
+        }
         const params = withoutMeta(m.params);
         if (m.method === 'initialize') {
           const ci = params.clientInfo as { name?: unknown; version?: unknown } | undefined;
@@ -366,8 +394,10 @@ export function auditMcpServer<T extends McpServer | Server>(
       prevOnMessage?.(message, extra);
     };
 
+    const on200 = answersOn200(transport);
     const origSend = transport.send.bind(transport);
     transport.send = (message, options) => {
+      let answered: { p: Pending; endedPerf: number } | undefined;
       guard('outgoing', () => {
         const m = message as { id?: unknown; result?: unknown; error?: unknown; method?: unknown };
         if (m.method !== undefined || m.id === undefined || (m.result === undefined && m.error === undefined))
@@ -376,15 +406,39 @@ export function auditMcpServer<T extends McpServer | Server>(
         const p = conn.pending.get(key);
         if (!p) return;
         conn.pending.delete(key);
-        emitFor(conn, transport, p, m as Record<string, unknown>);
+        if (on200) answered = { p, endedPerf: performance.now() };
+        else emitFor(conn, transport, p, m as Record<string, unknown>);
       });
-      return origSend(message, options);
+      let sent: Promise<void>;
+      try {
+        sent = origSend(message, options);
+      } catch (err) {
+        sent = Promise.reject(err);
+      }
+      // Over Streamable HTTP the status is 200 once the transport took the response; if it could
+      // not (the client's stream is gone), the response never arrived: no status to record.
+      if (answered) {
+        const { p, endedPerf } = answered;
+        const emit = (httpStatus?: number) =>
+          guard('outgoing', () =>
+            emitFor(conn, transport, p, message as Record<string, unknown>, {
+              endedPerf,
+              ...(httpStatus === undefined ? {} : { httpStatus }),
+            }),
+          );
+        sent.then(
+          () => emit(200),
+          () => emit(undefined),
+        );
+      }
+      return sent;
     };
 
     const prevOnClose = transport.onclose;
     transport.onclose = () => {
       guard('close', () => {
-        for (const p of conn.pending.values()) emitFor(conn, transport, p, undefined, 'connection_closed');
+        for (const p of conn.pending.values())
+          emitFor(conn, transport, p, undefined, { closedReason: 'connection_closed' });
         conn.pending.clear();
       });
       prevOnClose?.();

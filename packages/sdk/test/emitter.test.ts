@@ -239,6 +239,30 @@ describe('createAuditEmitter', () => {
     await em.close();
   });
 
+  it('countDropped: drops of events never built are reported like buffer drops (now, or once delivery recovers)', async () => {
+    const sink = new MemorySink();
+    const em = emitterWith(sink);
+    em.countDropped('in_flight_limit', 2);
+    assert.equal(em.stats().dropped, 2);
+    await until(() => em.stats().dropReports === 1, 'a report with nothing else to deliver');
+    const [first] = sink.events;
+    assert.equal(first?.method, DROPPED_METHOD);
+    assert.equal(first?.labels?.['mcp_audit.dropped_count'], '2');
+    assert.equal(first?.labels?.['mcp_audit.dropped_reason'], 'in_flight_limit');
+
+    sink.down = true;
+    em.emit(draft(1));
+    await until(() => sink.failures > 0, 'a failed delivery');
+    em.countDropped('in_flight_limit');
+    em.countDropped('in_flight_limit', 0);
+    assert.equal(em.stats().unreportedDrops, 1);
+    sink.down = false;
+    await until(() => em.stats().dropReports === 2 && em.stats().buffered === 0, 'the second report');
+    assert.equal(sink.events.at(-1)?.labels?.['mcp_audit.dropped_count'], '1');
+    assert.equal(em.stats().dropped, 3);
+    await em.close();
+  });
+
   it('close() flushes everything buffered, then closes the sink; later emits are counted as dropped', async () => {
     const sink = new MemorySink();
     const em = emitterWith(sink, { flushIntervalMs: 60_000 });

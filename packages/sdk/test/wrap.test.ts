@@ -20,7 +20,14 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { parseEvent } from '@mcp-audit/schema';
 import { createLogger } from '@mcp-audit/observability';
-import { auditMcpServer, createAuditEmitter, toolDefinitionHash, type AuditEvent } from '../src/index.js';
+import {
+  auditMcpServer,
+  createAuditEmitter,
+  DROPPED_METHOD,
+  IN_FLIGHT_LIMIT_REASON,
+  toolDefinitionHash,
+  type AuditEvent,
+} from '../src/index.js';
 import { MemorySink } from './memory-sink.js';
 import { until } from './util.js';
 
@@ -182,6 +189,10 @@ describe('auditMcpServer with McpServer over InMemoryTransport', () => {
     assert.equal(prompts[1]!.response_digest, undefined, 'no result, no digest');
 
     assert.equal(byMethod('ping').length, 0, 'methods outside the contract are not audited');
+    assert.ok(
+      events.every((e) => e.http_status === undefined),
+      'no HTTP, no http_status',
+    );
     for (const e of events) {
       assert.ok(Number.isInteger(e.duration_ms) && e.duration_ms >= 0);
       assert.equal(e.client.agent, 'test-client/1.0.0');
@@ -320,6 +331,57 @@ describe('auditMcpServer with the low-level Server', () => {
     await audit.close();
   });
 
+  it('requests past the in-flight limit are counted as dropped and reported, not silently unaudited', async () => {
+    const sink = new MemorySink();
+    const audit = emitter(sink);
+    const server = auditMcpServer(buildLowLevel(), {
+      emitter: audit,
+      sourceId: 'sdk-wrap-test',
+      maxInFlightPerConnection: 2,
+    });
+    const [clientT, serverT] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverT);
+    const client = new Client({ name: 'c', version: '1' });
+    await client.connect(clientT);
+    await audit.flush();
+    const ac = new AbortController();
+    const slow = [1, 2, 3].map(() =>
+      client
+        .callTool({ name: 'slow', arguments: {} }, undefined, { signal: ac.signal })
+        .catch(() => undefined),
+    );
+    await until(
+      () =>
+        (server as unknown as { _requestHandlerAbortControllers: Map<unknown, unknown> })
+          ._requestHandlerAbortControllers.size === 3,
+      'three slow calls in flight',
+    );
+    // The third is served but cannot be tracked: one event lost, counted, and reported while the
+    // other two are still in flight (nothing else needs to be delivered to carry the report).
+    assert.equal(audit.stats().dropped, 1);
+    await until(() => audit.stats().dropReports === 1, 'the drop report');
+    const report = sink.events.find((e) => e.method === DROPPED_METHOD)!;
+    assert.equal(report.labels?.['mcp_audit.dropped_count'], '1');
+    assert.equal(report.labels?.['mcp_audit.dropped_reason'], IN_FLIGHT_LIMIT_REASON);
+    valid(report);
+    ac.abort('done');
+    await Promise.all(slow);
+    await until(
+      () => sink.events.filter((e) => e.tool?.name === 'slow').length === 2,
+      'the two tracked calls',
+    );
+    assert.equal(audit.stats().dropped, 1);
+    // Once the connection has room again, requests are tracked again.
+    await client.callTool({ name: 'add', arguments: { a: 1 } });
+    await until(() => sink.events.some((e) => e.tool?.name === 'add'), 'the add event');
+    assert.throws(
+      () => auditMcpServer(buildLowLevel(), { emitter: audit, sourceId: 'x', maxInFlightPerConnection: 0 }),
+      /maxInFlightPerConnection/,
+    );
+    await client.close();
+    await audit.close();
+  });
+
   it('unanswered requests are accounted for when the connection closes', async () => {
     const sink = new MemorySink();
     const audit = emitter(sink);
@@ -403,6 +465,15 @@ describe('auditMcpServer over Streamable HTTP with authentication', () => {
       assert.equal(call.client.agent, 'http-client/3.1.0');
       assert.deepEqual(call.auth, { method: 'oauth', result: 'success' });
       assert.equal(call.server.transport, 'http');
+      assert.equal(
+        call.http_status,
+        200,
+        'Streamable HTTP answers a request that reached the server with 200',
+      );
+      assert.ok(
+        sink.events.every((e) => e.http_status === 200),
+        'initialize and tools/call alike',
+      );
       assert.equal(call.trace_id, traceId);
       assert.ok(!JSON.stringify(sink.events).includes('spoofed-admin'));
       assert.ok(

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ClientCredential, ClientScope } from './config.js';
+import type { BucketLimits } from './rate-limiter.js';
 
 /**
  * Client API keys, stored only as SHA-256 (services/collector/src/source-tokens.ts does the same):
@@ -20,6 +21,8 @@ export interface ClientIdentity {
   name?: string | undefined;
   scopes: readonly ClientScope[];
   upstreams?: readonly string[] | undefined;
+  /** The client's own `rate_limit` (unset fields: the gateway's). */
+  rateLimit?: Partial<BucketLimits> | undefined;
 }
 
 export type Verification =
@@ -55,6 +58,10 @@ export function createKeyStore(credentials: readonly ClientCredential[]): KeySto
           name: found.name,
           scopes: found.scopes,
           upstreams: found.upstreams,
+          rateLimit: found.rate_limit && {
+            perSecond: found.rate_limit.per_second,
+            burst: found.rate_limit.burst,
+          },
         },
       };
     },

@@ -61,6 +61,14 @@ export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 export const CLIENT_SCOPES = ['mcp', 'admin'] as const;
 export type ClientScope = (typeof CLIENT_SCOPES)[number];
 
+const perSecond = z.number().positive().max(100_000);
+const burst = z.int().min(1).max(1_000_000);
+
+/** A client's own token bucket; a field it leaves out is the gateway's `rate_limit` value. */
+export const clientRateLimitSchema = z
+  .strictObject({ per_second: perSecond.optional(), burst: burst.optional() })
+  .refine((r) => r.per_second !== undefined || r.burst !== undefined, 'set per_second, burst or both');
+
 export const clientCredentialSchema = z.strictObject({
   /** The client id events carry (`client.id`, the unit of baselining). */
   id: z.string().min(1).max(128),
@@ -71,6 +79,8 @@ export const clientCredentialSchema = z.strictObject({
   scopes: z.array(z.enum(CLIENT_SCOPES)).min(1).default(['mcp']),
   /** Upstreams this client may use; absent = all. */
   upstreams: z.array(name).optional(),
+  /** Overrides the gateway's `rate_limit` for this client (the bucket is per client id). */
+  rate_limit: clientRateLimitSchema.optional(),
   disabled: z.boolean().default(false),
 });
 export type ClientCredential = z.infer<typeof clientCredentialSchema>;
@@ -85,8 +95,18 @@ export const gatewayFileSchema = z
     stdio_upstream: name.optional(),
     /** Public base URL of the gateway (for RFC 9728 metadata); default http://<host>:<port>. */
     public_url: z.url().optional(),
-    /** OAuth authorization servers advertised in the protected-resource metadata, if any. */
-    authorization_servers: z.array(z.url()).default([]),
+    /**
+     * Refused when non-empty: the gateway authenticates with its own API keys and validates no
+     * OAuth access token, so advertising an authorization server (MCP authorization) would send
+     * clients for tokens it then refuses. Kept only so `[]` in older files still parses.
+     */
+    authorization_servers: z
+      .array(z.url())
+      .max(
+        0,
+        'the gateway authenticates with its own API keys, not OAuth: it validates no access token, so it advertises no authorization server (see services/gateway/README.md, Authentication)',
+      )
+      .optional(),
     guard: z
       .strictObject({
         /** Refuse calls to a tool whose definition changed until an operator re-approves it. */
@@ -98,8 +118,8 @@ export const gatewayFileSchema = z
     rate_limit: z
       .strictObject({
         /** Token bucket per client: sustained requests per second and burst size. */
-        per_second: z.number().positive().max(100_000).default(50),
-        burst: z.int().min(1).max(1_000_000).default(100),
+        per_second: perSecond.default(50),
+        burst: burst.default(100),
         /** Failed authentications per source address per minute before 429. */
         auth_failures_per_minute: z.int().min(1).max(100_000).default(30),
       })
@@ -135,6 +155,12 @@ export const gatewayFileSchema = z
         code: 'custom',
         path: ['stdio_upstream'],
         message: `names no upstream (have: ${[...seen].join(', ')})`,
+      });
+    for (const c of rateLimitConflicts(f.clients))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clients', c.index, 'rate_limit'],
+        message: `differs from clients.${c.firstIndex}, another credential of client "${c.id}" (buckets are per client id)`,
       });
     f.clients.forEach((c, i) =>
       c.upstreams?.forEach((u, j) => {
@@ -173,6 +199,44 @@ export function parseGatewayFile(json: unknown, file = '<inline>', baseDir = pro
     ),
     guard: { ...f.guard, state_file: resolve(baseDir, f.guard.state_file) },
   };
+}
+
+/**
+ * Buckets are per client id, so every credential of one id (key rotation: two keys, one client)
+ * must carry the same `rate_limit`, or the bucket would change size with the key presented.
+ */
+function rateLimitConflicts(
+  clients: ReadonlyArray<Pick<ClientCredential, 'id' | 'rate_limit'>>,
+): Array<{ index: number; firstIndex: number; id: string }> {
+  const first = new Map<string, { index: number; limit: string }>();
+  const conflicts: Array<{ index: number; firstIndex: number; id: string }> = [];
+  clients.forEach((c, index) => {
+    const limit = JSON.stringify(c.rate_limit ?? null);
+    const seen = first.get(c.id);
+    if (!seen) first.set(c.id, { index, limit });
+    else if (seen.limit !== limit) conflicts.push({ index, firstIndex: seen.index, id: c.id });
+  });
+  return conflicts;
+}
+
+/** The gateway file's clients plus those of MCP_AUDIT_GATEWAY_CLIENTS_FILE, checked together. */
+export function mergeClients(
+  fromFile: readonly ClientCredential[],
+  extra: readonly ClientCredential[],
+  extraFile = '<clients file>',
+): ClientCredential[] {
+  const all = [...fromFile, ...extra];
+  const n = fromFile.length;
+  const where = (i: number) => (i < n ? `the gateway file's clients.${i}` : `entry ${i - n}`);
+  const lines = rateLimitConflicts(all)
+    .filter((c) => c.index >= n)
+    .map(
+      (c) =>
+        `  ${c.index - n}.rate_limit: differs from ${where(c.firstIndex)}, another credential of client "${c.id}" (buckets are per client id)`,
+    );
+  if (lines.length > 0)
+    throw new GatewayConfigError(`invalid clients file ${extraFile}:\n${lines.join('\n')}`);
+  return all;
 }
 
 export function loadGatewayFile(file: string): GatewayFile {

@@ -2,7 +2,13 @@ import { createAuditEmitter, sinkFromEnv } from '@mcp-audit/sdk';
 import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
 import { buildGateway, buildOpsServer } from './app.js';
 import { createKeyStore } from './client-keys.js';
-import { gatewayEnvSchema, loadClientsFile, loadGatewayFile, resolveHeaderValues } from './config.js';
+import {
+  gatewayEnvSchema,
+  loadClientsFile,
+  loadGatewayFile,
+  mergeClients,
+  resolveHeaderValues,
+} from './config.js';
 import { createGatewayMetrics } from './metrics.js';
 import { createRateLimiter } from './rate-limiter.js';
 import { buildStdioGateway } from './stdio-gateway.js';
@@ -21,10 +27,8 @@ const log = createLogger('gateway', {
 let setup: ReturnType<typeof load>;
 function load() {
   const file = loadGatewayFile(env.MCP_AUDIT_GATEWAY_CONFIG);
-  const clients = [
-    ...file.clients,
-    ...(env.MCP_AUDIT_GATEWAY_CLIENTS_FILE ? loadClientsFile(env.MCP_AUDIT_GATEWAY_CLIENTS_FILE) : []),
-  ];
+  const extra = env.MCP_AUDIT_GATEWAY_CLIENTS_FILE;
+  const clients = extra ? mergeClients(file.clients, loadClientsFile(extra), extra) : file.clients;
   const headers = Object.fromEntries(
     file.upstreams.flatMap((u) =>
       u.transport === 'http' ? [[u.name, resolveHeaderValues(u.headers, process.env)]] : [],

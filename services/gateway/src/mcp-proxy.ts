@@ -61,6 +61,23 @@ const idKey = (id: RequestId) => `${typeof id}:${String(id)}`;
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** What an event records of a request: the tool it calls and its arguments (uri, prompt). */
+export function requestFields(msg: JSONRPCRequest): {
+  tool?: string | undefined;
+  args?: Record<string, unknown> | undefined;
+} {
+  const params = isObject(msg.params) ? msg.params : undefined;
+  if (msg.method === 'tools/call' && typeof params?.name === 'string')
+    return { tool: params.name, args: isObject(params.arguments) ? params.arguments : undefined };
+  if (msg.method === 'resources/read' && typeof params?.uri === 'string')
+    return { args: { uri: params.uri } };
+  if (msg.method === 'prompts/get' && typeof params?.name === 'string')
+    return {
+      args: { name: params.name, ...(isObject(params.arguments) ? { arguments: params.arguments } : {}) },
+    };
+  return {};
+}
+
 /**
  * One client session bridged to one upstream session at the JSON-RPC message level. Messages pass
  * unchanged in both directions (requests, responses, notifications, progress, cancellation and
@@ -160,7 +177,7 @@ export class ProxySession {
     this.lastActivity = this.now();
     if (isJSONRPCRequest(msg)) {
       if (this.deps.limiter) {
-        const r = this.deps.limiter.take(this.clientId);
+        const r = this.deps.limiter.take(this.clientId, this.ctx.identity.rateLimit);
         if (!r.ok) {
           this.refuse(
             msg,
@@ -368,16 +385,7 @@ export class ProxySession {
     const params = isObject(msg.params) ? msg.params : undefined;
     const meta = params && isObject(params._meta) ? params._meta : undefined;
     const token = meta?.progressToken;
-    let tool: string | undefined;
-    let args: Record<string, unknown> | undefined;
-    if (msg.method === 'tools/call' && typeof params?.name === 'string') {
-      tool = params.name;
-      args = isObject(params.arguments) ? params.arguments : undefined;
-    } else if (msg.method === 'resources/read' && typeof params?.uri === 'string') {
-      args = { uri: params.uri };
-    } else if (msg.method === 'prompts/get' && typeof params?.name === 'string') {
-      args = { name: params.name, ...(isObject(params.arguments) ? { arguments: params.arguments } : {}) };
-    }
+    const { tool, args } = requestFields(msg);
     return {
       id: msg.id,
       method: msg.method,

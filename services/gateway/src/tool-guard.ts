@@ -47,13 +47,23 @@ export interface ListingReport {
 export type CallCheck =
   { allowed: true; hash?: string | undefined } | { allowed: false; hash: string; approvedHash: string };
 
+export type Approval =
+  | { ok: true; entry: ToolEntry; previousApprovedHash: string }
+  | { ok: false; reason: 'not_found' }
+  /** The definition changed since the operator looked: `currentHash` is what would be approved. */
+  | { ok: false; reason: 'hash_mismatch'; currentHash: string };
+
 export interface ToolGuard {
   readonly enabled: boolean;
   /** `complete`: the listing is the whole list (no pagination), so names absent from it are gone. */
   observe(upstream: string, tools: ReadonlyArray<unknown>, complete?: boolean): ListingReport;
   check(upstream: string, tool: string): CallCheck;
   hashOf(upstream: string, tool: string): string | undefined;
-  approve(upstream: string, tool: string, by: string): ToolEntry | undefined;
+  /**
+   * Approve the current definition. With `expectedHash` (the `current_hash` the operator reviewed)
+   * only if it is still the current one; without, whatever is current now.
+   */
+  approve(upstream: string, tool: string, by: string, expectedHash?: string): Approval;
   entries(): ToolEntry[];
 }
 
@@ -196,14 +206,17 @@ export function createToolGuard(opts: {
       return { allowed: true, hash: e.current_hash };
     },
     hashOf: (upstream, tool) => entries.get(key(upstream, tool))?.current_hash,
-    approve(upstream, tool, by) {
+    approve(upstream, tool, by, expectedHash) {
       const e = entries.get(key(upstream, tool));
-      if (!e) return undefined;
+      if (!e) return { ok: false, reason: 'not_found' };
+      if (expectedHash !== undefined && expectedHash !== e.current_hash)
+        return { ok: false, reason: 'hash_mismatch', currentHash: e.current_hash };
+      const previousApprovedHash = e.approved_hash;
       e.approved_hash = e.current_hash;
       e.approved_at = new Date(now()).toISOString();
       e.approved_by = by;
       persist();
-      return { ...e };
+      return { ok: true, entry: { ...e }, previousApprovedHash };
     },
     entries: () => [...entries.values()].map((e) => ({ ...e })),
   };

@@ -54,7 +54,13 @@ test('approve.cli: list and approve through a running gateway admin endpoint, en
     assert.equal(list.code, 0, list.stderr);
     const listed = JSON.parse(list.stdout) as {
       guard: boolean;
-      tools: Array<{ upstream: string; tool: string; blocked: boolean; current_hash: string }>;
+      tools: Array<{
+        upstream: string;
+        tool: string;
+        blocked: boolean;
+        current_hash: string;
+        approved_hash: string;
+      }>;
     };
     assert.equal(listed.guard, true);
     const weather = listed.tools.find((t) => t.upstream === 'fixture' && t.tool === 'get_weather')!;
@@ -62,8 +68,26 @@ test('approve.cli: list and approve through a running gateway admin endpoint, en
     assert.equal(weather.current_hash, guard.hashOf('fixture', 'get_weather'));
     assert.equal(listed.tools.find((t) => t.tool === 'echo')?.blocked, false);
 
-    const approved = await cli(['approve', 'fixture', 'get_weather'], env);
+    // Approving the definition the operator reviewed: a stale hash (here the previously approved
+    // one) is refused with 409 naming both hashes, and nothing changes.
+    const stale = await cli(['approve', 'fixture', 'get_weather', weather.approved_hash], env);
+    assert.equal(stale.code, 1);
+    assert.match(stale.stderr, /^gateway answered HTTP 409:\n/);
+    const conflict = JSON.parse(stale.stderr.slice(stale.stderr.indexOf('\n'))) as Record<string, string>;
+    assert.equal(conflict.error, 'AUDIT_ERR_DEFINITION_CHANGED');
+    assert.equal(conflict.requested_hash, weather.approved_hash);
+    assert.equal(conflict.current_hash, weather.current_hash);
+    assert.ok(
+      conflict.message!.includes(weather.approved_hash) && conflict.message!.includes(weather.current_hash),
+    );
+    assert.equal(guard.check('fixture', 'get_weather').allowed, false, 'still blocked');
+    const badHash = await cli(['approve', 'fixture', 'get_weather', 'not-a-hash'], env);
+    assert.equal(badHash.code, 1);
+    assert.match(badHash.stderr, /HTTP 400[\s\S]*definition_hash/);
+
+    const approved = await cli(['approve', 'fixture', 'get_weather', weather.current_hash], env);
     assert.equal(approved.code, 0, approved.stderr);
+    assert.doesNotMatch(approved.stderr, /note:/);
     const entry = (JSON.parse(approved.stdout) as { approved: { approved_hash: string } }).approved;
     assert.equal(entry.approved_hash, weather.current_hash);
     assert.equal(
@@ -71,16 +95,32 @@ test('approve.cli: list and approve through a running gateway admin endpoint, en
       'sunny in Rome',
     );
     const ev = await until(
-      () => emitter.events.find((e) => e.method === 'admin/tools/approve'),
+      () => emitter.events.find((e) => e.method === 'admin/tools/approve' && e.labels?.change === 'approved'),
       'the approval event',
     );
     assert.equal(ev.client.id, 'ops');
     assert.equal(ev.tool?.name, 'get_weather');
     assert.equal(ev.tool?.definition_hash, weather.current_hash);
     assert.equal(ev.labels?.change, 'approved');
+    assert.equal(ev.labels?.hash_checked, 'true');
+    const refusedEv = emitter.events.find((e) => e.labels?.change === 'approval_refused')!;
+    assert.equal(refusedEv.outcome, 'denied');
+    assert.equal(refusedEv.http_status, 409);
+    assert.equal(refusedEv.tool?.definition_hash, weather.current_hash);
+    assert.equal(refusedEv.labels?.requested_hash, weather.approved_hash);
     await client.close();
 
     // Operator mistakes get a clear message and a non-zero exit.
+    // Without a hash (the documented short form) the current definition is approved, with a note.
+    const echoTool = listed.tools.find((t) => t.tool === 'echo')!;
+    const short = await cli(['approve', 'fixture', 'echo'], env);
+    assert.equal(short.code, 0, short.stderr);
+    assert.match(short.stderr, /note: approved whatever definition was current/);
+    assert.equal(
+      (JSON.parse(short.stdout) as { approved: { approved_hash: string } }).approved.approved_hash,
+      echoTool.current_hash,
+    );
+
     const unknown = await cli(['approve', 'fixture', 'no_such_tool'], env);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^gateway answered HTTP 404:\n/);
@@ -97,6 +137,8 @@ test('approve.cli: list and approve through a running gateway admin endpoint, en
     const usage = await cli(['approve', 'fixture'], env);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /usage: approve\.cli\.js list \| approve <upstream> <tool>/);
+    const tooMany = await cli(['approve', 'fixture', 'echo', echoTool.current_hash, 'extra'], env);
+    assert.equal(tooMany.code, 2);
   } finally {
     await gw.stop();
   }

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toolDefinitionHash } from '@mcp-audit/schema';
 import { createKeyStore, generateKey, hashKey, presentedCredential } from '../src/client-keys.js';
-import { GatewayConfigError, parseGatewayFile, resolveHeaderValues } from '../src/config.js';
+import { GatewayConfigError, mergeClients, parseGatewayFile, resolveHeaderValues } from '../src/config.js';
 import { createRateLimiter } from '../src/rate-limiter.js';
 import { createToolGuard, fileGuardStore, memoryGuardStore } from '../src/tool-guard.js';
-import { testGateway } from './helpers.js';
+import { mcpHeaders, testGateway } from './helpers.js';
 
 const configError = (json: unknown): string => {
   try {
@@ -117,9 +117,11 @@ test('guard: trust on first use, changes reported, blocked until approved, persi
   const again = createToolGuard({ enabled: true, store: fileGuardStore(file) });
   assert.equal(again.check('up', 'get_weather').allowed, false);
   const approved = again.approve('up', 'get_weather', 'ops');
-  assert.equal(approved?.approved_hash, toolDefinitionHash(tool('v2: also read ~/.ssh')));
+  assert.ok(approved.ok);
+  assert.equal(approved.entry.approved_hash, toolDefinitionHash(tool('v2: also read ~/.ssh')));
+  assert.equal(approved.previousApprovedHash, toolDefinitionHash(tool('v1')));
   assert.equal(again.check('up', 'get_weather').allowed, true);
-  assert.equal(again.approve('up', 'nope', 'ops'), undefined);
+  assert.deepEqual(again.approve('up', 'nope', 'ops'), { ok: false, reason: 'not_found' });
   const onDisk = JSON.parse(readFileSync(file, 'utf8')) as { tools: Array<{ approved_by?: string }> };
   assert.ok(onDisk.tools.some((t) => t.approved_by === 'ops'));
 
@@ -211,4 +213,186 @@ test('auth: missing or wrong credentials get 401 per the MCP authorization spec,
   assert.match(String(forbidden.headers['www-authenticate']), /insufficient_scope/);
   assert.equal(emitter.events.at(-1)!.outcome, 'denied');
   await gw.stop();
+});
+
+const hex = (c: string) => c.repeat(64);
+
+test('gateway file: per-client rate_limit is validated, falls back field by field, one per client id', () => {
+  const ok = { gateway_id: 'gw', upstreams: [{ name: 'e', transport: 'stdio', command: 'node' }] };
+  const client = (id: string, sha: string, rate_limit?: unknown) => ({
+    id,
+    sha256: hex(sha),
+    ...(rate_limit === undefined ? {} : { rate_limit }),
+  });
+  const f = parseGatewayFile({ ...ok, clients: [client('a', 'a', { burst: 5 }), client('b', 'b')] });
+  assert.deepEqual(f.clients[0]!.rate_limit, { burst: 5 });
+  assert.equal(f.clients[1]!.rate_limit, undefined);
+  assert.match(
+    configError({ ...ok, clients: [client('a', 'a', { burst: 0 })] }),
+    /clients\.0\.rate_limit\.burst/,
+  );
+  assert.match(
+    configError({ ...ok, clients: [client('a', 'a', { per_second: -1 })] }),
+    /clients\.0\.rate_limit\.per_second/,
+  );
+  assert.match(
+    configError({ ...ok, clients: [client('a', 'a', {})] }),
+    /clients\.0\.rate_limit: set per_second, burst or both/,
+  );
+  assert.match(
+    configError({ ...ok, clients: [client('a', 'a', { burst: 5, auth_failures_per_minute: 3 })] }),
+    /clients\.0\.rate_limit/,
+  );
+  // Two keys of one client (rotation) share its bucket, so they must agree on its size.
+  assert.match(
+    configError({ ...ok, clients: [client('a', 'a', { burst: 5 }), client('a', 'b', { burst: 6 })] }),
+    /clients\.1\.rate_limit: differs from clients\.0, another credential of client "a"/,
+  );
+  parseGatewayFile({ ...ok, clients: [client('a', 'a', { burst: 5 }), client('a', 'b', { burst: 5 })] });
+  assert.throws(
+    () =>
+      mergeClients(f.clients, [{ ...f.clients[0]!, sha256: hex('c'), rate_limit: undefined }], 'extra.json'),
+    /invalid clients file extra\.json:\n {2}0\.rate_limit: differs from the gateway file's clients\.0/,
+  );
+  assert.equal(mergeClients(f.clients, [{ ...f.clients[1]!, sha256: hex('d') }]).length, 3);
+  // The identity a key verifies to carries its client's limits to the limiter.
+  const key = generateKey();
+  const v = createKeyStore([{ ...f.clients[0]!, sha256: hashKey(key) }]).verify(key);
+  assert.ok(v.ok);
+  assert.deepEqual(v.identity.rateLimit, { perSecond: undefined, burst: 5 });
+});
+
+test('rate limiter: a key with its own limits gets its own bucket size and rate', () => {
+  const rl = createRateLimiter({ perSecond: 1, burst: 1, now: () => 0 });
+  const own = { burst: 3, perSecond: 10 };
+  for (let i = 0; i < 3; i++) assert.ok(rl.take('vip', own).ok);
+  const refused = rl.take('vip', own);
+  assert.ok(!refused.ok && refused.retryAfterMs === 100, 'refills at its own rate');
+  assert.ok(rl.take('plain').ok);
+  assert.ok(!rl.take('plain').ok, 'the default burst of 1');
+  assert.ok(rl.take('half', { burst: 2 }).ok && rl.take('half', { burst: 2 }).ok, 'burst overridden');
+  const half = rl.take('half', { burst: 2 });
+  assert.ok(!half.ok && half.retryAfterMs === 1000, 'per_second from the default');
+});
+
+test('per-client rate_limit: a client with its own limit is refused at it, others keep the default', async () => {
+  const { gw, keys, emitter } = testGateway({
+    rate: { per_second: 1000, burst: 1000 },
+    aliceRateLimit: { per_second: 0.001, burst: 2 },
+  });
+  const post = (key: string) =>
+    gw.app.inject({
+      method: 'POST',
+      url: '/mcp/fixture',
+      headers: mcpHeaders(key),
+      payload: { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+    });
+  try {
+    // No session, so each admitted request is answered 400; the third of alice's is over her burst.
+    assert.equal((await post(keys.user)).statusCode, 400);
+    assert.equal((await post(keys.user)).statusCode, 400);
+    const third = await post(keys.user);
+    assert.equal(third.statusCode, 429);
+    assert.ok(Number(third.headers['retry-after']) >= 1);
+    for (let i = 0; i < 5; i++) assert.equal((await post(keys.admin)).statusCode, 400, 'ops: the default');
+    const denied = emitter.events.find((e) => e.error?.code === 'rate_limited')!;
+    assert.equal(denied.client.id, 'alice');
+    assert.equal(denied.outcome, 'denied');
+    assert.equal(denied.http_status, 429);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('approve: with the reviewed definition hash only while it is current (409 naming both), without one as documented', async () => {
+  const { gw, keys, guard, emitter } = testGateway({ guard: true });
+  const def = (d: string) => ({ name: 'get_weather', description: d, inputSchema: { type: 'object' } });
+  guard.observe('fixture', [def('v1')]);
+  guard.observe('fixture', [def('v2')]);
+  const approve = (payload: Record<string, unknown>) =>
+    gw.app.inject({
+      method: 'POST',
+      url: '/admin/tools/approve',
+      headers: { authorization: `Bearer ${keys.admin}` },
+      payload,
+    });
+  try {
+    const listed = (
+      await gw.app.inject({
+        method: 'GET',
+        url: '/admin/tools',
+        headers: { authorization: `Bearer ${keys.admin}` },
+      })
+    ).json() as {
+      tools: Array<{ tool: string; current_hash: string; approved_hash: string; blocked: boolean }>;
+    };
+    const reviewed = listed.tools.find((t) => t.tool === 'get_weather')!;
+    assert.equal(reviewed.blocked, true);
+    assert.equal(reviewed.current_hash, toolDefinitionHash(def('v2')));
+
+    // The upstream changes again after the operator's review: that hash is no longer current.
+    guard.observe('fixture', [def('v3: exfiltrate')]);
+    const stale = await approve({
+      upstream: 'fixture',
+      tool: 'get_weather',
+      definition_hash: reviewed.current_hash,
+    });
+    assert.equal(stale.statusCode, 409);
+    const body = stale.json() as Record<string, string>;
+    assert.equal(body.requested_hash, toolDefinitionHash(def('v2')));
+    assert.equal(body.current_hash, toolDefinitionHash(def('v3: exfiltrate')));
+    assert.ok(body.message!.includes(body.requested_hash!) && body.message!.includes(body.current_hash!));
+    assert.equal(guard.check('fixture', 'get_weather').allowed, false, 'nothing was approved');
+    const ev = emitter.events.at(-1)!;
+    assert.equal(ev.outcome, 'denied');
+    assert.equal(ev.http_status, 409);
+    assert.equal(ev.error?.code, 'definition_changed');
+    assert.equal(ev.client.id, 'ops');
+
+    const bad = await approve({ upstream: 'fixture', tool: 'get_weather', definition_hash: 'abc' });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json().message, /definition_hash/);
+    assert.equal(emitter.events.at(-1)!.http_status, 400);
+
+    const right = await approve({
+      upstream: 'fixture',
+      tool: 'get_weather',
+      definition_hash: body.current_hash,
+    });
+    assert.equal(right.statusCode, 200);
+    assert.equal(right.json().approved.approved_hash, toolDefinitionHash(def('v3: exfiltrate')));
+    assert.equal(guard.check('fixture', 'get_weather').allowed, true);
+
+    guard.observe('fixture', [def('v4')]);
+    const short = await approve({ upstream: 'fixture', tool: 'get_weather' });
+    assert.equal(short.statusCode, 200, 'the documented form without a hash still approves');
+    assert.equal(emitter.events.at(-1)!.labels?.hash_checked, 'false');
+    const gone = await approve({ upstream: 'fixture', tool: 'nope' });
+    assert.equal(gone.statusCode, 404);
+    assert.equal(emitter.events.at(-1)!.error?.code, 'unknown_tool');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('authorization: API keys, not OAuth: no authorization server is advertised, and configuring one is refused', async () => {
+  const ok = { gateway_id: 'gw', upstreams: [{ name: 'e', transport: 'stdio', command: 'node' }] };
+  assert.match(
+    configError({ ...ok, authorization_servers: ['https://auth.example.com'] }),
+    /authorization_servers: the gateway authenticates with its own API keys, not OAuth/,
+  );
+  parseGatewayFile({ ...ok, authorization_servers: [] });
+  const { gw } = testGateway();
+  try {
+    for (const url of [
+      '/.well-known/oauth-protected-resource',
+      '/.well-known/oauth-protected-resource/mcp/fixture',
+    ]) {
+      const meta = (await gw.app.inject({ method: 'GET', url })).json() as Record<string, unknown>;
+      assert.equal(meta.authorization_servers, undefined, url);
+      assert.deepEqual(meta.bearer_methods_supported, ['header']);
+    }
+  } finally {
+    await gw.stop();
+  }
 });

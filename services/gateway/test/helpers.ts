@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { auditEventV1 } from '@mcp-audit/schema';
-import { createLogger, createRegistry } from '@mcp-audit/observability';
+import { createLogger, createRegistry, type Logger } from '@mcp-audit/observability';
 import type { EventDraft } from '../src/audit-events.js';
 import { buildGateway } from '../src/app.js';
 import { createKeyStore, hashKey, generateKey } from '../src/client-keys.js';
@@ -54,9 +54,12 @@ export function testGateway(
     upstreams?: UpstreamConfig[];
     guard?: boolean;
     rate?: { per_second: number; burst: number };
-    limits?: { max_sessions?: number; session_idle_ms?: number };
+    limits?: { max_sessions?: number; session_idle_ms?: number; body_bytes?: number };
+    /** alice's own `rate_limit` (ops keeps the gateway's). */
+    aliceRateLimit?: { per_second?: number; burst?: number };
     connect?: ReturnType<typeof createUpstreamConnector>;
     now?: () => number;
+    log?: Logger;
   } = {},
 ) {
   const user = generateKey();
@@ -65,7 +68,13 @@ export function testGateway(
     gateway_id: 'gw-test',
     upstreams: over.upstreams ?? [fixtureUpstream()],
     clients: [
-      { id: 'alice', user: 'alice@example.com', sha256: hashKey(user), scopes: ['mcp'] },
+      {
+        id: 'alice',
+        user: 'alice@example.com',
+        sha256: hashKey(user),
+        scopes: ['mcp'],
+        ...(over.aliceRateLimit ? { rate_limit: over.aliceRateLimit } : {}),
+      },
       { id: 'ops', user: 'ops@example.com', sha256: hashKey(admin), scopes: ['mcp', 'admin'] },
     ],
     rate_limit: over.rate ?? { per_second: 1000, burst: 1000 },
@@ -74,7 +83,7 @@ export function testGateway(
   const emitter = recordingEmitter();
   const guard = createToolGuard({ enabled: over.guard ?? true, store: memoryGuardStore() });
   let connects = 0;
-  const real = over.connect ?? createUpstreamConnector({ log });
+  const real = over.connect ?? createUpstreamConnector({ log: over.log ?? log });
   const gw = buildGateway(
     { file, publicUrl: 'http://127.0.0.1:9473' },
     {
@@ -85,7 +94,7 @@ export function testGateway(
         connects += 1;
         return real(u);
       },
-      log,
+      log: over.log ?? log,
       registry: createRegistry('gateway-test', { defaultMetrics: false }),
       ...(over.now ? { now: over.now } : {}),
     },

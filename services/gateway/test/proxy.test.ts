@@ -173,3 +173,48 @@ test('sessions belong to their client: another key cannot use a session id', asy
     await gw.stop();
   }
 });
+
+test('cancellation: an aborted callTool sends notifications/cancelled through the gateway; the upstream aborts; the call is audited', async () => {
+  const { gw, keys, emitter } = testGateway({
+    upstreams: [fixtureUpstream('fixture', { FIXTURE_CANCELLABLE: '1' })],
+  });
+  const base = await gw.app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const { client } = await connect(`${base}/mcp/fixture`, keys.user);
+    const ac = new AbortController();
+    let started!: () => void;
+    const inFlight = new Promise<void>((resolve) => (started = resolve));
+    const call = client.callTool({ name: 'wait_for_cancel', arguments: {} }, undefined, {
+      signal: ac.signal,
+      // The upstream's first progress notification (through the gateway) says the tool is running.
+      onprogress: () => started(),
+    });
+    await inFlight;
+    ac.abort('user gave up');
+    await assert.rejects(call, /user gave up/);
+
+    // The upstream itself saw the abort, with the client's reason: the notification passed through.
+    const seen = await until(async () => {
+      const r = text(await client.callTool({ name: 'cancellations', arguments: {} }));
+      return r === '[]' ? undefined : (JSON.parse(r) as Array<{ reason: string }>);
+    }, 'the upstream to observe the cancellation');
+    assert.deepEqual(seen, [{ reason: 'user gave up' }]);
+
+    const ev = await until(
+      () => emitter.events.find((e) => e.kind === 'tool_call' && e.tool?.name === 'wait_for_cancel'),
+      'the cancelled call event',
+    );
+    assert.equal(ev.outcome, 'error');
+    assert.equal(ev.error?.code, 'cancelled');
+    assert.equal(ev.error?.message, 'user gave up');
+    assert.equal(ev.client.id, 'alice');
+    assert.equal(ev.http_status, 200);
+    assert.equal(ev.response_bytes, 0, 'no response: the cancelled request is never answered');
+    // The upstream's late answer (the SDK server drops it for an aborted request) produced no
+    // second event.
+    assert.equal(emitter.events.filter((e) => e.tool?.name === 'wait_for_cancel').length, 1);
+    await client.close();
+  } finally {
+    await gw.stop();
+  }
+});

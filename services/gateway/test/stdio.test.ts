@@ -7,12 +7,17 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { generateKey, hashKey } from '../src/client-keys.js';
+import { RPC_RATE_LIMITED } from '../src/mcp-proxy.js';
 import { FIXTURE } from './helpers.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 /** The gateway launched by an MCP client as if it were the server (stdio front), key from the env. */
-function launch(apiKey: string | undefined, key: string) {
+function launch(
+  apiKey: string | undefined,
+  key: string,
+  rateLimit?: { per_second?: number; burst?: number },
+) {
   const dir = mkdtempSync(join(tmpdir(), 'gw-stdio-'));
   const config = join(dir, 'gateway.json');
   writeFileSync(
@@ -20,7 +25,7 @@ function launch(apiKey: string | undefined, key: string) {
     JSON.stringify({
       gateway_id: 'gw-stdio-test',
       upstreams: [{ name: 'fixture', transport: 'stdio', command: 'node', args: [FIXTURE] }],
-      clients: [{ id: 'desktop', sha256: hashKey(key) }],
+      clients: [{ id: 'desktop', sha256: hashKey(key), ...(rateLimit ? { rate_limit: rateLimit } : {}) }],
       guard: { enabled: true, state_file: join(dir, 'state.json') },
     }),
   );
@@ -60,6 +65,20 @@ test('stdio front: without a valid key from the environment every request is ref
   await assert.rejects(
     client.connect(launch('mcpg_wrong_key_0000000000', generateKey())),
     /MCP_AUDIT_GATEWAY_API_KEY/,
+  );
+  await client.close();
+});
+
+test("stdio front: the client's own rate_limit applies in band (JSON-RPC -32029 past its burst)", async () => {
+  const key = generateKey();
+  const client = new Client({ name: 'desktop', version: '1' });
+  // The gateway default is a burst of 100; this client's is 3: initialize, tools/list, one call.
+  await client.connect(launch(key, key, { per_second: 0.001, burst: 3 }));
+  await client.listTools();
+  await client.callTool({ name: 'echo', arguments: { message: 'within' } });
+  await assert.rejects(
+    client.callTool({ name: 'echo', arguments: { message: 'over' } }),
+    (err: { code?: number }) => err.code === RPC_RATE_LIMITED,
   );
   await client.close();
 });
