@@ -86,6 +86,86 @@ test('kill -9 of the ingester mid-run, then restart: nothing lost, no duplicate 
   }
 });
 
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+test('SIGTERM mid-run: /health and /metrics while running, exit 0 within the deadline, restart adds no duplicate', async () => {
+  const tag = `sigterm-${suffix()}`;
+  const topics = await createTestTopics(admin, 'sigterm');
+  const events = genEvents(40_000, tag, 3);
+  await produceEvents(producer, topics.events, events);
+  const group = `e2e-ingester-${suffix()}`;
+  const port = await freePort();
+  const extra = {
+    MCP_AUDIT_INGESTER_BATCH_ROWS: '2000',
+    MCP_AUDIT_INGESTER_FLUSH_MS: '200',
+    MCP_AUDIT_INGESTER_PORT: String(port),
+    MCP_AUDIT_INGESTER_SHUTDOWN_MS: '20000',
+  };
+  const first = startService('ingester', ingesterEnv(topics, group, extra), tag);
+  // NOTE: a failed assertion must not leave the child running (the runner would wait for it forever).
+  const guard = setTimeout(() => void first.kill9(), 170_000);
+  guard.unref();
+  let ms = 0;
+  try {
+    await waitFor(async () => (await countBySource(ch, tag)).distinct >= 5_000, {
+      timeoutMs: 120_000,
+      what: 'first rows',
+    });
+    const health = await fetch(`http://127.0.0.1:${port}/health`);
+    assert.equal(health.status, 200, 'healthy while consuming');
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const name of [
+      'mcp_audit_ingester_consumed_total',
+      'mcp_audit_ingester_written_total',
+      'mcp_audit_ingester_dead_lettered_total',
+      'mcp_audit_ingester_insert_rows',
+      'mcp_audit_ingester_insert_seconds',
+      'mcp_audit_ingester_lag_messages',
+    ])
+      assert.match(metrics, new RegExp(`^# TYPE ${name} `, 'm'), `/metrics exposes ${name}`);
+    const written = Number(/^mcp_audit_ingester_written_total(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? 0);
+    assert.ok(written >= 5_000, `written_total counts stored rows (${written})`);
+
+    const t0 = Date.now();
+    const code = await first.stop();
+    ms = Date.now() - t0;
+    assert.equal(code, 0, 'graceful exit on SIGTERM');
+    assert.ok(ms < 20_000, `exited within its deadline (${ms} ms)`);
+  } catch (err) {
+    await first.kill9();
+    throw err;
+  } finally {
+    clearTimeout(guard);
+  }
+  const atStop = await countBySource(ch, tag);
+  assert.ok(atStop.distinct < events.length, `stopped mid-run (had ${atStop.distinct})`);
+
+  const second = startService(
+    'ingester',
+    ingesterEnv(topics, group, { ...extra, MCP_AUDIT_INGESTER_PORT: '0' }),
+    tag,
+  );
+  try {
+    const c = await waitForStored(ch, tag, events.length);
+    assert.equal(c.distinct, events.length, 'every event stored');
+    // What the first instance held was flushed and committed before it exited: nothing redelivered.
+    assert.equal(c.physical, events.length, 'no physical duplicate after a graceful stop');
+    console.log(`SIGTERM: exited in ${ms} ms with ${atStop.distinct} stored; 0 duplicates after restart`);
+  } finally {
+    assert.equal(await second.stop(), 0);
+  }
+});
+
 test('ClickHouse stopped for 30 s during ingestion: nothing lost, ingester never exits', async () => {
   const tag = `chdown-${suffix()}`;
   const topics = await createTestTopics(admin, 'chdown');

@@ -38,6 +38,17 @@ export interface BatchConsumerOptions {
   partitionsConsumedConcurrently?: number;
   maxBytesPerPartition?: number;
   sessionTimeoutMs?: number;
+  /**
+   * Partition assignment of this member, after every rebalance (kafkajs GROUP_JOIN), and `left` when
+   * the consumer crashed or stopped (it holds nothing then). For state that follows partitions, such
+   * as the notifier's parked deliveries.
+   */
+  assignments?: AssignmentListener;
+}
+
+export interface AssignmentListener {
+  joined(partitions: number[], memberId: string): void;
+  left(reason: 'crash' | 'stop'): void;
 }
 
 export interface BatchConsumer {
@@ -92,11 +103,17 @@ export function createBatchConsumer(opts: BatchConsumerOptions): BatchConsumer {
     });
     // A crash kafkajs restarts from (restart: true) is over once the group is joined again; without
     // this, health stayed "unhealthy" forever after one broker restart.
-    c.on(c.events.GROUP_JOIN, () => {
+    c.on(c.events.GROUP_JOIN, (e) => {
       if (crashed) log.info({ after: crashed.message }, 'consumer rejoined the group after a crash');
       crashed = undefined;
       attempt = 0;
+      opts.assignments?.joined([...(e.payload.memberAssignment[opts.topic] ?? [])], e.payload.memberId);
     });
+    if (opts.assignments) {
+      const listener = opts.assignments;
+      c.on(c.events.CRASH, () => listener.left('crash'));
+      c.on(c.events.STOP, () => listener.left('stop'));
+    }
     return c;
   }
 

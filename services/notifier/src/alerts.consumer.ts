@@ -36,8 +36,12 @@ async function durably<T>(
     } catch (err) {
       if (!ctx.isRunning() || ctx.isStale()) throw err;
       log.warn({ err, step: what, attempt }, 'durable step failed; retrying');
-      await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(attempt, 6))));
-      await ctx.heartbeat().catch(() => undefined);
+      // Wait in short slices, heartbeating, so a stop is noticed within a quarter of a second.
+      const until = Date.now() + Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+      while (Date.now() < until && ctx.isRunning() && !ctx.isStale()) {
+        await new Promise((r) => setTimeout(r, Math.min(250, until - Date.now())));
+        await ctx.heartbeat().catch(() => undefined);
+      }
     }
   }
 }
@@ -60,7 +64,10 @@ function dlqMessage(m: ConsumedMessage, code: string, reason: string) {
 /**
  * Parse, route and park each message's delivery jobs in the outbox, then hand them to the engine.
  * The handler resolves (and the offset advances) only once every job is parked or the message is
- * in the dead-letter topic: a crash after that point loses nothing, the outbox is re-read at start.
+ * in the dead-letter topic: a crash after that point loses nothing, because whoever holds the
+ * partition next loads its parked jobs. It never waits for delivery capacity: a destination that is
+ * full leaves its jobs in the outbox and reads them back as it drains (delivery.engine.ts), so the
+ * only waits here are durable writes, which give up (throw, nothing resolved) once the consumer stops.
  */
 export function createAlertsHandler(deps: AlertsHandlerDeps): BatchHandler {
   const log = deps.log.child({ component: 'alerts-consumer' });
@@ -102,6 +109,7 @@ export function createAlertsHandler(deps: AlertsHandlerDeps): BatchHandler {
           destinationId: d.destinationId,
           message: parsed,
           attempts: 0,
+          source: { partition: m.partition, offset: m.offset, seq },
         };
         if (d.suppressed) {
           const kind = deps.destinations.get(d.destinationId)?.kind ?? 'unknown';
@@ -135,7 +143,7 @@ export function createAlertsHandler(deps: AlertsHandlerDeps): BatchHandler {
       log.warn({ invalid: invalid.length }, 'invalid alert messages dead-lettered');
     }
     if (parked.length > 0) {
-      // A redelivered message (crash before the offset was committed) is already parked: skip it.
+      // A redelivered message (its offset was not committed) may be parked already: not twice.
       const known = await durably(
         'look up parked jobs',
         () =>
@@ -147,13 +155,25 @@ export function createAlertsHandler(deps: AlertsHandlerDeps): BatchHandler {
         log,
       );
       const fresh = parked.filter((p) => !known.has(p.job.jobId));
-      await deps.engine.waitForCapacity();
       if (fresh.length > 0) {
         await durably('park jobs', () => deps.outbox.park(fresh.map((p) => p.row)), ctx, log);
         deps.metrics.parked.inc(fresh.length);
-        deps.engine.enqueue(fresh.map((p) => p.job));
       }
-      if (known.size > 0) log.info({ skipped: known.size }, 'redelivered alert messages already parked');
+      // All parked: hand every job over, the redelivered ones too (the engine skips what it holds or
+      // finished, and what belongs to a partition that moved away).
+      const r = deps.engine.admit(parked.map((p) => p.job));
+      if (known.size > 0 || r.deferred > 0 || r.foreign > 0)
+        log.info(
+          {
+            partition: messages[0]!.partition,
+            parked: fresh.length,
+            redelivered: known.size,
+            queued: r.queued,
+            deferred: r.deferred,
+            foreign: r.foreign,
+          },
+          'alert jobs parked',
+        );
     }
     if (suppressed.length > 0) deps.record(suppressed);
   };

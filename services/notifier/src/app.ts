@@ -9,6 +9,7 @@ import { DeliveryEngine, type DeliveryRow } from './delivery.engine.js';
 import type { DeliveryJob, Destination, SendOutcome } from './destinations.js';
 import { createNotifierMetrics } from './metrics.js';
 import type { Outbox } from './outbox.js';
+import type { AssignmentListener } from '@mcp-audit/kafka';
 
 export interface NotifierConfig {
   groupId: string;
@@ -17,6 +18,7 @@ export interface NotifierConfig {
   maxAttempts: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** Jobs held in memory at most, shared equally among the destinations. */
   maxPending: number;
   fromBeginning?: boolean;
 }
@@ -71,12 +73,13 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
   const engine = new DeliveryEngine(
     {
       groupId: cfg.groupId,
+      topic: cfg.alertsTopic,
       maxAttempts: cfg.maxAttempts,
       backoffBaseMs: cfg.backoffBaseMs,
       backoffMaxMs: cfg.backoffMaxMs,
       maxPending: cfg.maxPending,
     },
-    { destinations: deps.destinations, record, deadLetter, log, metrics },
+    { destinations: deps.destinations, record, deadLetter, outbox: deps.outbox, log, metrics },
   );
   const handler = createAlertsHandler({
     groupId: cfg.groupId,
@@ -90,8 +93,31 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
     log,
     metrics,
   });
+  // Parked jobs follow their partition: loaded by whoever is assigned it, dropped on revocation.
+  let memberId: string | undefined;
+  const assignments: AssignmentListener = {
+    joined(partitions, member) {
+      // A new member id means the group forgot this member in between: what it held may have been
+      // someone else's meanwhile, so start over rather than trust the jobs in memory.
+      if (memberId !== undefined && memberId !== member) engine.revokeAll();
+      memberId = member;
+      const { assigned, revoked } = engine.assign(partitions);
+      log.info({ partitions, assigned, revoked }, 'partitions assigned');
+      // The new owner skips jobs with a final row: write this instance's rows now, not in 250 ms.
+      if (revoked.length > 0) void writer.flush();
+    },
+    left(reason) {
+      memberId = undefined;
+      const { revoked } = engine.revokeAll();
+      if (revoked.length > 0) {
+        log.info({ reason, revoked }, 'partitions released');
+        void writer.flush();
+      }
+    },
+  };
   const consumer = createBatchConsumer({
     kafka: deps.kafka,
+    assignments,
     groupId: cfg.groupId,
     topic: cfg.alertsTopic,
     fromBeginning: cfg.fromBeginning ?? true,
@@ -101,31 +127,16 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
     partitionsConsumedConcurrently: 3,
   });
   let started = false;
-  let stopping = false;
+  let consuming = false;
+  let stopped: Promise<void> | undefined;
 
   return {
     engine,
     async start() {
       await producer.connect();
-      // Jobs parked by an earlier run that never reached a final state go first, in topic order.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const jobs = await deps.outbox.unfinished(cfg.groupId);
-          const unknown = engine.enqueue(jobs);
-          for (const j of unknown)
-            log.error(
-              { jobId: j.jobId, destination: j.destinationId },
-              'parked job for a destination no longer configured',
-            );
-          log.info({ reloaded: jobs.length - unknown.length }, 'outbox reloaded');
-          break;
-        } catch (err) {
-          if (stopping) return;
-          log.warn({ err, attempt }, 'outbox reload failed (ClickHouse unavailable?); retrying');
-          await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
-        }
-      }
       engine.start();
+      // Set before the join completes: a stop during start-up must still stop the consumer.
+      consuming = true;
       await consumer.start();
       started = true;
       log.info(
@@ -133,13 +144,16 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
         'notifier started',
       );
     },
-    async stop() {
-      stopping = true;
-      if (started) await consumer.stop();
-      started = false;
-      await engine.stop();
-      await writer.stop();
-      await producer.disconnect();
+    stop() {
+      stopped ??= (async () => {
+        started = false;
+        // The batch in hand only parks (it never waits for delivery), so this returns promptly.
+        if (consuming) await consumer.stop();
+        await engine.stop();
+        await writer.stop();
+        await producer.disconnect();
+      })();
+      return stopped;
     },
     health() {
       const c = consumer.health();

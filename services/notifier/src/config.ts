@@ -20,7 +20,11 @@ export const notifierEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_NOTIFIER_MAX_ATTEMPTS: envInt(12, 1, 1_000),
   MCP_AUDIT_NOTIFIER_BACKOFF_BASE_MS: envInt(1_000, 1, 600_000),
   MCP_AUDIT_NOTIFIER_BACKOFF_MAX_MS: envInt(300_000, 10, 3_600_000),
-  /** Jobs held in memory at most; the consumer waits beyond this (they are parked in ClickHouse). */
+  /**
+   * Jobs held in memory at most, shared equally among the destinations. Beyond its share a
+   * destination's jobs wait in the outbox (ClickHouse) and are read back as it drains; the consumer
+   * never waits, so a dead destination holds back only itself.
+   */
   MCP_AUDIT_NOTIFIER_MAX_PENDING: envInt(10_000, 10, 1_000_000),
   MCP_AUDIT_NOTIFIER_SHUTDOWN_MS: envInt(25_000, 1_000, 600_000),
   MCP_AUDIT_CLICKHOUSE_URL: z.string().url().default('http://127.0.0.1:8123'),

@@ -1,10 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { BlockList } from 'node:net';
 import type { AlertMessage } from '@mcp-audit/schema';
 import { allowList, refuseUrl } from './address.policy.js';
 import { readSecret, type DestinationConfig, type RoutesFile } from './alerts.router.js';
 import { parseRetryAfter, TokenBucket } from './backoff.js';
-import { DestinationRefusedError, type HttpResult, type PostJson } from './http.sender.js';
+import { SafeDeliveryError, type HttpResult, type PostJson } from './http.sender.js';
 import { buildPagerDutyEvent } from './pagerduty.payload.js';
 import { buildSlackDigest, buildSlackMessage } from './slack.payload.js';
 import {
@@ -25,6 +26,11 @@ export interface DeliveryJob {
   message: AlertMessage;
   /** Attempts made so far. */
   attempts: number;
+  /**
+   * Where the job was parked from: partition, offset and its place among the message's jobs. Jobs
+   * belong to whoever holds the partition; without a source a job is only ever in memory (tests).
+   */
+  source?: { partition: number; offset: string; seq: number };
 }
 
 export interface SendOutcome {
@@ -59,7 +65,7 @@ export interface DestinationDeps {
 /**
  * Slack: one message per second per webhook with short bursts (https://api.slack.com/docs/rate-limits,
  * "Posting messages: 1 per second, short bursts >1 allowed"). PagerDuty limits events per
- * integration key; 2/s with bursts of 10 stays well inside it.
+ * integration (routing) key; 2/s with bursts of 10 per key stays well inside it.
  */
 const DEFAULT_RATE: Record<DestinationKind, { per_second: number; burst: number }> = {
   slack: { per_second: 1, burst: 3 },
@@ -71,10 +77,49 @@ function retryableStatus(s: number): boolean {
   return s === 408 || s === 425 || s === 429 || s >= 500;
 }
 
-/** Never include a URL or a response that might echo a secret: status and a short reason only. */
-function shortError(res: HttpResult): string {
-  const text = res.body.replace(/\s+/g, ' ').slice(0, 200);
-  return `HTTP ${res.status}${text ? `: ${text}` : ''}`;
+/**
+ * What a failed attempt is recorded as (alert_deliveries.error, logs, the dead-letter reason).
+ * NOTE: never the URL, host, address or path (a webhook URL is a secret, and Node's own messages
+ * name the host: "getaddrinfo ENOTFOUND hooks.example.com", "connect ECONNREFUSED 10.0.0.5:443"),
+ * and never the response body (a receiver may echo the request, URL or token back). Only the status,
+ * a stable error code and a fixed description of it.
+ */
+export function httpError(status: number): string {
+  const text = STATUS_CODES[status];
+  return `HTTP ${status}${text ? ` ${text}` : ''}`;
+}
+
+const NETWORK_ERRORS: Record<string, string> = {
+  ENOTFOUND: 'DNS lookup failed',
+  EAI_AGAIN: 'DNS lookup failed (temporary)',
+  EAI_FAIL: 'DNS lookup failed',
+  EAI_NODATA: 'DNS lookup returned no address',
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset by the destination',
+  ECONNABORTED: 'connection aborted',
+  EPIPE: 'connection closed while sending',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  EHOSTDOWN: 'host down',
+  ENETUNREACH: 'network unreachable',
+  EADDRNOTAVAIL: 'address not available',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'TLS certificate does not match the destination',
+  CERT_HAS_EXPIRED: 'TLS certificate expired',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'TLS certificate not trusted (self-signed)',
+  SELF_SIGNED_CERT_IN_CHAIN: 'TLS certificate not trusted (self-signed chain)',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'TLS certificate not trusted',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'TLS certificate not trusted',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS handshake failed (not a TLS endpoint?)',
+  HPE_INVALID_CONSTANT: 'invalid HTTP response',
+  ERR_INVALID_URL: 'invalid URL',
+};
+
+export function networkError(err: unknown): string {
+  if (err instanceof SafeDeliveryError) return `${err.code}: ${err.message}`;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,47}$/.test(code))
+    return `${code}: ${NETWORK_ERRORS[code] ?? 'request failed'}`;
+  return 'request failed';
 }
 
 export async function deliver(
@@ -93,26 +138,59 @@ export async function deliver(
       httpStatus: res.status,
       latencyMs: res.latencyMs,
       retryAfterMs: ok ? undefined : parseRetryAfter(res.headers['retry-after']),
-      error: ok ? undefined : shortError(res),
+      error: ok ? undefined : httpError(res.status),
       digestId,
     };
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
     return {
       count,
       ok: false,
-      retryable: !(err instanceof DestinationRefusedError),
+      retryable: !(err instanceof SafeDeliveryError && !err.retryable),
       httpStatus: 0,
       latencyMs: Math.round(performance.now() - started),
-      error: `${e.code ? `${e.code}: ` : ''}${e.message}`.slice(0, 300),
+      error: networkError(err),
       digestId,
     };
   }
 }
 
+type Rate = { per_second: number; burst: number };
+
+/** A bucket id for a routing key: its digest, so the key itself is never held as a map key or shown. */
+export const routingKeyBucketId = (routingKey: string): string =>
+  `pagerduty:${createHash('sha256').update(routingKey).digest('hex')}`;
+
+/**
+ * PagerDuty limits events per routing (integration) key, so destinations that share a key share one
+ * token bucket, at the strictest of their rates; every other destination has its own.
+ */
 export function buildDestinations(routes: RoutesFile, deps: DestinationDeps): Map<string, Destination> {
+  const io = { env: deps.env, readFile: deps.readFile };
+  const rates = new Map<string, Rate>();
+  for (const cfg of routes.destinations) {
+    if (cfg.kind !== 'pagerduty') continue;
+    const id = routingKeyBucketId(readSecret(cfg.routing_key, io, `destination ${cfg.id} routing_key`));
+    const r = cfg.rate ?? DEFAULT_RATE.pagerduty;
+    const prev = rates.get(id);
+    rates.set(
+      id,
+      prev
+        ? { per_second: Math.min(prev.per_second, r.per_second), burst: Math.min(prev.burst, r.burst) }
+        : r,
+    );
+  }
+  const buckets = new Map<string, TokenBucket>();
+  const shared = (id: string, own: Rate): TokenBucket => {
+    let b = buckets.get(id);
+    if (!b) {
+      const r = rates.get(id) ?? own;
+      b = new TokenBucket(r.per_second, r.burst);
+      buckets.set(id, b);
+    }
+    return b;
+  };
   const out = new Map<string, Destination>();
-  for (const cfg of routes.destinations) out.set(cfg.id, buildDestination(cfg, deps));
+  for (const cfg of routes.destinations) out.set(cfg.id, buildDestination(cfg, deps, shared));
   return out;
 }
 
@@ -128,11 +206,15 @@ function checkedUrl(raw: string, cfg: DestinationConfig, what: string): URL {
   return url;
 }
 
-export function buildDestination(cfg: DestinationConfig, deps: DestinationDeps): Destination {
+export function buildDestination(
+  cfg: DestinationConfig,
+  deps: DestinationDeps,
+  sharedBucket?: (id: string, rate: Rate) => TokenBucket,
+): Destination {
   const io = { env: deps.env, readFile: deps.readFile };
   const allowed: BlockList = allowList(cfg.allow_networks);
   const rate = cfg.rate ?? DEFAULT_RATE[cfg.kind];
-  const bucket = new TokenBucket(rate.per_second, rate.burst);
+  const ownBucket = () => new TokenBucket(rate.per_second, rate.burst);
   const post = (url: URL, body: string, headers?: Record<string, string>) => () =>
     deps.postJson(url, body, { timeoutMs: deps.timeoutMs, allowed, ...(headers ? { headers } : {}) });
 
@@ -142,7 +224,7 @@ export function buildDestination(cfg: DestinationConfig, deps: DestinationDeps):
       return {
         id: cfg.id,
         kind: cfg.kind,
-        bucket,
+        bucket: ownBucket(),
         folds: true,
         async send(jobs) {
           if (jobs.length === 1) {
@@ -160,10 +242,11 @@ export function buildDestination(cfg: DestinationConfig, deps: DestinationDeps):
     case 'pagerduty': {
       const routingKey = readSecret(cfg.routing_key, io, `destination ${cfg.id} routing_key`);
       const url = checkedUrl(cfg.endpoint, cfg, 'endpoint');
+      const bucketId = routingKeyBucketId(routingKey);
       return {
         id: cfg.id,
         kind: cfg.kind,
-        bucket,
+        bucket: sharedBucket ? sharedBucket(bucketId, rate) : ownBucket(),
         folds: false,
         async send(jobs) {
           const event = buildPagerDutyEvent(jobs[0]!.message, routingKey, deps.consoleUrl);
@@ -177,7 +260,7 @@ export function buildDestination(cfg: DestinationConfig, deps: DestinationDeps):
       return {
         id: cfg.id,
         kind: cfg.kind,
-        bucket,
+        bucket: ownBucket(),
         folds: false,
         async send(jobs) {
           const job = jobs[0]!;

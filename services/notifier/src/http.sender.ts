@@ -11,9 +11,25 @@ export interface HttpResult {
   latencyMs: number;
 }
 
+/**
+ * An error of ours whose message is safe to record: it never names the URL, host, address or path.
+ * Errors from Node (DNS, sockets, TLS) are reduced to their code before they are recorded.
+ */
+export class SafeDeliveryError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
 /** A destination refused by policy: not retryable. */
-export class DestinationRefusedError extends Error {
-  readonly code = 'AUDIT_ERR_DESTINATION_REFUSED';
+export class DestinationRefusedError extends SafeDeliveryError {
+  constructor(why: string) {
+    super('AUDIT_ERR_DESTINATION_REFUSED', `destination address refused: ${why}`, false);
+  }
 }
 
 export interface PostOptions {
@@ -26,7 +42,8 @@ export type PostJson = (url: URL, body: string, opts: PostOptions) => Promise<Ht
 
 /**
  * POST a JSON body. The address policy is applied in the socket's DNS lookup, i.e. to the address
- * actually connected to. NOTE: error messages never include the URL (it may carry a token).
+ * actually connected to. NOTE: the errors it rejects with may name the host (Node's do); deliver()
+ * records only their code (destinations.ts).
  */
 export const postJson: PostJson = (url, body, opts) =>
   new Promise<HttpResult>((resolve, reject) => {
@@ -42,10 +59,11 @@ export const postJson: PostJson = (url, body, opts) =>
         const list = addresses as unknown as Array<{ address: string; family: number }>;
         for (const a of list) {
           const why = refuseAddress(a.address, opts.allowed);
-          if (why) return cb(new DestinationRefusedError(`${hostname} resolves to a refused ${why}`), '', 4);
+          if (why) return cb(new DestinationRefusedError(`it resolves to ${why}`), '', 4);
         }
         const first = list[0];
-        if (!first) return cb(new Error(`${hostname} did not resolve`), '', 4);
+        if (!first)
+          return cb(new SafeDeliveryError('ENOTFOUND', 'DNS lookup returned no address', true), '', 4);
         if ((options as { all?: boolean }).all)
           return (cb as unknown as (e: null, a: typeof list) => void)(null, list);
         cb(null, first.address, first.family);
@@ -87,7 +105,10 @@ export const postJson: PostJson = (url, body, opts) =>
       },
     );
     const timer = setTimeout(
-      () => req.destroy(new Error(`timed out after ${opts.timeoutMs} ms`)),
+      () =>
+        req.destroy(
+          new SafeDeliveryError('AUDIT_ERR_DELIVERY_TIMEOUT', `timed out after ${opts.timeoutMs} ms`, true),
+        ),
       opts.timeoutMs,
     );
     req.on('error', (err) => {

@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { HEADER_SIGNATURE, HEADER_TIMESTAMP, verifyWebhook } from './webhook.payload.js';
 
 const port = Number(process.env.MCP_AUDIT_RECEIVER_PORT ?? 9479);
+// Loopback unless told otherwise (docker-compose listens on the container network).
+const host = process.env.MCP_AUDIT_RECEIVER_HOST || '127.0.0.1';
 const secretFile = process.env.MCP_AUDIT_RECEIVER_SECRET_FILE;
 if (!secretFile) {
   process.stderr.write('MCP_AUDIT_RECEIVER_SECRET_FILE is required (the webhook signing secret)\n');
@@ -61,8 +63,8 @@ const server = createServer((req, res) => {
   });
 });
 
-server.listen(port, '127.0.0.1', () =>
-  process.stdout.write(`local webhook receiver on http://127.0.0.1:${port}/webhook\n`),
+server.listen(port, host, () =>
+  process.stdout.write(`local webhook receiver on http://${host}:${port}/webhook\n`),
 );
 for (const sig of ['SIGTERM', 'SIGINT'] as const)
   process.once(sig, () => server.close(() => process.exit(0)));

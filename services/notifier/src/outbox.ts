@@ -1,4 +1,4 @@
-import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import { dbIdent, join, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import { alertMessageSchema } from '@mcp-audit/schema';
 import type { DeliveryJob } from './destinations.js';
 
@@ -17,39 +17,85 @@ export interface OutboxRow {
   message: string;
 }
 
+/** A position in a partition of the alerts topic: a message's offset and the job's place in it. */
+export interface OutboxCursor {
+  partition: number;
+  offset: bigint;
+  seq: number;
+}
+
+export interface PendingQuery {
+  groupId: string;
+  topic: string;
+  destinationId: string;
+  /** Per partition, the position to read from (inclusive). */
+  from: readonly OutboxCursor[];
+  limit: number;
+  days?: number;
+}
+
 export interface Outbox {
   park(rows: OutboxRow[]): Promise<void>;
   /** Which of these job ids are already parked (a redelivered message must not be parked twice). */
   parked(groupId: string, jobIds: string[]): Promise<Set<string>>;
-  /** Parked jobs without a final delivery row, in topic order. */
-  unfinished(groupId: string, days?: number): Promise<DeliveryJob[]>;
+  /**
+   * One destination's parked jobs without a final delivery row, from each cursor on, ordered by
+   * partition, offset and place in the message (so per partition in topic order).
+   */
+  pending(q: PendingQuery): Promise<DeliveryJob[]>;
+  /** Unfinished parked jobs of these partitions for destinations not in `known`, per destination. */
+  orphans(q: {
+    groupId: string;
+    topic: string;
+    partitions: readonly number[];
+    known: readonly string[];
+    days?: number;
+  }): Promise<Array<{ destination_id: string; jobs: number }>>;
 }
 
 export function clickHouseOutbox(ch: ClickHouse): Outbox {
+  const db = dbIdent(ch.database);
+  // NOTE: a final row is written after the job ends, asynchronously (deliveries.writer.ts); the
+  // engine also skips jobs it finished itself recently, so a row still in its buffer is no resend.
+  const finished = (groupId: string, days: number, destinationId?: string) =>
+    sql`SELECT job_id FROM ${db}.alert_deliveries
+        WHERE ${destinationId === undefined ? sql`1` : sql`destination_id = ${destinationId}`}
+          AND group_id = ${groupId} AND final = 1 AND at >= now() - ${(days + 1) * 86_400}`;
   return {
     park: (rows) => ch.insert('alert_outbox', rows),
     async parked(groupId, jobIds) {
       if (jobIds.length === 0) return new Set();
       const rows = await ch.query<{ job_id: string }>(
-        sql`SELECT DISTINCT job_id FROM mcp_audit.alert_outbox WHERE group_id = ${groupId} AND has(${jobIds}, job_id)`,
+        sql`SELECT DISTINCT job_id FROM ${db}.alert_outbox WHERE group_id = ${groupId} AND has(${jobIds}, job_id)`,
       );
       return new Set(rows.map((r) => r.job_id));
     },
-    async unfinished(groupId, days = 30) {
+    async pending({ groupId, topic, destinationId, from, limit, days = 30 }) {
+      if (from.length === 0 || limit <= 0) return [];
+      const positions = join(
+        from.map(
+          (c) =>
+            sql`(kafka_partition = ${c.partition} AND (kafka_offset > ${c.offset} OR (kafka_offset = ${c.offset} AND seq >= ${c.seq})))`,
+        ),
+        sql` OR `,
+      );
       const rows = await ch.query<{
         job_id: string;
         message_id: string;
         destination_id: string;
+        kafka_partition: number;
+        kafka_offset: string;
+        seq: number;
         message: string;
       }>(
-        sql`SELECT job_id, message_id, destination_id, message
-            FROM mcp_audit.alert_outbox
-            WHERE group_id = ${groupId} AND parked_at >= now() - ${days * 86_400}
-              AND job_id NOT IN (
-                SELECT job_id FROM mcp_audit.alert_deliveries
-                WHERE group_id = ${groupId} AND final = 1 AND at >= now() - ${(days + 1) * 86_400})
+        sql`SELECT job_id, message_id, destination_id, kafka_partition, kafka_offset, seq, message
+            FROM ${db}.alert_outbox
+            WHERE group_id = ${groupId} AND topic = ${topic} AND destination_id = ${destinationId}
+              AND parked_at >= now() - ${days * 86_400}
+              AND (${positions})
+              AND job_id NOT IN (${finished(groupId, days, destinationId)})
             ORDER BY kafka_partition, kafka_offset, seq
-            LIMIT 1 BY job_id`,
+            LIMIT ${limit}`,
       );
       return rows.map((r) => ({
         jobId: r.job_id,
@@ -57,7 +103,21 @@ export function clickHouseOutbox(ch: ClickHouse): Outbox {
         destinationId: r.destination_id,
         message: alertMessageSchema.parse(JSON.parse(r.message)),
         attempts: 0,
+        source: { partition: Number(r.kafka_partition), offset: String(r.kafka_offset), seq: Number(r.seq) },
       }));
+    },
+    async orphans({ groupId, topic, partitions, known, days = 30 }) {
+      if (partitions.length === 0) return [];
+      const rows = await ch.query<{ destination_id: string; jobs: string }>(
+        sql`SELECT destination_id, count() AS jobs
+            FROM ${db}.alert_outbox
+            WHERE group_id = ${groupId} AND topic = ${topic} AND kafka_partition IN ${tuple([...partitions])}
+              AND ${known.length > 0 ? sql`destination_id NOT IN ${tuple([...known])}` : sql`1`}
+              AND parked_at >= now() - ${days * 86_400}
+              AND job_id NOT IN (${finished(groupId, days)})
+            GROUP BY destination_id`,
+      );
+      return rows.map((r) => ({ destination_id: r.destination_id, jobs: Number(r.jobs) }));
     },
   };
 }

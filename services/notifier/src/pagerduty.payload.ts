@@ -6,7 +6,8 @@ import { alertUrl, truncate } from './slack.payload.js';
  * PagerDuty Events API v2 (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/):
  * event_action trigger | acknowledge | resolve; payload.severity critical | error | warning | info;
  * payload.summary at most 1024 characters; dedup_key at most 255 characters; a whole event at most
- * 512 KB. Throughput is limited per routing (integration) key, hence the token bucket per destination.
+ * 512 KB. Throughput is limited per routing (integration) key, hence one token bucket per key, shared
+ * by the destinations that use it (destinations.ts).
  */
 export const PD_LIMITS = { summary: 1024, dedupKey: 255, eventBytes: 512 * 1024 } as const;
 export const PD_SEVERITY: Record<AlertSeverity, 'critical' | 'error' | 'warning' | 'info'> = {

@@ -317,7 +317,7 @@ function engineWith(dests: Destination[], maxAttempts = 5) {
   const rows: DeliveryRow[] = [];
   const dead: string[] = [];
   const engine = new DeliveryEngine(
-    { groupId: 'g', maxAttempts, backoffBaseMs: 1, backoffMaxMs: 5, maxPending: 100 },
+    { groupId: 'g', topic: 't', maxAttempts, backoffBaseMs: 1, backoffMaxMs: 5, maxPending: 100 },
     {
       destinations: new Map(dests.map((d) => [d.id, d])),
       record: (r) => rows.push(...r),

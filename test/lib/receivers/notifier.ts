@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Admin, Producer } from 'kafkajs';
+import type { Admin, Kafka, Producer } from 'kafkajs';
 import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
-import { need, suffix } from '../env.js';
+import { need, suffix, waitFor } from '../env.js';
 import { brokers, env } from '../pipeline.js';
 import type { Receivers } from './server.js';
 
@@ -124,4 +124,89 @@ export async function deliveryRows(ch: ClickHouse, group: string) {
     sql`SELECT job_id, destination_id, destination_kind, status, final, http_status, attempt, action, error, dedup_key
         FROM mcp_audit.alert_deliveries WHERE group_id = ${group} ORDER BY at, at_ms`,
   );
+}
+
+/** A routing file with destinations and rules of the test's own (secrets still by reference). */
+export function writeRoutesFile(routes: { destinations: unknown[]; rules: unknown[] }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'notifier-e2e-'));
+  const file = join(dir, 'routes.json');
+  writeFileSync(file, JSON.stringify(routes));
+  return file;
+}
+
+/** The notifier's ops server (/health, /metrics), from the "Server listening at" line it logs. */
+export async function opsBase(logFile: string, timeoutMs = 30_000): Promise<string> {
+  return waitFor(
+    () => {
+      const m = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(readFileSync(logFile, 'utf8'));
+      return m?.[1];
+    },
+    { timeoutMs, what: 'the notifier ops server' },
+  );
+}
+
+/** The value of one sample of a Prometheus text exposition, by name and label subset. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries(
+      [...(m[3] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]),
+    );
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
+  }
+  return 0;
+}
+
+export interface TopicMessage {
+  key: string;
+  value: string;
+  headers: Record<string, string>;
+  partition: number;
+  offset: string;
+}
+
+/** Reads a topic from the beginning with a throwaway group until `done` holds (polled). */
+export async function readTopicUntil(
+  k: Kafka,
+  topic: string,
+  done: (msgs: TopicMessage[]) => boolean,
+  timeoutMs = 60_000,
+): Promise<TopicMessage[]> {
+  const msgs: TopicMessage[] = [];
+  const consumer = k.consumer({ groupId: `e2e-read-${suffix()}` });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message, partition }) => {
+        const headers: Record<string, string> = {};
+        for (const [h, v] of Object.entries(message.headers ?? {})) headers[h] = String(v);
+        msgs.push({
+          key: message.key?.toString() ?? '',
+          value: message.value?.toString() ?? '',
+          headers,
+          partition,
+          offset: message.offset,
+        });
+      },
+    });
+    await waitFor(() => done(msgs), { timeoutMs, what: `messages on ${topic}` });
+    return msgs;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/** Parked jobs of a consumer group (mcp_audit.alert_outbox). */
+export async function outboxRows(ch: ClickHouse, group: string) {
+  return ch.query<{ job_id: string; destination_id: string; kafka_partition: number; kafka_offset: string }>(
+    sql`SELECT job_id, destination_id, kafka_partition, kafka_offset FROM mcp_audit.alert_outbox WHERE group_id = ${group}`,
+  );
+}
+
+/** The group's committed offset per partition (the next offset to read; -1 when none). */
+export async function committedOffsets(admin: Admin, group: string, topic: string) {
+  const [t] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  return new Map((t?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
 }

@@ -2,8 +2,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { validatePagerDuty, validateSlack, validateWebhookBody, verifyWebhook } from './validate.js';
 
-/** What the receiver does with the next request: answer a status, hang (timeout), or delay then accept. */
-export type Fault = { status: number; retryAfter?: string } | { hang: true } | { delayMs: number };
+/**
+ * What the receiver does with the next request: answer a status (with a body of the test's choosing),
+ * hang (timeout), or delay then accept.
+ */
+export type Fault =
+  { status: number; retryAfter?: string; body?: string } | { hang: true } | { delayMs: number };
 
 export interface Received {
   at: number;
@@ -24,6 +28,8 @@ export interface Endpoint {
   faults: Fault[];
   /** Applied to every request after the faults are used up. */
   delayMs: number;
+  /** When set, every request after the faults gets this instead of being accepted (a dead endpoint). */
+  fallback?: Fault | undefined;
 }
 
 export interface Receivers {
@@ -66,7 +72,7 @@ export async function startReceivers(opts: {
         const ep = r[name];
         if (!ep || req.method !== 'POST') return res.writeHead(404).end();
         ep.requests++;
-        const fault = ep.faults.shift();
+        const fault = ep.faults.shift() ?? ep.fallback;
         if (fault && 'hang' in fault) {
           hung.add(res);
           res.on('close', () => hung.delete(res));
@@ -75,7 +81,7 @@ export async function startReceivers(opts: {
         if (fault && 'status' in fault) {
           return res
             .writeHead(fault.status, fault.retryAfter ? { 'retry-after': fault.retryAfter } : {})
-            .end(fault.status === 429 ? 'rate_limited' : 'server_error');
+            .end(fault.body ?? (fault.status === 429 ? 'rate_limited' : 'server_error'));
         }
         const delay = fault && 'delayMs' in fault ? fault.delayMs : ep.delayMs;
         if (delay > 0) await new Promise((ok) => setTimeout(ok, delay));
