@@ -10,11 +10,15 @@ import { z } from 'zod';
 import type { Logger, Registry } from '@mcp-audit/observability';
 import {
   cleanText,
+  defaultTextRedactor,
   kindOf,
   normalizeIp,
+  requestNames,
   traceIdOf,
+  wellFormedValue,
   type AuditEmitter,
   type EventDraft,
+  type TextRedactor,
 } from './audit-events.js';
 import { presentedCredential, type ClientIdentity, type KeyStore } from './client-keys.js';
 import type { GatewayFile, UpstreamConfig } from './config.js';
@@ -38,6 +42,8 @@ export interface GatewayDeps {
   log: Logger;
   registry: Registry;
   metrics?: GatewayMetrics;
+  /** The emitter's redactor, for identifiers the gateway must cut to the event's limits itself. */
+  redactor?: TextRedactor;
   now?: () => number;
 }
 
@@ -128,6 +134,7 @@ export function buildGateway(cfg: GatewayConfig, deps: GatewayDeps) {
   const now = deps.now ?? Date.now;
   const log = deps.log.child({ component: 'gateway' });
   const metrics = deps.metrics ?? createGatewayMetrics(deps.registry);
+  const redactor = deps.redactor ?? defaultTextRedactor;
   const upstreams = new Map(cfg.file.upstreams.map((u) => [u.name, u]));
   const sessions = new Map<string, HttpSession>();
   const clientLimiter: RateLimiter = createRateLimiter({
@@ -344,18 +351,19 @@ export function buildGateway(cfg: GatewayConfig, deps: GatewayDeps) {
       return;
     }
     requests.slice(0, MAX_AUDITED_PER_POST).forEach((m, i) => {
-      const method = cleanText(m.method, 1024) ?? 'unknown';
       const { tool, args } = requestFields(m);
+      const names = requestNames(m.method, tool, redactor);
       deps.emit({
         ...base,
-        kind: kindOf(method),
-        method,
-        ...(method === 'tools/call' ? { tool: { name: cleanText(tool) ?? '(missing)' } } : {}),
-        args,
+        kind: kindOf(m.method),
+        method: names.method,
+        ...(names.tool !== undefined ? { tool: { name: names.tool } } : {}),
+        args: args === undefined ? undefined : wellFormedValue(args),
         request_bytes: Buffer.byteLength(JSON.stringify(m)),
         response_bytes: i === 0 ? responseBytes : 0,
+        ...(names.labels ? { labels: { ...base.labels, ...names.labels } } : {}),
       });
-      metrics.requests.inc({ ...metric, method: methodLabel(method) });
+      metrics.requests.inc({ ...metric, method: methodLabel(m.method) });
     });
   }
 
@@ -576,7 +584,7 @@ export function buildGateway(cfg: GatewayConfig, deps: GatewayDeps) {
       upstreamTransport: deps.connect(upstream),
       downstream: transport,
       ctx: { identity, ip: meta.ip, userAgent: meta.userAgent, traceId: meta.traceId, downstream: 'http' },
-      deps: { emit: deps.emit, guard: deps.guard, metrics, log, now },
+      deps: { emit: deps.emit, guard: deps.guard, metrics, log, redactor, now },
     });
     proxy.onclose = () => {
       if (proxy.sessionId) sessions.delete(proxy.sessionId);

@@ -1,3 +1,4 @@
+import { createRedactor } from '@mcp-audit/redaction';
 import { createAuditEmitter, sinkFromEnv } from '@mcp-audit/sdk';
 import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
 import { buildGateway, buildOpsServer } from './app.js';
@@ -48,14 +49,23 @@ try {
 const { file, clients, headers, sink } = setup;
 const registry = createRegistry('gateway');
 const metrics = createGatewayMetrics(registry);
+// One redactor for events, the gateway's own cuts and recorded tool definitions: one fingerprint
+// per secret.
+const redactor = createRedactor(
+  process.env.MCP_AUDIT_REDACTION_KEY ? { fingerprintKey: process.env.MCP_AUDIT_REDACTION_KEY } : {},
+);
 const emitter = createAuditEmitter({
   sink,
   source: { type: 'gateway', id: file.gateway_id, version: GATEWAY_VERSION },
-  ...(process.env.MCP_AUDIT_REDACTION_KEY ? { redactionKey: process.env.MCP_AUDIT_REDACTION_KEY } : {}),
+  redactor,
   logger: log,
 });
 const keys = createKeyStore(clients);
-const guard = createToolGuard({ enabled: file.guard.enabled, store: fileGuardStore(file.guard.state_file) });
+const guard = createToolGuard({
+  enabled: file.guard.enabled,
+  store: fileGuardStore(file.guard.state_file),
+  redactor,
+});
 const connect = createUpstreamConnector({
   log,
   headers,
@@ -81,6 +91,7 @@ if (stdio) {
       limiter: createRateLimiter({ perSecond: file.rate_limit.per_second, burst: file.rate_limit.burst }),
       metrics,
       log,
+      redactor,
     },
   );
   const shutdown = installShutdown(
@@ -102,7 +113,7 @@ if (stdio) {
         file.public_url ?? `http://${env.MCP_AUDIT_GATEWAY_HOST}:${env.MCP_AUDIT_GATEWAY_PORT}`
       ).replace(/\/$/, ''),
     },
-    { keys, guard, emit, connect, log, registry, metrics },
+    { keys, guard, emit, connect, log, registry, metrics, redactor },
   );
   const ops = buildOpsServer({
     health: () => {

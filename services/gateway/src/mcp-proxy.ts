@@ -12,7 +12,20 @@ import {
 import type { Logger } from '@mcp-audit/observability';
 import type { ClientIdentity } from './client-keys.js';
 import type { UpstreamConfig } from './config.js';
-import { cleanText, kindOf, outcomeOf, type AuditEmitter, type EventDraft } from './audit-events.js';
+import {
+  cleanText,
+  defaultTextRedactor,
+  eventIdentifier,
+  eventMethod,
+  kindOf,
+  outcomeOf,
+  requestNames,
+  wellFormedText,
+  wellFormedValue,
+  type AuditEmitter,
+  type EventDraft,
+  type TextRedactor,
+} from './audit-events.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ListingReport, ToolGuard } from './tool-guard.js';
 import { methodLabel, type GatewayMetrics } from './metrics.js';
@@ -38,6 +51,8 @@ export interface ProxyDeps {
   limiter?: RateLimiter | undefined;
   metrics: GatewayMetrics;
   log: Logger;
+  /** Redacts client-chosen identifiers before they are cut to the event's limits. */
+  redactor?: TextRedactor | undefined;
   now?: () => number;
 }
 
@@ -97,6 +112,7 @@ export class ProxySession {
   private readonly deps: ProxyDeps;
   private readonly now: () => number;
   private readonly log: Logger;
+  private readonly redactor: TextRedactor;
   private readonly pending = new Map<string, Pending>();
   private readonly serverPending = new Map<string, Pending>();
   private readonly progress = new Map<string, RequestId>();
@@ -125,6 +141,7 @@ export class ProxySession {
     this.ctx = opts.ctx;
     this.deps = opts.deps;
     this.now = opts.deps.now ?? Date.now;
+    this.redactor = opts.deps.redactor ?? defaultTextRedactor;
     this.lastActivity = this.now();
     this.log = opts.deps.log.child({ upstream: this.upstream.name, client: this.ctx.identity.clientId });
   }
@@ -334,6 +351,8 @@ export class ProxySession {
 
   private onToolListing(report: ListingReport, p: Pending): void {
     const base = this.baseDraft({ ...p, method: 'tools/list' });
+    // Names come from the upstream: one the event cannot carry is sanitized, not trusted.
+    const toolName = (name: string) => eventIdentifier(name, this.redactor).value;
     for (const c of report.changes) {
       this.deps.metrics.toolChanges.inc({ upstream: this.upstream.name });
       this.log.warn(
@@ -350,7 +369,7 @@ export class ProxySession {
         ...base,
         kind: 'tool_list',
         ts: new Date(this.now()).toISOString(),
-        tool: { name: c.tool, definition_hash: c.hash },
+        tool: { name: toolName(c.tool), definition_hash: c.hash },
         outcome: 'ok',
         duration_ms: 0,
         request_bytes: 0,
@@ -369,7 +388,7 @@ export class ProxySession {
         ...base,
         kind: 'tool_list',
         ts: new Date(this.now()).toISOString(),
-        tool: { name: s.tool, definition_hash: report.hashes.get(s.tool) },
+        tool: { name: toolName(s.tool), definition_hash: report.hashes.get(s.tool) },
         outcome: 'ok',
         duration_ms: 0,
         request_bytes: 0,
@@ -401,10 +420,19 @@ export class ProxySession {
 
   private baseDraft(p: Pick<Pending, 'method' | 'tool' | 'start' | 'direction'>): EventDraft {
     const id = this.ctx.identity;
+    // A server→client request is no tool call of the client's: its method only.
+    const names: ReturnType<typeof requestNames> =
+      p.direction === 'client'
+        ? requestNames(p.method, p.tool, this.redactor)
+        : eventMethod(p.method, this.redactor);
+    const labels = {
+      ...(p.direction === 'server' ? { direction: 'server_to_client' } : {}),
+      ...names.labels,
+    };
     return {
       ts: new Date(p.start).toISOString(),
       kind: p.direction === 'server' ? 'session' : kindOf(p.method),
-      method: p.method,
+      method: names.method,
       client: {
         id: id.clientId,
         user: id.user,
@@ -419,8 +447,14 @@ export class ProxySession {
         version: cleanText(this.serverVersion),
         transport: this.upstream.transport,
       },
-      ...(p.tool !== undefined
-        ? { tool: { name: p.tool, definition_hash: this.deps.guard.hashOf(this.upstream.name, p.tool) } }
+      ...(names.tool !== undefined
+        ? {
+            tool: {
+              name: names.tool,
+              definition_hash:
+                p.tool === undefined ? undefined : this.deps.guard.hashOf(this.upstream.name, p.tool),
+            },
+          }
         : {}),
       auth: { method: 'api_key', result: 'success' },
       trace_id: this.ctx.traceId,
@@ -428,7 +462,7 @@ export class ProxySession {
       duration_ms: 0,
       request_bytes: 0,
       response_bytes: 0,
-      ...(p.direction === 'server' ? { labels: { direction: 'server_to_client' } } : {}),
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
     };
   }
 
@@ -438,7 +472,7 @@ export class ProxySession {
       return {
         responseBytes: bytes,
         rpcErrorCode: msg.error.code,
-        error: { code: msg.error.code, message: msg.error.message.slice(0, 1000) },
+        error: { code: msg.error.code, message: wellFormedText(msg.error.message, 1000) },
       };
     }
     const result = (msg as { result?: unknown }).result;
@@ -447,7 +481,10 @@ export class ProxySession {
     if (toolIsError && isObject(result) && Array.isArray(result.content)) {
       const text = result.content.find((c: unknown) => isObject(c) && c.type === 'text') as
         { text?: unknown } | undefined;
-      error = { code: 'tool_error', message: typeof text?.text === 'string' ? text.text.slice(0, 1000) : '' };
+      error = {
+        code: 'tool_error',
+        message: typeof text?.text === 'string' ? wellFormedText(text.text, 1000) : '',
+      };
     }
     return {
       responseBytes: bytes,
@@ -490,8 +527,10 @@ export class ProxySession {
     const duration = Math.max(0, Math.round(end - p.start));
     const outcome = outcomeOf({ rpcErrorCode: f.rpcErrorCode, toolIsError: f.toolIsError, denied: f.denied });
     const final = f.error && outcome === 'ok' ? 'error' : outcome;
+    const base = this.baseDraft(p);
+    const labels = { ...base.labels, ...f.labels };
     this.deps.emit({
-      ...this.baseDraft(p),
+      ...base,
       outcome: final,
       http_status: this.ctx.downstream === 'http' ? (f.httpStatus ?? 200) : undefined,
       rpc_error_code: f.rpcErrorCode,
@@ -500,16 +539,14 @@ export class ProxySession {
       duration_ms: duration,
       request_bytes: byteLength(p.msg),
       response_bytes: f.responseBytes ?? 0,
-      args: p.args,
+      args: p.args === undefined ? undefined : wellFormedValue(p.args),
       response_digest: f.digest,
-      ...(f.labels || p.direction === 'server'
-        ? { labels: { ...(p.direction === 'server' ? { direction: 'server_to_client' } : {}), ...f.labels } }
-        : {}),
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
     });
     if (p.direction === 'client') {
-      const labels = { upstream: this.upstream.name, method: methodLabel(p.method) };
-      this.deps.metrics.requests.inc({ ...labels, outcome: final });
-      this.deps.metrics.duration.observe(labels, duration / 1000);
+      const metric = { upstream: this.upstream.name, method: methodLabel(p.method) };
+      this.deps.metrics.requests.inc({ ...metric, outcome: final });
+      this.deps.metrics.duration.observe(metric, duration / 1000);
     }
   }
 
@@ -544,7 +581,7 @@ export class ProxySession {
       // Policy refusals are `denied`; an upstream that is not there is an `error`.
       denied: reason !== 'upstream_unavailable',
       rpcErrorCode: code,
-      error: { code: reason, message },
+      error: { code: reason, message: wellFormedText(message) },
       httpStatus: o.httpStatus,
       responseBytes: o.responseBytes,
       labels: { refused_by: 'gateway', ...o.labels },

@@ -2,7 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { isJSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '@mcp-audit/observability';
-import type { AuditEmitter } from './audit-events.js';
+import { defaultTextRedactor, eventMethod, type AuditEmitter, type TextRedactor } from './audit-events.js';
 import type { KeyStore } from './client-keys.js';
 import type { UpstreamConfig } from './config.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -25,6 +25,8 @@ export interface StdioGatewayDeps {
   limiter: RateLimiter;
   metrics: GatewayMetrics;
   log: Logger;
+  /** The emitter's redactor, for identifiers the gateway must cut to the event's limits itself. */
+  redactor?: TextRedactor;
   input?: Readable;
   output?: Writable;
   now?: () => number;
@@ -68,10 +70,11 @@ export function buildStdioGateway(cfg: StdioGatewayConfig, deps: StdioGatewayDep
         deps.metrics.authFailures.inc({ reason: v.reason });
         downstream.onmessage = (msg) => {
           if (!isJSONRPCRequest(msg)) return;
+          const names = eventMethod(msg.method, deps.redactor ?? defaultTextRedactor);
           deps.emit({
             ts: new Date(now()).toISOString(),
             kind: 'auth',
-            method: msg.method,
+            method: names.method,
             client: { id: 'unauthenticated' },
             server: { name: cfg.upstream.name, transport: cfg.upstream.transport },
             outcome: 'auth_failed',
@@ -80,7 +83,7 @@ export function buildStdioGateway(cfg: StdioGatewayConfig, deps: StdioGatewayDep
             duration_ms: 0,
             request_bytes: Buffer.byteLength(JSON.stringify(msg)),
             response_bytes: 0,
-            labels: { downstream: 'stdio' },
+            labels: { downstream: 'stdio', ...names.labels },
           });
           void downstream.send({
             jsonrpc: '2.0',
@@ -106,6 +109,7 @@ export function buildStdioGateway(cfg: StdioGatewayConfig, deps: StdioGatewayDep
           limiter: deps.limiter,
           metrics: deps.metrics,
           log: deps.log,
+          redactor: deps.redactor,
           now,
         },
       });

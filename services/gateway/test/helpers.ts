@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { auditEventV1 } from '@mcp-audit/schema';
+import { createRedactor } from '@mcp-audit/redaction';
+import { validateEvent } from '@mcp-audit/schema';
 import { createLogger, createRegistry, type Logger } from '@mcp-audit/observability';
 import type { EventDraft } from '../src/audit-events.js';
 import { buildGateway } from '../src/app.js';
@@ -15,27 +16,32 @@ export const log = createLogger('gateway-test', { level: process.env.GATEWAY_TES
 /** The compiled fixture server (dist/test/fixtures/changing-tool-server.js). */
 export const FIXTURE = fileURLToPath(new URL('./fixtures/changing-tool-server.js', import.meta.url));
 
+const redactor = createRedactor();
+
 /**
- * Collects drafts and checks each one is a valid v1 event once the emitter's fields are added,
- * so a draft the SDK would reject fails the test here.
+ * Collects drafts and checks each one is a valid v1 event the way the SDK's emitter does (its
+ * fields added, redacted, then validateEvent: schema, NUL bytes, lone surrogates), so a draft the
+ * emitter would count as invalid instead of auditing fails the test here.
  */
 export function recordingEmitter() {
   const events: EventDraft[] = [];
+  /** Why drafts were refused: the gateway swallows the assertion (auditing never breaks forwarding). */
+  const invalid: string[] = [];
   return {
     events,
+    invalid,
     emit(draft: EventDraft) {
+      const ts = draft.ts ?? new Date().toISOString();
       const full = {
+        ...draft,
         schema_version: 1,
         event_id: randomUUID(),
-        ts: draft.ts ?? new Date().toISOString(),
+        ts,
         source: { type: 'gateway', id: 'gw-test', version: '0.1.0' },
-        ...draft,
       };
-      const r = auditEventV1.safeParse(full);
-      assert.ok(
-        r.success,
-        `invalid event draft: ${JSON.stringify(r.error?.issues)} in ${JSON.stringify(draft)}`,
-      );
+      const r = validateEvent(redactor.redactEvent(full).event, { now: Date.parse(ts) });
+      if (!r.ok) invalid.push(r.reason);
+      assert.ok(r.ok, `invalid event draft: ${r.ok ? '' : r.reason} in ${JSON.stringify(draft)}`);
       events.push(draft);
     },
   };
