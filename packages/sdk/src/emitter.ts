@@ -11,6 +11,7 @@ import {
 import { createRedactor, type EventRedactor } from '@mcp-audit/redaction';
 import { createLogger, type Logger } from '@mcp-audit/observability';
 import { capArgs, DEFAULT_MAX_ARG_VALUE_BYTES } from './args.js';
+import { cutText, type TextRedactor } from './sanitize.js';
 import type { AuditEvent, AuditSink } from './sink.js';
 import { uuidv7 } from './uuid.js';
 
@@ -61,6 +62,12 @@ export interface AuditEmitter {
   /** Flushes (bounded by closeTimeoutMs), then closes the sink. Later emits are counted as dropped. */
   close(): Promise<void>;
   stats(): AuditEmitterStats;
+  /**
+   * The redactor `emit` applies. Callers that must redact a value before cutting it (the wrap's
+   * tool names) use it, so a secret gets the same fingerprint either way. Optional for emitters
+   * of other makes.
+   */
+  readonly redactor?: TextRedactor;
 }
 
 export interface AuditEmitterOptions {
@@ -347,7 +354,8 @@ export function createAuditEmitter(opts: AuditEmitterOptions): AuditEmitter {
     }
     const error = event.error as { message?: unknown } | undefined;
     if (error && typeof error.message === 'string' && error.message.length > MAX_ERROR_MESSAGE_LENGTH) {
-      error.message = `${error.message.slice(0, MAX_ERROR_MESSAGE_LENGTH - 1)}…`;
+      // Never between the halves of a surrogate pair: a lone one would make the event invalid.
+      error.message = `${cutText(error.message, MAX_ERROR_MESSAGE_LENGTH - 1)}…`;
     }
     return event;
   }
@@ -435,6 +443,8 @@ export function createAuditEmitter(opts: AuditEmitterOptions): AuditEmitter {
       ]);
       clearTimeout(t);
     },
+
+    redactor: { redactString: (s: string) => redactor.redactString(s) },
 
     stats(): AuditEmitterStats {
       const pendingReport = Number(report?.event.labels?.['mcp_audit.dropped_count'] ?? 0);

@@ -24,4 +24,16 @@ export {
   type ClientContext,
   type ClientIdentity,
 } from './wrap.js';
+export {
+  cleanText,
+  cutText,
+  defaultTextRedactor,
+  eventIdentifier,
+  eventMethod,
+  MAX_EVENT_IDENTIFIER,
+  requestNames,
+  wellFormedText,
+  wellFormedValue,
+  type TextRedactor,
+} from './sanitize.js';
 export { SDK_VERSION } from './version.js';

@@ -23,6 +23,7 @@ import {
 } from './emitter.js';
 import { toolDefinitionHash } from './hash.js';
 import { outcomeOf } from './outcome.js';
+import { cleanText, defaultTextRedactor, requestNames, wellFormedText, wellFormedValue } from './sanitize.js';
 import type { AuditSink } from './sink.js';
 import { SDK_VERSION } from './version.js';
 
@@ -113,10 +114,13 @@ export function defaultClientIdentity(ctx: ClientContext, anonymousClientId = 'a
   const client: EventClient = { id: str(a?.clientId) ?? anonymousClientId };
   const user = str(extra.user) ?? str(extra.sub) ?? str(extra.email);
   if (user) client.user = user;
-  const name = str(extra.client_name) ?? str(extra.clientName);
+  // Descriptive text chosen by the client (or carried along by the auth layer): control
+  // characters and lone surrogates would make the event invalid, so they are cleaned, not trusted.
+  const name = cleanText(str(extra.client_name) ?? str(extra.clientName));
   if (name) client.name = name;
-  if (ctx.clientInfo) client.agent = `${ctx.clientInfo.name}/${ctx.clientInfo.version}`;
-  const ua = header(ctx.requestInfo, 'user-agent');
+  if (ctx.clientInfo)
+    client.agent = `${cleanText(ctx.clientInfo.name) ?? '?'}/${cleanText(ctx.clientInfo.version) ?? '?'}`;
+  const ua = cleanText(header(ctx.requestInfo, 'user-agent'));
   if (ua) client.user_agent = ua;
   if (ctx.sessionId) client.session_id = ctx.sessionId;
   if (!a) return { client };
@@ -237,6 +241,8 @@ export function auditMcpServer<T extends McpServer | Server>(
     });
   }
   const audit = emitter;
+  // The emitter's own, so a secret in a tool name cut here gets the fingerprint the emitter gives it.
+  const redactor = audit.redactor ?? defaultTextRedactor;
   const log = opts.logger?.child({ component: 'audit-wrap' });
   const identify =
     opts.clientIdentity ?? ((ctx: ClientContext) => defaultClientIdentity(ctx, opts.anonymousClientId));
@@ -278,6 +284,10 @@ export function auditMcpServer<T extends McpServer | Server>(
       typeof rpcError?.code === 'number' && Number.isInteger(rpcError.code) ? rpcError.code : undefined;
     const traceparent = header(extra?.requestInfo, 'traceparent');
     const traceId = traceparent ? TRACEPARENT.exec(traceparent)?.[1] : undefined;
+    // The tool name is the client's: one the event cannot carry verbatim is sanitized and labelled
+    // (invalid_tool_name, tool_name_sha256, tool_name_length) like the gateway does.
+    const rawTool = typeof p.params.name === 'string' ? p.params.name : undefined;
+    const names = requestNames(p.method, p.method === 'tools/call' ? rawTool : undefined, redactor);
     const base: AuditEventDraft = {
       ts: new Date(p.startedAt).toISOString(),
       kind: p.kind,
@@ -287,7 +297,7 @@ export function auditMcpServer<T extends McpServer | Server>(
         ...(serverVersion ? { version: serverVersion } : {}),
         transport: opts.serverTransport ?? (extra?.requestInfo ? 'http' : 'stdio'),
       },
-      method: p.method,
+      method: names.method,
       outcome: closedReason ? 'error' : outcomeOf({ rpcErrorCode, toolIsError }),
       duration_ms: durationMs,
       request_bytes: p.requestBytes,
@@ -298,22 +308,26 @@ export function auditMcpServer<T extends McpServer | Server>(
     if (rpcErrorCode !== undefined) base.rpc_error_code = rpcErrorCode;
     if (toolIsError !== undefined) base.tool_is_error = toolIsError;
     if (traceId && !/^0+$/.test(traceId)) base.trace_id = traceId;
-    if (rpcError) base.error = { code: rpcErrorCode ?? 'rpc_error', message: String(rpcError.message ?? '') };
+    if (rpcError)
+      base.error = {
+        code: rpcErrorCode ?? 'rpc_error',
+        message: wellFormedText(String(rpcError.message ?? '')),
+      };
     if (closedReason)
       base.error = { code: closedReason, message: `no response: ${closedReason.replace(/_/g, ' ')}` };
     if (result !== undefined) base.response_digest = sha256Hex(out.json);
     const args = argsOf(p.method, p.params);
-    if (args !== undefined) base.args = args;
-    if (opts.labels) base.labels = { ...opts.labels };
+    // NUL and lone surrogates become U+FFFD in a copy: the server's handler sees the request as sent.
+    if (args !== undefined) base.args = wellFormedValue(args);
+    if (opts.labels || names.labels) base.labels = { ...opts.labels, ...names.labels };
     if (p.method === 'initialize') {
       const pv = str(result?.protocolVersion);
       if (pv) base.labels = { ...base.labels, 'mcp.protocol_version': pv };
     }
 
     if (p.method === 'tools/call') {
-      const name = str(p.params.name) ?? '(missing)';
-      const hash = toolHashes.get(name);
-      base.tool = { name, ...(hash ? { definition_hash: hash } : {}) };
+      const hash = rawTool === undefined ? undefined : toolHashes.get(rawTool);
+      base.tool = { name: names.tool ?? '(missing)', ...(hash ? { definition_hash: hash } : {}) };
       audit.emit(base);
       return;
     }
@@ -336,12 +350,19 @@ export function auditMcpServer<T extends McpServer | Server>(
           inputSchema: tool.inputSchema,
         });
         toolHashes.set(name, hash);
+        // Names come from the server: sanitized and labelled like a client's, never trusted.
+        const listed = requestNames(p.method, name, redactor);
         audit.emit({
           ...base,
-          tool: { name, definition_hash: hash },
+          tool: { name: listed.tool ?? name, definition_hash: hash },
           request_bytes: i === 0 ? base.request_bytes : 0,
           response_bytes: i === 0 ? base.response_bytes : 0,
-          labels: { ...base.labels, 'mcp.list_index': String(i), 'mcp.list_size': String(tools.length) },
+          labels: {
+            ...base.labels,
+            ...listed.labels,
+            'mcp.list_index': String(i),
+            'mcp.list_size': String(tools.length),
+          },
         });
       });
     });

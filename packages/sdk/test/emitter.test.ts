@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { parseEvent, MAX_ARGS_BYTES } from '@mcp-audit/schema';
+import { parseEvent, MAX_ARGS_BYTES, MAX_ERROR_MESSAGE_LENGTH } from '@mcp-audit/schema';
 import { createRedactor } from '@mcp-audit/redaction';
 import { createLogger } from '@mcp-audit/observability';
 import { createAuditEmitter, DROPPED_METHOD, type AuditEventDraft } from '../src/index.js';
@@ -134,6 +134,33 @@ describe('createAuditEmitter', () => {
     const warn = logs.lines.find((l) => l.msg === 'invalid audit event not emitted');
     assert.ok(warn, 'logged');
     assert.match(String(warn.reason), /tool: Required when kind is tool_call/);
+    await em.close();
+  });
+
+  it('cuts an over-long error message between characters, never inside a surrogate pair', async () => {
+    const sink = new MemorySink();
+    const em = emitterWith(sink);
+    // The cut point (MAX_ERROR_MESSAGE_LENGTH - 1) falls after the high half of an emoji.
+    const message = 'a'.repeat(MAX_ERROR_MESSAGE_LENGTH - 2) + '😀'.repeat(10);
+    em.emit(draft(0, { outcome: 'error', error: { code: 'tool_error', message } }));
+    await em.flush();
+    assert.equal(em.stats().invalid, 0);
+    const [e] = sink.events;
+    assert.ok(e && parseEvent(JSON.stringify(e)).ok);
+    assert.equal(e.error?.message, `${'a'.repeat(MAX_ERROR_MESSAGE_LENGTH - 2)}…`);
+    await em.close();
+  });
+
+  it('exposes the redactor it applies, so text redacted before emit gets the same fingerprint', async () => {
+    const sink = new MemorySink();
+    const em = emitterWith(sink);
+    const ghToken = `ghp_${'a1B2c3D4e5'.repeat(3)}abcdef`;
+    const before = em.redactor!.redactString(`tool-${ghToken}`).value;
+    assert.ok(!before.includes(ghToken));
+    em.emit(draft(0, { tool: { name: `tool-${ghToken}` } }));
+    await em.flush();
+    assert.equal(sink.events[0]?.tool?.name, before);
+    assert.deepEqual(Object.keys(em.redactor!), ['redactString'], 'nothing but redactString');
     await em.close();
   });
 

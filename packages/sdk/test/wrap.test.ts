@@ -488,3 +488,176 @@ describe('auditMcpServer over Streamable HTTP with authentication', () => {
     }
   });
 });
+
+describe('auditMcpServer with hostile text in requests', () => {
+  // NOTE: the event contract refuses NUL and lone surrogates in every string and control
+  // characters in identifiers; without sanitizing, each request below would fail validation and
+  // be counted as invalid instead of audited.
+  const NUL_ARGS = { text: 'a\u0000b', ['k\ud800']: 'c\udc00', nested: [{ ['\u0000']: 'x\ud83d' }] };
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  const NUL_OR_SURROGATE = /\u0000|\p{Cs}/u;
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  const CONTROL_OR_SURROGATE = /[\u0000-\u001f\u007f]|\p{Cs}/u;
+  const HOSTILE_TOOL = `evil\u0000\u001b[2K\r\n\ud800${'x'.repeat(2000)}`;
+
+  function buildRecording(): { server: Server; received: unknown[] } {
+    const received: unknown[] = [];
+    const server = new Server({ name: 'raw', version: '1.0.0' }, { capabilities: { tools: {} } });
+    server.setRequestHandler(ListToolsRequestSchema, async () => ({
+      tools: [
+        { name: 'take', inputSchema: { type: 'object' as const } },
+        {
+          name: 'bell\u0007tool',
+          description: 'listed by the server',
+          inputSchema: { type: 'object' as const },
+        },
+      ],
+    }));
+    server.setRequestHandler(CallToolRequestSchema, async (req) => {
+      received.push(req.params.arguments);
+      if (req.params.name === 'take' || req.params.name === 'bell\u0007tool')
+        return { content: [{ type: 'text', text: 'ok' }] };
+      throw new McpError(ErrorCode.InvalidParams, `unknown tool ${req.params.name}`);
+    });
+    return { server, received };
+  }
+
+  async function connected(server: McpServer | Server, clientInfo = { name: 'c', version: '1' }) {
+    const sink = new MemorySink();
+    const audit = emitter(sink);
+    auditMcpServer(server, { emitter: audit, sourceId: 'sdk-wrap-test' });
+    const [clientT, serverT] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverT);
+    const client = new Client(clientInfo);
+    await client.connect(clientT);
+    return { sink, audit, client };
+  }
+
+  it('audits a tools/call whose arguments carry NUL and lone surrogates; the tool gets them unchanged', async () => {
+    const { server, received } = buildRecording();
+    const { sink, audit, client } = await connected(server);
+    const sent = structuredClone(NUL_ARGS);
+    await client.callTool({ name: 'take', arguments: sent });
+    await audit.flush();
+    assert.deepEqual(received, [NUL_ARGS], 'the tool sees exactly what the client sent');
+    assert.deepEqual(sent, NUL_ARGS, 'nothing is rewritten in place');
+    assert.equal(audit.stats().invalid, 0);
+    const call = sink.events.find((e) => e.method === 'tools/call');
+    assert.ok(call, 'the call is audited');
+    valid(call);
+    assert.deepEqual(call.args, {
+      text: 'a\ufffdb',
+      'k\ufffd': 'c\ufffd',
+      nested: [{ '\ufffd': 'x\ufffd' }],
+    });
+    assert.equal(call.tool?.name, 'take');
+    assert.equal(call.labels, undefined, 'a clean tool name gets no labels');
+    await client.close();
+    await audit.close();
+  });
+
+  it('audits prompts/get and resources/read with NUL and lone surrogates in names, error messages sanitized', async () => {
+    const { sink, audit, client } = await connected(buildMcpServer());
+    const echoed = await client.callTool({ name: 'echo', arguments: { text: 'nul\u0000here' } });
+    assert.deepEqual(echoed.content, [{ type: 'text', text: 'nul\u0000here' }]);
+    await assert.rejects(client.getPrompt({ name: 'gr\u0000eet\ud800' }));
+    await assert.rejects(client.readResource({ uri: 'notes://\u0000readme\udfff' }));
+    await audit.flush();
+    assert.equal(audit.stats().invalid, 0);
+    const events = sink.events;
+    events.forEach(valid);
+    const echo = events.find((e) => e.method === 'tools/call')!;
+    assert.deepEqual(echo.args, { text: 'nul\ufffdhere' });
+    const prompt = events.find((e) => e.method === 'prompts/get');
+    assert.ok(prompt, 'the prompt request is audited');
+    assert.equal(prompt.outcome, 'error');
+    assert.equal((prompt.args as { name?: string }).name, 'gr\ufffdeet\ufffd');
+    assert.doesNotMatch(prompt.error?.message ?? '', NUL_OR_SURROGATE);
+    const read = events.find((e) => e.method === 'resources/read');
+    assert.ok(read, 'the resource read is audited');
+    assert.deepEqual(read.args, { uri: 'notes://\ufffdreadme\ufffd' });
+    await client.close();
+    await audit.close();
+  });
+
+  it('audits a hostile tool name with the gateway labels, and a JSON-RPC error quoting it', async () => {
+    const { server, received } = buildRecording();
+    const { sink, audit, client } = await connected(server);
+    await assert.rejects(client.callTool({ name: HOSTILE_TOOL, arguments: { a: 1 } }), /unknown tool/);
+    await client.callTool({ name: '', arguments: {} }).catch(() => undefined);
+    await audit.flush();
+    assert.deepEqual(received[0], { a: 1 });
+    assert.equal(audit.stats().invalid, 0);
+    const [hostile, empty] = sink.events.filter((e) => e.method === 'tools/call');
+    assert.ok(hostile, 'the call is audited');
+    valid(hostile);
+    assert.doesNotMatch(hostile.tool!.name, CONTROL_OR_SURROGATE);
+    assert.ok(hostile.tool!.name.startsWith('evil\\u0000\\u001b[2K\\u000d\\u000a\ufffdxxx'));
+    assert.ok(hostile.tool!.name.endsWith('…[truncated]'));
+    assert.deepEqual(hostile.labels, {
+      invalid_tool_name: 'invalid_unicode,control_characters,too_long',
+      tool_name_sha256: createHash('sha256').update(HOSTILE_TOOL, 'utf8').digest('hex'),
+      tool_name_length: String(HOSTILE_TOOL.length),
+    });
+    assert.equal(hostile.rpc_error_code, ErrorCode.InvalidParams);
+    assert.match(hostile.error?.message ?? '', /unknown tool evil\ufffd/);
+    assert.doesNotMatch(hostile.error?.message ?? '', NUL_OR_SURROGATE);
+    assert.ok(empty, 'an empty tool name is audited too');
+    assert.equal(empty.tool?.name, '(empty)');
+    assert.equal(empty.labels?.invalid_tool_name, 'empty');
+    await client.close();
+    await audit.close();
+  });
+
+  it('audits tools/list entries with control characters in their names, and calls to them keep the hash', async () => {
+    const { server } = buildRecording();
+    const { sink, audit, client } = await connected(server);
+    const listed = await client.listTools();
+    await client.callTool({ name: 'bell\u0007tool', arguments: {} });
+    await audit.flush();
+    assert.equal(audit.stats().invalid, 0);
+    const lists = sink.events.filter((e) => e.method === 'tools/list');
+    assert.equal(lists.length, 2, 'one event per listed tool, the hostile one included');
+    lists.forEach(valid);
+    const bell = lists.find((e) => e.labels?.invalid_tool_name === 'control_characters');
+    assert.ok(bell);
+    assert.equal(bell.tool?.name, 'bell\\u0007tool');
+    assert.equal(bell.tool?.definition_hash, toolDefinitionHash(listed.tools[1]!));
+    assert.equal(bell.labels?.['mcp.list_index'], '1');
+    const call = sink.events.find((e) => e.method === 'tools/call');
+    assert.ok(call);
+    valid(call);
+    assert.equal(call.tool?.name, 'bell\\u0007tool');
+    assert.equal(call.tool?.definition_hash, bell.tool?.definition_hash);
+    assert.equal(call.labels?.invalid_tool_name, 'control_characters');
+    await client.close();
+    await audit.close();
+  });
+
+  it('audits a client whose clientInfo name and version carry control characters and lone surrogates', async () => {
+    const { server } = buildRecording();
+    const { sink, audit, client } = await connected(server, {
+      name: '\u0000evil\r\nclient\ud800\u007f',
+      version: '1\t2',
+    });
+    await client.callTool({ name: 'take', arguments: {} });
+    await audit.flush();
+    assert.equal(audit.stats().invalid, 0);
+    const events = sink.events;
+    assert.deepEqual(
+      events.map((e) => e.method),
+      ['initialize', 'tools/call'],
+      'the session and the call are both audited',
+    );
+    events.forEach(valid);
+    for (const e of events) assert.equal(e.client.agent, 'evil  client\ufffd/1 2');
+    const clientInfo = (events[0]!.args as { clientInfo?: { name?: string } }).clientInfo;
+    assert.equal(
+      clientInfo?.name,
+      '\ufffdevil\r\nclient\ufffd\u007f',
+      'args are free text: NUL and surrogates only',
+    );
+    await client.close();
+    await audit.close();
+  });
+});
