@@ -18,6 +18,8 @@ export interface AlertsHandlerDeps {
   engine: DeliveryEngine;
   producer: AuditProducer;
   record: (rows: DeliveryRow[]) => void;
+  /** While the attempt rows are over their bound: resolves once they drained (deliveries.writer.ts). */
+  recordPaused?: () => Promise<void> | undefined;
   log: Logger;
   metrics: NotifierMetrics;
   now?: () => Date;
@@ -175,6 +177,18 @@ export function createAlertsHandler(deps: AlertsHandlerDeps): BatchHandler {
           'alert jobs parked',
         );
     }
-    if (suppressed.length > 0) deps.record(suppressed);
+    if (suppressed.length > 0) {
+      // Suppressed rows are final rows, never dropped: while the writer is over its bound the batch
+      // waits for it (heartbeating) rather than grow it, and gives up (throws) once stopping.
+      for (let p = deps.recordPaused?.(); p; p = deps.recordPaused?.()) {
+        if (!ctx.isRunning() || ctx.isStale())
+          throw new Error('stopping while alert_deliveries rows are over their bound');
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([p, new Promise((r) => (t = setTimeout(r, 250)))]);
+        clearTimeout(t);
+        await ctx.heartbeat().catch(() => undefined);
+      }
+      deps.record(suppressed);
+    }
   };
 }

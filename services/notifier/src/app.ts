@@ -1,5 +1,5 @@
 import Fastify from 'fastify';
-import type { AuditProducer, Kafka } from '@mcp-audit/kafka';
+import type { AuditProducer, Kafka, OutgoingMessage } from '@mcp-audit/kafka';
 import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/observability';
 import { createAlertsHandler } from './alerts.consumer.js';
@@ -8,7 +8,7 @@ import { DeliveriesWriter } from './deliveries.writer.js';
 import { DeliveryEngine, type DeliveryRow } from './delivery.engine.js';
 import type { DeliveryJob, Destination, SendOutcome } from './destinations.js';
 import { createNotifierMetrics } from './metrics.js';
-import type { Outbox } from './outbox.js';
+import type { Outbox, UnreadableJob } from './outbox.js';
 import type { AssignmentListener } from '@mcp-audit/kafka';
 
 export interface NotifierConfig {
@@ -43,6 +43,28 @@ export interface Notifier {
   engine: DeliveryEngine;
 }
 
+/** The dead-letter message of a parked job whose message no longer parses: kept as stored, with why. */
+export function unreadableDeadLetter(
+  job: UnreadableJob,
+  alertsTopic: string,
+  now = new Date(),
+): OutgoingMessage {
+  return {
+    key: job.dedupKey || null,
+    value: job.raw,
+    headers: {
+      'mcp-audit-dlq-code': 'AUDIT_ERR_UNREADABLE_PARKED',
+      'mcp-audit-dlq-reason': job.reason.slice(0, 500),
+      'mcp-audit-destination-id': job.destinationId,
+      'mcp-audit-job-id': job.jobId,
+      'mcp-audit-source-topic': alertsTopic,
+      'mcp-audit-source-partition': String(job.source.partition),
+      'mcp-audit-source-offset': job.source.offset,
+      'mcp-audit-dlq-at': now.toISOString(),
+    },
+  };
+}
+
 export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier {
   const log = deps.log.child({ component: 'notifier' });
   const metrics = createNotifierMetrics(deps.registry);
@@ -51,7 +73,9 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
     insert: deps.insertDeliveries,
     log,
     onBuffered: (n) => metrics.recordRowsBuffered.set(n),
+    onPaused: (paused) => metrics.recordPaused.set(paused ? 1 : 0),
   });
+  const recordPaused = () => writer.paused();
   const record = (rows: DeliveryRow[]) => writer.add(rows);
   const deadLetter = async (job: DeliveryJob, last: SendOutcome) => {
     await producer.send(cfg.dlqTopic, [
@@ -70,6 +94,8 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
       },
     ]);
   };
+  const deadLetterUnreadable = (job: UnreadableJob) =>
+    producer.send(cfg.dlqTopic, [unreadableDeadLetter(job, cfg.alertsTopic)]);
   const engine = new DeliveryEngine(
     {
       groupId: cfg.groupId,
@@ -79,7 +105,16 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
       backoffMaxMs: cfg.backoffMaxMs,
       maxPending: cfg.maxPending,
     },
-    { destinations: deps.destinations, record, deadLetter, outbox: deps.outbox, log, metrics },
+    {
+      destinations: deps.destinations,
+      record,
+      deadLetter,
+      deadLetterUnreadable,
+      recordPaused,
+      outbox: deps.outbox,
+      log,
+      metrics,
+    },
   );
   const handler = createAlertsHandler({
     groupId: cfg.groupId,
@@ -90,6 +125,7 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
     engine,
     producer,
     record,
+    recordPaused,
     log,
     metrics,
   });
@@ -165,6 +201,7 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
           engine: e.details,
           producer: producer.isConnected(),
           deliveryRowsBuffered: writer.buffered,
+          deliveryPaused: writer.paused() !== undefined,
         },
       };
     },

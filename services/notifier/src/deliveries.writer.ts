@@ -2,16 +2,25 @@ import type { Logger } from '@mcp-audit/observability';
 import type { DeliveryRow } from './delivery.engine.js';
 
 /**
+ * Rows buffered at most before delivery pauses. NOTE: kept well under the engine's memory of jobs
+ * it finished (RECENT_JOBS, 50,000), which must outlast a final row still waiting here.
+ */
+export const DEFAULT_MAX_BUFFERED_ROWS = 20_000;
+
+/**
  * Appends alert_deliveries rows in small batches (about every `flushMs`), one insert in flight,
- * retrying while ClickHouse is away. Delivery never waits for it: the rows are the audit trail, the
- * outbox is what guarantees delivery. Beyond `maxBuffered` the oldest rows are dropped and counted.
+ * retrying while ClickHouse is away. Rows are never dropped: they are the record of who was told
+ * what and when, and a job's final row is what tells a new partition owner it is done. Memory is
+ * bounded by backpressure instead: above `maxBuffered` rows the writer is paused (`paused()`), the
+ * engine starts no new attempts, and it resumes once the buffer has drained to half the bound.
+ * `add` always accepts (the attempts already in flight still end with their rows).
  */
 export class DeliveriesWriter {
   #buf: DeliveryRow[] = [];
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
   #failures = 0;
-  dropped = 0;
+  #paused: { since: number; drained: Promise<void>; resume: () => void } | undefined;
 
   constructor(
     private readonly opts: {
@@ -20,6 +29,7 @@ export class DeliveriesWriter {
       flushMs?: number;
       maxBuffered?: number;
       onBuffered?: (n: number) => void;
+      onPaused?: (paused: boolean) => void;
     },
   ) {}
 
@@ -27,17 +37,41 @@ export class DeliveriesWriter {
     return this.#buf.length;
   }
 
+  #max(): number {
+    return this.opts.maxBuffered ?? DEFAULT_MAX_BUFFERED_ROWS;
+  }
+
+  /** While over the bound: a promise that resolves once the buffer has drained; otherwise undefined. */
+  paused(): Promise<void> | undefined {
+    return this.#paused?.drained;
+  }
+
   add(rows: DeliveryRow[]): void {
     this.#buf.push(...rows);
-    const max = this.opts.maxBuffered ?? 100_000;
-    if (this.#buf.length > max) {
-      const n = this.#buf.length - max;
-      this.#buf.splice(0, n);
-      this.dropped += n;
-      this.opts.log.error({ dropped: n }, 'alert_deliveries buffer full: oldest rows dropped');
+    if (!this.#paused && this.#buf.length > this.#max()) {
+      let resume!: () => void;
+      const drained = new Promise<void>((r) => (resume = r));
+      this.#paused = { since: Date.now(), drained, resume };
+      this.opts.onPaused?.(true);
+      this.opts.log.warn(
+        { rows: this.#buf.length, max: this.#max(), failures: this.#failures },
+        'alert_deliveries rows over their bound (ClickHouse unavailable?): new delivery attempts paused',
+      );
     }
     this.opts.onBuffered?.(this.#buf.length);
     this.#schedule();
+  }
+
+  #maybeResume(): void {
+    const p = this.#paused;
+    if (!p || this.#buf.length > Math.floor(this.#max() / 2)) return;
+    this.#paused = undefined;
+    this.opts.onPaused?.(false);
+    this.opts.log.info(
+      { rows: this.#buf.length, pausedMs: Date.now() - p.since },
+      'alert_deliveries rows drained: delivery attempts resumed',
+    );
+    p.resume();
   }
 
   #schedule(delay = this.opts.flushMs ?? 250): void {
@@ -70,7 +104,14 @@ export class DeliveriesWriter {
     await this.#inFlight;
     this.#inFlight = undefined;
     this.opts.onBuffered?.(this.#buf.length);
-    this.#schedule(ok ? undefined : Math.min(10_000, 250 * 2 ** Math.min(this.#failures, 6)));
+    this.#maybeResume();
+    // Drain a backlog insert after insert; wait the usual age only for rows just added.
+    const next = ok
+      ? this.#buf.length >= 10_000
+        ? 0
+        : undefined
+      : Math.min(10_000, 250 * 2 ** Math.min(this.#failures, 6));
+    this.#schedule(next);
     return ok;
   }
 

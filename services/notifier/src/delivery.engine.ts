@@ -2,7 +2,7 @@ import type { Logger } from '@mcp-audit/observability';
 import { nextDelayMs } from './backoff.js';
 import type { DeliveryJob, Destination, DestinationKind, SendOutcome } from './destinations.js';
 import type { NotifierMetrics } from './metrics.js';
-import type { Outbox } from './outbox.js';
+import { isUnreadable, type Outbox, type PendingJob, type UnreadableJob } from './outbox.js';
 
 /** A row of mcp_audit.alert_deliveries. Never holds a URL, key or secret. */
 export interface DeliveryRow {
@@ -80,6 +80,13 @@ export interface EngineDeps {
   record: (rows: DeliveryRow[]) => void;
   /** Keeps a job that exhausted its budget in the dead-letter topic; must throw if it could not. */
   deadLetter: (job: DeliveryJob, last: SendOutcome) => Promise<void>;
+  /** Keeps a parked job whose message no longer parses in the dead-letter topic; must throw if it could not. */
+  deadLetterUnreadable: (job: UnreadableJob) => Promise<void>;
+  /**
+   * While the attempt rows are over their bound in memory (ClickHouse away): a promise that resolves
+   * once they drained. No new attempt starts meanwhile; the jobs wait in their queues and the outbox.
+   */
+  recordPaused?: () => Promise<void> | undefined;
   /** Where parked jobs are loaded from; without it only jobs handed in are delivered (tests). */
   outbox?: Pick<Outbox, 'pending' | 'orphans'>;
   log: Logger;
@@ -161,6 +168,11 @@ class DestinationWorker {
     while (!this.stopping) {
       if (this.queue.length === 0) {
         await this.waker.wait();
+        continue;
+      }
+      const paused = this.deps.recordPaused?.();
+      if (paused) {
+        await Promise.race([paused, this.waker.wait()]);
         continue;
       }
       const wait = Math.max(this.notBefore - Date.now(), dest.bucket.waitMs());
@@ -331,14 +343,8 @@ export class DeliveryEngine {
     const cap = Math.max(1, Math.floor(cfg.maxPending / n));
     const hooks: WorkerHooks = {
       finished: (w, jobs) => {
-        for (const j of jobs) {
-          this.#held.delete(j.jobId);
-          this.#recent.add(j.jobId);
-        }
-        for (const id of this.#recent) {
-          if (this.#recent.size <= RECENT_JOBS) break;
-          this.#recent.delete(id);
-        }
+        for (const j of jobs) this.#held.delete(j.jobId);
+        this.#remember(jobs);
         this.#gauge();
         this.#maybeLoad(w);
       },
@@ -351,6 +357,14 @@ export class DeliveryEngine {
     };
     for (const d of deps.destinations.values())
       this.#workers.set(d.id, new DestinationWorker(d, cap, cfg, deps, hooks));
+  }
+
+  #remember(jobs: ReadonlyArray<{ jobId: string }>): void {
+    for (const j of jobs) this.#recent.add(j.jobId);
+    for (const id of this.#recent) {
+      if (this.#recent.size <= RECENT_JOBS) break;
+      this.#recent.delete(id);
+    }
   }
 
   #gauge(): void {
@@ -492,7 +506,7 @@ export class DeliveryEngine {
       const from = [...w.backlog].map(([partition, b]) => ({ partition, ...b }));
       const limit = Math.max(room, LOAD_PAGE);
       w.dirty.clear();
-      let jobs: DeliveryJob[];
+      let jobs: PendingJob[];
       try {
         jobs = await outbox.pending({
           groupId: this.cfg.groupId,
@@ -516,22 +530,36 @@ export class DeliveryEngine {
       let queued = 0;
       // The partition where this read stopped before its end; partitions before it were read whole.
       let stoppedAt: number | undefined;
+      let unreadableFailed = false;
       for (const j of jobs) {
         const src = j.source!;
         const b = w.backlog.get(src.partition);
         if (!b || b.epoch !== from.find((f) => f.partition === src.partition)?.epoch) continue;
         if (!this.#held.has(j.jobId) && !this.#recent.has(j.jobId)) {
-          if (queued >= room) {
-            stoppedAt = src.partition;
-            break;
+          if (isUnreadable(j)) {
+            // Not retried: it would fail the same way forever. Its cursor stays on it until it is
+            // in the dead-letter topic.
+            if (!(await this.#deadLetterUnreadable(w, j))) {
+              stoppedAt = src.partition;
+              unreadableFailed = true;
+              break;
+            }
+            if (this.#stopping) return;
+            // Reassigned while dead-lettering: this read's cursor for the partition is stale.
+            if (w.backlog.get(src.partition) !== b) continue;
+          } else {
+            if (queued >= room) {
+              stoppedAt = src.partition;
+              break;
+            }
+            this.#push(w, j);
+            queued++;
           }
-          this.#push(w, j);
-          queued++;
         }
         b.offset = BigInt(src.offset);
         b.seq = src.seq + 1;
       }
-      if (stoppedAt === undefined && jobs.length === limit)
+      if (!unreadableFailed && stoppedAt === undefined && jobs.length === limit)
         stoppedAt = jobs[jobs.length - 1]!.source!.partition;
       for (const f of from) {
         const b = w.backlog.get(f.partition);
@@ -546,7 +574,55 @@ export class DeliveryEngine {
           'parked jobs loaded from the outbox',
         );
       }
+      if (unreadableFailed) {
+        w.loadFailures++;
+        await this.#sleep(Math.min(5_000, 200 * 2 ** Math.min(w.loadFailures, 5)));
+      }
     }
+  }
+
+  async #deadLetterUnreadable(w: DestinationWorker, j: UnreadableJob): Promise<boolean> {
+    const { deps } = this;
+    const ctx = {
+      destination: w.dest.id,
+      jobId: j.jobId,
+      dedupKey: j.dedupKey,
+      partition: j.source.partition,
+      offset: j.source.offset,
+      reason: j.reason,
+    };
+    try {
+      await deps.deadLetterUnreadable(j);
+    } catch (err) {
+      deps.log.warn({ ...ctx, err }, 'dead-lettering an unreadable parked job failed; retrying');
+      return false;
+    }
+    const now = new Date();
+    deps.record([
+      {
+        at: now.toISOString().slice(0, 19).replace('T', ' '),
+        at_ms: now.getUTCMilliseconds(),
+        group_id: this.cfg.groupId,
+        job_id: j.jobId,
+        message_id: j.messageId,
+        alert_id: '',
+        dedup_key: j.dedupKey,
+        action: 'unknown',
+        destination_id: j.destinationId,
+        destination_kind: w.dest.kind,
+        attempt: 0,
+        status: 'dead_lettered',
+        final: 1,
+        http_status: 0,
+        latency_ms: 0,
+        error: `unreadable parked message: ${j.reason}`.slice(0, 500),
+        digest_id: '',
+      },
+    ]);
+    this.#remember([j]);
+    deps.metrics.unreadable.inc({ destination: w.dest.id });
+    deps.log.error(ctx, 'parked job no longer parses: dead-lettered, not delivered');
+    return true;
   }
 
   async #reportOrphans(partitions: number[]): Promise<void> {

@@ -47,6 +47,12 @@ export function createNotifierMetrics(registry: Registry) {
       labelNames: ['destination'],
       registers: [registry],
     }),
+    unreadable: new Counter({
+      name: 'mcp_audit_notifier_unreadable_parked_total',
+      help: 'Parked jobs whose stored message no longer parses, kept in the dead-letter topic instead',
+      labelNames: ['destination'],
+      registers: [registry],
+    }),
     latency: new Histogram({
       name: 'mcp_audit_notifier_request_seconds',
       help: 'Time of one delivery request',
@@ -62,6 +68,11 @@ export function createNotifierMetrics(registry: Registry) {
     recordRowsBuffered: new Gauge({
       name: 'mcp_audit_notifier_delivery_rows_buffered',
       help: 'alert_deliveries rows waiting for ClickHouse',
+      registers: [registry],
+    }),
+    recordPaused: new Gauge({
+      name: 'mcp_audit_notifier_delivery_paused',
+      help: '1 while alert_deliveries rows are over their bound in memory and no new delivery attempt starts',
       registers: [registry],
     }),
   };

@@ -1,5 +1,5 @@
 import { dbIdent, join, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
-import { alertMessageSchema } from '@mcp-audit/schema';
+import { alertMessageSchema, type AlertMessage } from '@mcp-audit/schema';
 import type { DeliveryJob } from './destinations.js';
 
 /** A row of mcp_audit.alert_outbox: a routed delivery job, parked before its offset advances. */
@@ -34,15 +34,54 @@ export interface PendingQuery {
   days?: number;
 }
 
+/**
+ * A parked job whose message no longer parses (written by an older version, or corrupted): it is
+ * dead-lettered with the reason, never retried.
+ */
+export interface UnreadableJob {
+  unreadable: true;
+  jobId: string;
+  messageId: string;
+  destinationId: string;
+  dedupKey: string;
+  /** The stored message as it is. */
+  raw: string;
+  /** Why it does not parse: a field path and message, never its content. */
+  reason: string;
+  source: NonNullable<DeliveryJob['source']>;
+}
+
+export type PendingJob = DeliveryJob | UnreadableJob;
+
+export const isUnreadable = (j: PendingJob): j is UnreadableJob => 'unreadable' in j;
+
+/** A stored message as a job's message, or why it is not one. */
+export function parseParked(
+  raw: string,
+): { ok: true; message: AlertMessage } | { ok: false; reason: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, reason: 'not JSON' };
+  }
+  const r = alertMessageSchema.safeParse(json);
+  if (r.success) return { ok: true, message: r.data };
+  const i = r.error.issues[0];
+  return { ok: false, reason: `${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`.slice(0, 300) };
+}
+
 export interface Outbox {
   park(rows: OutboxRow[]): Promise<void>;
   /** Which of these job ids are already parked (a redelivered message must not be parked twice). */
   parked(groupId: string, jobIds: string[]): Promise<Set<string>>;
   /**
    * One destination's parked jobs without a final delivery row, from each cursor on, ordered by
-   * partition, offset and place in the message (so per partition in topic order).
+   * partition, offset and place in the message (so per partition in topic order). A row whose
+   * message does not parse comes back as an UnreadableJob in its place, so one bad row never
+   * fails the whole read.
    */
-  pending(q: PendingQuery): Promise<DeliveryJob[]>;
+  pending(q: PendingQuery): Promise<PendingJob[]>;
   /** Unfinished parked jobs of these partitions for destinations not in `known`, per destination. */
   orphans(q: {
     groupId: string;
@@ -82,13 +121,14 @@ export function clickHouseOutbox(ch: ClickHouse): Outbox {
       const rows = await ch.query<{
         job_id: string;
         message_id: string;
+        dedup_key: string;
         destination_id: string;
         kafka_partition: number;
         kafka_offset: string;
         seq: number;
         message: string;
       }>(
-        sql`SELECT job_id, message_id, destination_id, kafka_partition, kafka_offset, seq, message
+        sql`SELECT job_id, message_id, dedup_key, destination_id, kafka_partition, kafka_offset, seq, message
             FROM ${db}.alert_outbox
             WHERE group_id = ${groupId} AND topic = ${topic} AND destination_id = ${destinationId}
               AND parked_at >= now() - ${days * 86_400}
@@ -97,14 +137,18 @@ export function clickHouseOutbox(ch: ClickHouse): Outbox {
             ORDER BY kafka_partition, kafka_offset, seq
             LIMIT ${limit}`,
       );
-      return rows.map((r) => ({
-        jobId: r.job_id,
-        messageId: r.message_id,
-        destinationId: r.destination_id,
-        message: alertMessageSchema.parse(JSON.parse(r.message)),
-        attempts: 0,
-        source: { partition: Number(r.kafka_partition), offset: String(r.kafka_offset), seq: Number(r.seq) },
-      }));
+      return rows.map((r): PendingJob => {
+        const ids = { jobId: r.job_id, messageId: r.message_id, destinationId: r.destination_id };
+        const source = {
+          partition: Number(r.kafka_partition),
+          offset: String(r.kafka_offset),
+          seq: Number(r.seq),
+        };
+        const m = parseParked(r.message);
+        return m.ok
+          ? { ...ids, message: m.message, attempts: 0, source }
+          : { unreadable: true, ...ids, dedupKey: r.dedup_key, raw: r.message, reason: m.reason, source };
+      });
     },
     async orphans({ groupId, topic, partitions, known, days = 30 }) {
       if (partitions.length === 0) return [];

@@ -20,7 +20,7 @@ import {
 } from '../src/destinations.js';
 import { postJson } from '../src/http.sender.js';
 import { createNotifierMetrics } from '../src/metrics.js';
-import type { Outbox, OutboxRow } from '../src/outbox.js';
+import { parseParked, type Outbox, type OutboxRow, type PendingJob } from '../src/outbox.js';
 
 const log = createLogger('test', { level: 'silent' });
 const metrics = () => createNotifierMetrics(createRegistry('t', { defaultMetrics: false }));
@@ -120,14 +120,14 @@ function memoryOutbox(rows: DeliveryRow[]) {
             a.seq - b.seq,
         )
         .slice(0, q.limit)
-        .map((r) => ({
-          jobId: r.job_id,
-          messageId: r.message_id,
-          destinationId: r.destination_id,
-          message: alertMessageSchema.parse(JSON.parse(r.message)),
-          attempts: 0,
-          source: { partition: r.kafka_partition, offset: r.kafka_offset, seq: r.seq },
-        }));
+        .map((r): PendingJob => {
+          const source = { partition: r.kafka_partition, offset: r.kafka_offset, seq: r.seq };
+          const ids = { jobId: r.job_id, messageId: r.message_id, destinationId: r.destination_id };
+          const m = parseParked(r.message);
+          return m.ok
+            ? { ...ids, message: m.message, attempts: 0, source }
+            : { unreadable: true, ...ids, dedupKey: r.dedup_key, raw: r.message, reason: m.reason, source };
+        });
     },
     async orphans() {
       return [];
@@ -151,6 +151,7 @@ function harness(dests: Destination[], maxPending: number) {
     {
       destinations,
       record: (r) => rows.push(...r),
+      deadLetterUnreadable: async () => undefined,
       deadLetter: async () => undefined,
       outbox: mem.outbox,
       log,

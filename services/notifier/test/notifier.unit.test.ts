@@ -322,6 +322,7 @@ function engineWith(dests: Destination[], maxAttempts = 5) {
       destinations: new Map(dests.map((d) => [d.id, d])),
       record: (r) => rows.push(...r),
       deadLetter: async (j) => void dead.push(j.jobId),
+      deadLetterUnreadable: async () => undefined,
       log,
       metrics: createNotifierMetrics(createRegistry('t', { defaultMetrics: false })),
     },
