@@ -288,6 +288,15 @@ async function main() {
       what: `alerts for all ${injected.size} bursts (${arrived.size} so far)`,
     }).catch((err: unknown) => console.log(`NOTE: ${(err as Error).message}`));
     const delays = [...injected].filter(([c]) => arrived.has(c)).map(([c, at]) => arrived.get(c)! - at);
+    // In injection order, with the second of the run each burst was injected at: a slow one that
+    // recurs at a fixed period points at a periodic job, one at the start at warm-up.
+    console.log(
+      `delays in injection order (s into the run: ms): ${[...injected]
+        .map(
+          ([c, at]) => `${((at - t0) / 1000).toFixed(0)}: ${arrived.has(c) ? arrived.get(c)! - at : 'none'}`,
+        )
+        .join(', ')}`,
+    );
     const h = await health();
     const after = rss(detector.child.pid!);
     console.log(
