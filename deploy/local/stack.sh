@@ -42,6 +42,15 @@ pid_of() {
   echo "$pid"
 }
 
+# During start-up: the launched process is still alive. NOTE: not pid_of, whose command-line check
+# races the launch: between the fork and the exec the child's command line is still this script's,
+# and under load a check can land in that window (a spurious 'exited during start-up').
+launched_alive() {
+  local pid
+  pid=$(cat "$RUN_DIR/$1.pid" 2>/dev/null) || return 1
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
 sha256_hex() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 random_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
@@ -121,7 +130,7 @@ start_clickhouse() {
   fi
   local deadline=$((SECONDS + READY_TIMEOUT))
   until clickhouse_ready; do
-    if ! pid_of clickhouse >/dev/null; then
+    if ! launched_alive clickhouse; then
       die "clickhouse exited during start-up; see $CH_DIR/log/clickhouse-server.err.log"
     fi
     ((SECONDS < deadline)) || die "clickhouse not ready after ${READY_TIMEOUT}s; see $CH_DIR/log/clickhouse-server.err.log"
@@ -192,7 +201,7 @@ start_kafka() {
   fi
   local deadline=$((SECONDS + READY_TIMEOUT))
   until kafka_ready; do
-    if ! pid_of kafka >/dev/null; then die "kafka exited during start-up; see $KAFKA_DIR/log/server.log and $KAFKA_DIR/log/stdout.log"; fi
+    if ! launched_alive kafka; then die "kafka exited during start-up; see $KAFKA_DIR/log/server.log and $KAFKA_DIR/log/stdout.log"; fi
     ((SECONDS < deadline)) || die "kafka not ready after ${READY_TIMEOUT}s; see $KAFKA_DIR/log/server.log"
     sleep 0.5
   done
