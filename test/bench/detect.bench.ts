@@ -17,7 +17,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { createClickHouse, dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import {
@@ -29,6 +28,7 @@ import {
   suffix,
   waitFor,
   type ServiceProcess,
+  freePort,
 } from '../lib/index.js';
 
 const run = promisify(execFile);
@@ -53,16 +53,6 @@ function rss(pid: number): { rss: number; hwm: number } {
     return Number(/(\d+)/.exec(line)?.[1] ?? 0) * 1024;
   };
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 async function seed(ch: ClickHouse, prefix: string, from: number) {

@@ -23,14 +23,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { createUpstreamFetch } from '@mcp-audit/gateway';
-import { REPO_ROOT, brokers, createTestTopics, env, kafka, suffix, waitFor } from '../lib/index.js';
+import { REPO_ROOT, brokers, createTestTopics, env, kafka, suffix, waitFor, freePort } from '../lib/index.js';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 4));
@@ -43,16 +43,6 @@ const GATEWAY_MAIN = process.env.BENCH_GATEWAY_MAIN ?? `${REPO_ROOT}services/gat
 
 /** Nearest-rank quantile of sorted values. */
 const quantileSorted = (v: number[], q: number) => v[Math.min(v.length - 1, Math.ceil(q * v.length) - 1)]!;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** User + system CPU of a process in ms (Linux), or undefined elsewhere. */
 function cpuMs(pid: number | null | undefined): number | undefined {

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Admin } from 'kafkajs';
@@ -39,6 +39,7 @@ import {
   suffix,
   waitFor,
   type ServiceProcess,
+  freePort,
 } from '../lib/index.js';
 
 const EVERYTHING = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
@@ -63,17 +64,6 @@ let ch: ClickHouse;
 let securedFront: http.Server;
 const securedSeen: http.IncomingHttpHeaders[] = [];
 const upstreamToken = `upstream-${tag}-${Date.now()}`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 // The same few variables the SDK's stdio transport passes to a child, so get-env matches both ways.
 const inheritedEnv = Object.fromEntries(

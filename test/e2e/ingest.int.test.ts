@@ -1,15 +1,13 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import type { Admin, Producer } from 'kafkajs';
 import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import {
   REPO_ROOT,
-  analyst,
   countBySource,
   createTestTopics,
   ingesterEnv,
-  kafka,
   makeEvent,
   produceEvents,
   rng,
@@ -17,6 +15,8 @@ import {
   suffix,
   waitFor,
   waitForStored,
+  useStackClients,
+  freePort,
 } from '../lib/index.js';
 
 // These tests stop and restart the shared local ClickHouse and Kafka, so the runner executes test
@@ -24,21 +24,7 @@ import {
 let admin: Admin;
 let producer: Producer;
 let ch: ClickHouse;
-const k = kafka();
-
-before(async () => {
-  admin = k.admin();
-  await admin.connect();
-  producer = k.producer({ idempotent: true, allowAutoTopicCreation: false });
-  await producer.connect();
-  ch = analyst();
-});
-
-after(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
-  await ch?.close();
-});
+useStackClients((c) => ({ admin, producer, ch } = c));
 
 function stack(...args: string[]) {
   execFileSync('bash', [`${REPO_ROOT}deploy/local/stack.sh`, ...args], { stdio: 'inherit' });
@@ -85,18 +71,6 @@ test('kill -9 of the ingester mid-run, then restart: nothing lost, no duplicate 
     assert.equal(await second.stop(), 0, 'graceful exit on SIGTERM');
   }
 });
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 test('SIGTERM mid-run: /health and /metrics while running, exit 0 within the deadline, restart adds no duplicate', async () => {
   const tag = `sigterm-${suffix()}`;

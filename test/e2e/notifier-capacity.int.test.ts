@@ -1,9 +1,9 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Admin, Producer } from 'kafkajs';
 import type { ClickHouse } from '@mcp-audit/clickhouse';
-import { analyst, kafka, startService, suffix, waitFor } from '../lib/index.js';
+import { startService, suffix, waitFor, useStackClients } from '../lib/index.js';
 import {
   committedOffsets,
   createAlertTopics,
@@ -20,21 +20,7 @@ import {
 let admin: Admin;
 let producer: Producer;
 let ch: ClickHouse;
-const k = kafka();
-
-before(async () => {
-  admin = k.admin();
-  await admin.connect();
-  producer = k.producer({ idempotent: true, allowAutoTopicCreation: false });
-  await producer.connect();
-  ch = analyst();
-});
-
-after(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
-  await ch?.close();
-});
+useStackClients((c) => ({ admin, producer, ch } = c));
 
 test('a dead webhook holds back only itself; with its share of memory full, SIGTERM stops promptly, offsets never pass an unparked message, and a restart delivers everything', async () => {
   const tag = `capacity-${suffix()}`;

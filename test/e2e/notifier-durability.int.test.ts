@@ -1,7 +1,7 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Admin, Producer } from 'kafkajs';
-import { kafka, startService, suffix, waitFor } from '../lib/index.js';
+import { startService, suffix, waitFor, useStackClients } from '../lib/index.js';
 import {
   createAlertTopics,
   makeAlert,
@@ -16,19 +16,7 @@ import {
 
 let admin: Admin;
 let producer: Producer;
-const k = kafka();
-
-before(async () => {
-  admin = k.admin();
-  await admin.connect();
-  producer = k.producer({ idempotent: true, allowAutoTopicCreation: false });
-  await producer.connect();
-});
-
-after(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
-});
+useStackClients((c) => ({ admin, producer } = c));
 
 test('kill -9 of the notifier mid-delivery, then restart: nothing lost', async () => {
   const tag = `kill9-${suffix()}`;

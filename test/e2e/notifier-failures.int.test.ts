@@ -1,10 +1,10 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Admin, Producer } from 'kafkajs';
 import type { ClickHouse } from '@mcp-audit/clickhouse';
-import { analyst, kafka, startService, suffix, waitFor } from '../lib/index.js';
+import { kafka, startService, suffix, waitFor, useStackClients } from '../lib/index.js';
 import {
   createAlertTopics,
   deliveryRows,
@@ -24,21 +24,7 @@ import {
 let admin: Admin;
 let producer: Producer;
 let ch: ClickHouse;
-const k = kafka();
-
-before(async () => {
-  admin = k.admin();
-  await admin.connect();
-  producer = k.producer({ idempotent: true, allowAutoTopicCreation: false });
-  await producer.connect();
-  ch = analyst();
-});
-
-after(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
-  await ch?.close();
-});
+useStackClients((c) => ({ admin, producer, ch } = c));
 
 /** JSON log lines of a service's log file (pino), skipping anything else. */
 function logLines(file: string): Array<Record<string, unknown>> {
@@ -68,7 +54,7 @@ test('a receiver that always fails: after the retry budget the alert is in the d
   try {
     const alerts = [makeAlert(1, tag), makeAlert(2, tag)];
     await produceAlerts(producer, topics.alerts, alerts);
-    const dlq = await readTopicUntil(k, topics.dlq, (m) => m.length >= 2, 90_000);
+    const dlq = await readTopicUntil(kafka(), topics.dlq, (m) => m.length >= 2, 90_000);
     assert.equal(dlq.length, 2, 'each alert dead-lettered once');
     assert.deepEqual(dlq.map((m) => (JSON.parse(m.value) as { alert_id: string }).alert_id).sort(), [
       ...alerts.map((a) => a.alert_id).sort(),
@@ -172,7 +158,7 @@ test('a secret webhook URL (host, path, token) never reaches alert_deliveries, t
   );
   try {
     await produceAlerts(producer, topics.alerts, [makeAlert(1, tag)]);
-    const dlq = await readTopicUntil(k, topics.dlq, (m) => m.length >= ids.length, 90_000);
+    const dlq = await readTopicUntil(kafka(), topics.dlq, (m) => m.length >= ids.length, 90_000);
     const rows = await waitFor(
       async () => {
         const r = await deliveryRows(ch, group);

@@ -1,8 +1,8 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Admin, Producer } from 'kafkajs';
-import { kafka, startService, suffix, waitFor, type ServiceProcess } from '../lib/index.js';
+import { startService, suffix, waitFor, type ServiceProcess, useStackClients } from '../lib/index.js';
 import {
   createAlertTopics,
   makeAlert,
@@ -16,19 +16,7 @@ import {
 
 let admin: Admin;
 let producer: Producer;
-const k = kafka();
-
-before(async () => {
-  admin = k.admin();
-  await admin.connect();
-  producer = k.producer({ idempotent: true, allowAutoTopicCreation: false });
-  await producer.connect();
-});
-
-after(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
-});
+useStackClients((c) => ({ admin, producer } = c));
 
 /** The partitions an instance holds, from its latest "partitions assigned" log line. */
 function held(svc: ServiceProcess): number[] | undefined {

@@ -1,8 +1,8 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Admin, Producer } from 'kafkajs';
 import type { ClickHouse } from '@mcp-audit/clickhouse';
-import { analyst, kafka, startService, suffix, waitFor, type ServiceProcess } from '../lib/index.js';
+import { startService, suffix, waitFor, type ServiceProcess, useStackClients } from '../lib/index.js';
 import {
   createAlertTopics,
   deliveryRows,
@@ -21,21 +21,7 @@ import {
 let admin: Admin;
 let producer: Producer;
 let ch: ClickHouse;
-const k = kafka();
-
-before(async () => {
-  admin = k.admin();
-  await admin.connect();
-  producer = k.producer({ idempotent: true, allowAutoTopicCreation: false });
-  await producer.connect();
-  ch = analyst();
-});
-
-after(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
-  await ch?.close();
-});
+useStackClients((c) => ({ admin, producer, ch } = c));
 
 async function setup(
   tag: string,

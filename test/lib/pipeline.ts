@@ -1,3 +1,4 @@
+import { after, before } from 'node:test';
 import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 import { createClickHouse, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import { need, stackEnv, suffix, waitFor } from './env.js';
@@ -99,4 +100,32 @@ export function ingesterEnv(
     MCP_AUDIT_LOG_LEVEL: 'info',
     ...extra,
   };
+}
+
+export interface StackClients {
+  admin: Admin;
+  producer: Producer;
+  ch: ClickHouse;
+}
+
+/**
+ * The clients most integration test files share: a Kafka admin, an idempotent producer and the
+ * analyst ClickHouse client, connected in a `before` hook (handed to `assign`) and closed in `after`.
+ */
+export function useStackClients(assign: (c: StackClients) => void): void {
+  let c: Partial<StackClients> = {};
+  before(async () => {
+    const k = kafka();
+    const admin = k.admin();
+    await admin.connect();
+    const producer = k.producer({ idempotent: true, allowAutoTopicCreation: false });
+    await producer.connect();
+    c = { admin, producer, ch: analyst() };
+    assign(c as StackClients);
+  });
+  after(async () => {
+    await c.producer?.disconnect();
+    await c.admin?.disconnect();
+    await c.ch?.close();
+  });
 }

@@ -23,13 +23,21 @@
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type { Admin, Consumer, Producer } from 'kafkajs';
 import { createClickHouse, dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
-import { env, kafka, need, REPO_ROOT, startService, waitFor, type ServiceProcess } from '../lib/index.js';
+import {
+  env,
+  kafka,
+  need,
+  REPO_ROOT,
+  startService,
+  waitFor,
+  type ServiceProcess,
+  freePort,
+} from '../lib/index.js';
 import { scenarioDetectorConfig } from './config.js';
 import {
   generateScenario,
@@ -66,17 +74,6 @@ export interface RunResult {
   /** Alerts (dedup key | window | observed | severity) in the evaluation week only live or only in replay. */
   replayDiff?: { onlyLive: string[]; onlyReplay: string[] };
   timings: Record<string, number>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 /** Per-run ClickHouse database, migrated with the project's migrations. */

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClickHouse } from '@mcp-audit/clickhouse';
 import { createLogger, createRegistry } from '@mcp-audit/observability';
-import { alertMessageSchema, type AlertMessage } from '@mcp-audit/schema';
+import type { AlertMessage } from '@mcp-audit/schema';
 import { unreadableDeadLetter } from '../src/app.js';
 import { TokenBucket } from '../src/backoff.js';
 import { DeliveriesWriter } from '../src/deliveries.writer.js';
@@ -10,6 +10,7 @@ import { DeliveryEngine, type DeliveryRow } from '../src/delivery.engine.js';
 import type { DeliveryJob, Destination } from '../src/destinations.js';
 import { createNotifierMetrics } from '../src/metrics.js';
 import { clickHouseOutbox, type UnreadableJob } from '../src/outbox.js';
+import { sampleAlert } from './fixtures.js';
 
 /** A logger whose lines the test reads. */
 function capturingLog() {
@@ -22,27 +23,7 @@ function capturingLog() {
 }
 
 let n = 0;
-function alert(): AlertMessage {
-  n++;
-  return alertMessageSchema.parse({
-    schema_version: 1,
-    type: 'alert',
-    alert_id: `0190c000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    dedup_key: `volume:c-${n}`,
-    detector: 'volume',
-    client_id: `c-${n}`,
-    title: 'Unusual volume',
-    summary: 'More calls than usual',
-    severity: 'high',
-    status: 'open',
-    window: { start: '2024-01-01T00:00:00.000Z', end: '2024-01-01T01:00:00.000Z' },
-    observed: 412,
-    expected: { low: 10, high: 40 },
-    score: 8,
-    baseline_version: 'b1',
-    created_at: '2024-01-01T01:00:00.000Z',
-  });
-}
+const alert = (): AlertMessage => sampleAlert(++n, {}, '0190c000');
 
 function okDestination(id: string) {
   const sent: string[] = [];

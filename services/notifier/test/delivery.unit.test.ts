@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { createBatchConsumer, type BatchContext, type ConsumedMessage, type Kafka } from '@mcp-audit/kafka';
 import { createLogger, createRegistry } from '@mcp-audit/observability';
-import { alertMessageSchema, type AlertMessage } from '@mcp-audit/schema';
+import type { AlertMessage } from '@mcp-audit/schema';
 import { createAlertsHandler } from '../src/alerts.consumer.js';
 import { parseRoutes } from '../src/alerts.router.js';
 import { allowList, ipv6Bytes, refuseAddress } from '../src/address.policy.js';
@@ -21,33 +21,14 @@ import {
 import { postJson } from '../src/http.sender.js';
 import { createNotifierMetrics } from '../src/metrics.js';
 import { parseParked, type Outbox, type OutboxRow, type PendingJob } from '../src/outbox.js';
+import { sampleAlert } from './fixtures.js';
 
 const log = createLogger('test', { level: 'silent' });
 const metrics = () => createNotifierMetrics(createRegistry('t', { defaultMetrics: false }));
 const TOPIC = 'alerts';
 
 let n = 0;
-function alert(): AlertMessage {
-  n++;
-  return alertMessageSchema.parse({
-    schema_version: 1,
-    type: 'alert',
-    alert_id: `0190b000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    dedup_key: `volume:c-${n}`,
-    detector: 'volume',
-    client_id: `c-${n}`,
-    title: 'Unusual volume',
-    summary: 'More calls than usual',
-    severity: 'high',
-    status: 'open',
-    window: { start: '2024-01-01T00:00:00.000Z', end: '2024-01-01T01:00:00.000Z' },
-    observed: 412,
-    expected: { low: 10, high: 40 },
-    score: 8,
-    baseline_version: 'b1',
-    created_at: '2024-01-01T01:00:00.000Z',
-  });
-}
+const alert = (): AlertMessage => sampleAlert(++n, {}, '0190b000');
 
 const until = async (f: () => boolean, what = 'condition', ms = 5_000) => {
   const end = Date.now() + ms;

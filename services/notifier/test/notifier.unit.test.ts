@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger, createRegistry } from '@mcp-audit/observability';
-import { alertMessageSchema, type Alert, type AlertMessage } from '@mcp-audit/schema';
+import type { Alert, AlertMessage } from '@mcp-audit/schema';
 import { parseRoutes, readSecret, routeAlert, inQuietHours } from '../src/alerts.router.js';
 import { allowList, refuseAddress, refuseUrl } from '../src/address.policy.js';
 import { backoffMs, nextDelayMs, parseRetryAfter, TokenBucket } from '../src/backoff.js';
@@ -11,32 +11,12 @@ import { buildWebhookBody, signWebhook, verifyWebhook } from '../src/webhook.pay
 import { DeliveryEngine, type DeliveryRow } from '../src/delivery.engine.js';
 import type { DeliveryJob, Destination, SendOutcome } from '../src/destinations.js';
 import { createNotifierMetrics } from '../src/metrics.js';
+import { sampleAlert } from './fixtures.js';
 
 const log = createLogger('test', { level: 'silent' });
 let n = 0;
-function alert(over: Partial<Alert> = {}): Alert {
-  n++;
-  return alertMessageSchema.parse({
-    schema_version: 1,
-    type: 'alert',
-    alert_id: `0190a000-0000-7000-8000-${String(n).padStart(12, '0')}`,
-    dedup_key: `volume:c-${n}`,
-    detector: 'volume',
-    client_id: `c-${n}`,
-    client_labels: { env: 'prod' },
-    title: 'Unusual volume',
-    summary: 'More calls than usual',
-    severity: 'high',
-    status: 'open',
-    window: { start: '2024-01-01T00:00:00.000Z', end: '2024-01-01T01:00:00.000Z' },
-    observed: 412,
-    expected: { low: 10, high: 40 },
-    score: 8,
-    baseline_version: 'b1',
-    created_at: '2024-01-01T01:00:00.000Z',
-    ...over,
-  }) as Alert;
-}
+const alert = (over: Partial<Alert> = {}): Alert =>
+  sampleAlert(++n, { client_labels: { env: 'prod' }, ...over });
 
 const routesJson = {
   destinations: [
