@@ -4,30 +4,14 @@ import { createRedactor, pinoRedactPaths, type FingerprintKey } from '@mcp-audit
 export type { Logger };
 
 /**
- * Paths pino censors before a line is written. Values are redacted again by content in the
- * services (the redaction package); this list is the cheap structural guard.
+ * Paths pino censors before a line is written: the redaction package's credential fields and headers,
+ * plus our own config objects. Content patterns are applied by the `logMethod` hook below.
  */
-export const LOG_REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["x-api-key"]',
-  'headers.authorization',
-  'password',
-  'token',
-  'secret',
-  'apiKey',
-  'api_key',
-  '*.password',
-  '*.token',
-  '*.secret',
-  '*.apiKey',
-  '*.api_key',
-  '*.authorization',
-  '*.sasl',
+export const LOG_REDACT_PATHS: readonly string[] = [
+  ...pinoRedactPaths,
   'config.clickhouse.password',
   'config.kafka.sasl',
-  ...pinoRedactPaths,
-].filter((p, i, all) => all.indexOf(p) === i);
+];
 
 type LogRedactor = ReturnType<typeof createRedactor>;
 
@@ -82,7 +66,7 @@ export function createLogger(
     name: service,
     level: opts.level ?? process.env.MCP_AUDIT_LOG_LEVEL ?? 'info',
     base: { service, pid: process.pid },
-    redact: { paths: LOG_REDACT_PATHS, censor: '[REDACTED]' },
+    redact: { paths: [...LOG_REDACT_PATHS], censor: '[REDACTED]' },
     hooks: {
       logMethod(args, method) {
         const clean = args.map((a) => redactArg(redactor, a)) as Parameters<typeof method>;
