@@ -14,7 +14,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { createClickHouse } from '@mcp-audit/clickhouse';
-import { createLogger } from '@mcp-audit/observability';
+import { createLogger } from '@mcp-audit/service-kit';
 import type * as Periodic from '../../services/detector/src/periodic/index.js';
 import { need, REPO_ROOT, stackEnv } from '../lib/index.js';
 

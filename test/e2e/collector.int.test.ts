@@ -5,7 +5,7 @@ import { Kafka, logLevel, type Admin, type KafkaMessage } from 'kafkajs';
 import { buildCollector, createTokenStore, hashToken, generateToken } from '@mcp-audit/collector';
 import { createKafka, createProducer, type AuditProducer } from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry } from '@mcp-audit/observability';
+import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import { brokers, createTestTopics, kafka, makeEvent, rng, suffix, waitFor } from '../lib/index.js';
 
 const log = createLogger('collector-test', { level: 'silent' });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBatchConsumer, createKafka } from '@mcp-audit/kafka';
-import { createLogger } from '@mcp-audit/observability';
+import { createLogger } from '@mcp-audit/service-kit';
 import { stackEnv, suffix, waitFor } from '../lib/env.js';
 
 const env = stackEnv();

@@ -12,7 +12,7 @@ import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import { buildCollector, createTokenStore, generateToken, hashToken } from '@mcp-audit/collector';
 import { createKafka, createProducer, type AuditProducer } from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry } from '@mcp-audit/observability';
+import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import {
   auditMcpServer,
   createAuditEmitter,

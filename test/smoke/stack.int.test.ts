@@ -5,7 +5,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { createClient } from '@clickhouse/client';
 import { createClickHouse, sql } from '@mcp-audit/clickhouse';
 import { createKafka, ensureTopics, loadTopicDefs } from '@mcp-audit/kafka';
-import { createLogger } from '@mcp-audit/observability';
+import { createLogger } from '@mcp-audit/service-kit';
 import { stackEnv, need, suffix, waitFor } from '../lib/env.js';
 import { makeEvent, rng } from '../lib/events.js';
 import { validateEvent } from '@mcp-audit/schema';

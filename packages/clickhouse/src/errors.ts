@@ -1,6 +1,6 @@
 /**
  * Errors of this package carry a stable code and whether retrying can help, the same shape as
- * AuditError in @mcp-audit/observability (which this package deliberately does not depend on).
+ * AuditError in @mcp-audit/service-kit (which this package deliberately does not depend on).
  */
 export type ClickHouseErrorCode =
   | 'AUDIT_ERR_SQL_LITERAL'

@@ -1,5 +1,5 @@
 import { Kafka, logLevel, type LogEntry, type SASLOptions } from 'kafkajs';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import type { KafkaConfig } from './config.js';
 
 export type { Kafka };

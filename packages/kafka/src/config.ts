@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envBool, envInt } from '@mcp-audit/observability';
+import { envBool, envInt } from '@mcp-audit/service-kit';
 
 /** Shared Kafka fragment of every service's config (env names are MCP_AUDIT_KAFKA_*). */
 export const kafkaEnvSchema = z.object({

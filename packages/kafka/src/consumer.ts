@@ -1,5 +1,5 @@
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 
 export interface ConsumedMessage {
   topic: string;

@@ -1,5 +1,5 @@
 /** CLI: create the topics declared in schemas/kafka/topics.json that are missing (idempotent). */
-import { createLogger, loadConfigOrExit } from '@mcp-audit/observability';
+import { createLogger, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { kafkaEnvSchema, kafkaConfigFromEnv } from './config.js';
 import { createKafka } from './client.js';
 import { ensureTopics, loadTopicDefs } from './topics.js';

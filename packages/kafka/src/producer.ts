@@ -1,5 +1,5 @@
 import { CompressionTypes, type Kafka, type Producer } from 'kafkajs';
-import { AuditError } from '@mcp-audit/observability';
+import { AuditError } from '@mcp-audit/service-kit';
 
 export interface OutgoingMessage {
   key: string | Buffer | null;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { Kafka } from 'kafkajs';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 
 export const TOPIC_EVENTS = 'mcp.audit.events.v1';
 export const TOPIC_EVENTS_DLQ = 'mcp.audit.events.dlq';

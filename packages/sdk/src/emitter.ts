@@ -9,7 +9,7 @@ import {
   type SourceType,
 } from '@mcp-audit/schema';
 import { createRedactor, type EventRedactor } from '@mcp-audit/redaction';
-import { createLogger, type Logger } from '@mcp-audit/observability';
+import { createLogger, type Logger } from '@mcp-audit/service-kit';
 import { capArgs, DEFAULT_MAX_ARG_VALUE_BYTES } from './args.js';
 import { cutText, type TextRedactor } from './sanitize.js';
 import type { AuditEvent, AuditSink } from './sink.js';

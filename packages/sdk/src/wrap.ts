@@ -14,7 +14,7 @@ import {
   type EventKind,
   type ServerTransport,
 } from '@mcp-audit/schema';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import {
   createAuditEmitter,
   type AuditEmitter,

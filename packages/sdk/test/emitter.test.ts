@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { parseEvent, MAX_ARGS_BYTES, MAX_ERROR_MESSAGE_LENGTH } from '@mcp-audit/schema';
 import { createRedactor } from '@mcp-audit/redaction';
-import { createLogger } from '@mcp-audit/observability';
+import { createLogger } from '@mcp-audit/service-kit';
 import { createAuditEmitter, DROPPED_METHOD, type AuditEventDraft } from '../src/index.js';
 import { MemorySink } from './memory-sink.js';
 import { captureLogs, until } from './util.js';

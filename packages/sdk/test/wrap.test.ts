@@ -19,7 +19,7 @@ import {
   type JSONRPCMessage,
 } from '@modelcontextprotocol/sdk/types.js';
 import { parseEvent } from '@mcp-audit/schema';
-import { createLogger } from '@mcp-audit/observability';
+import { createLogger } from '@mcp-audit/service-kit';
 import {
   auditMcpServer,
   createAuditEmitter,

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import { parseEvent } from '@mcp-audit/schema';
 import type { AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
-import { AuditError, httpStatusFor, type Logger, type Registry, Counter } from '@mcp-audit/observability';
+import { AuditError, httpStatusFor, type Logger, type Registry, Counter } from '@mcp-audit/service-kit';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import type { SourceCredential, TokenStore } from './source-tokens.js';
 import { createRateLimiter } from './rate-limiter.js';

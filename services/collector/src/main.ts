@@ -6,7 +6,7 @@ import {
   loadTopicDefs,
 } from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
+import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { collectorEnvSchema } from './config.js';
 import { buildCollector } from './app.js';
 import { loadTokenStore } from './source-tokens.js';

@@ -1,4 +1,4 @@
-import { AuditError } from '@mcp-audit/observability';
+import { AuditError } from '@mcp-audit/service-kit';
 
 /**
  * Splitting a request body into the raw bytes of each event, without parsing the events: every

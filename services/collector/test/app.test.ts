@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry } from '@mcp-audit/observability';
+import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import { buildCollector, type CollectorConfig } from '../src/app.js';
 import { createTokenStore, generateToken, hashToken } from '../src/source-tokens.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { AuditError } from '@mcp-audit/observability';
+import { AuditError } from '@mcp-audit/service-kit';
 import { splitJsonArray, splitNdjson } from '../src/split-body.js';
 
 const text = (items: Buffer[]) => items.map((b) => b.toString('utf8'));

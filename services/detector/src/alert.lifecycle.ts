@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { AuditProducer } from '@mcp-audit/kafka';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import {
   alertMessageSchema,
   type Alert,

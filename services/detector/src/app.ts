@@ -1,7 +1,7 @@
 import Fastify from 'fastify';
 import type { ClickHouse } from '@mcp-audit/clickhouse';
 import { createBatchConsumer, createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
-import type { Logger, Registry } from '@mcp-audit/observability';
+import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { Lifecycle, liveSink, loadOpenAlerts } from './alert.lifecycle.js';
 import { BaselineStore, clickHouseBaselineSource } from './baseline.store.js';
 import { createBaselineJob, type BaselineJob } from './baselines.job.js';

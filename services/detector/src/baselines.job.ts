@@ -1,6 +1,6 @@
 import cron from 'node-cron';
 import { dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import {
   aggregateAll,
   baselineWindow,

@@ -3,7 +3,7 @@ import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createClickHouse } from '@mcp-audit/clickhouse';
 import { createKafka, createProducer, kafkaConfigFromEnv } from '@mcp-audit/kafka';
-import { createLogger, parseConfig } from '@mcp-audit/observability';
+import { createLogger, parseConfig } from '@mcp-audit/service-kit';
 import { z } from 'zod';
 import { liveSink, type AlertSink } from './alert.lifecycle.js';
 import { DETECTOR_TABLES } from './app.js';

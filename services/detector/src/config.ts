@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envBool, envHost, envInt, logLevel } from '@mcp-audit/observability';
+import { envBool, envHost, envInt, logLevel } from '@mcp-audit/service-kit';
 import { kafkaEnvSchema, TOPIC_ALERTS, TOPIC_EVENTS } from '@mcp-audit/kafka';
 
 /** The detector's environment (the tuning lives in the JSON file MCP_AUDIT_DETECTOR_CONFIG). */

@@ -1,5 +1,5 @@
 import type { BatchContext, BatchHandler } from '@mcp-audit/kafka';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import { parseEvent } from '@mcp-audit/schema';
 import type { Lifecycle } from './alert.lifecycle.js';
 import type { BaselineStore } from './baseline.store.js';

@@ -1,6 +1,6 @@
 import { createClickHouse } from '@mcp-audit/clickhouse';
 import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
+import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { buildDetector, buildOpsServer, DETECTOR_TABLES } from './app.js';
 import { detectorEnvSchema } from './config.js';
 import { loadDetectorConfig, type DetectorConfig } from './detector.config.js';

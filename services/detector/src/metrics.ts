@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from '@mcp-audit/observability';
+import { Counter, Gauge, Histogram, type Registry } from '@mcp-audit/service-kit';
 import type { LifecycleMetrics } from './alert.lifecycle.js';
 
 /** The detector's Prometheus metrics, defined once. */

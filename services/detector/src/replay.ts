@@ -1,5 +1,5 @@
 import { dbIdent, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import type { AlertMessage } from '@mcp-audit/schema';
 import { Lifecycle, type AlertSink, type Outputs } from './alert.lifecycle.js';
 import { BaselineStore, clickHouseBaselineSource } from './baseline.store.js';

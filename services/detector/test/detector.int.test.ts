@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { dbIdent, runMigrations, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import { createKafka, createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
-import { createRegistry } from '@mcp-audit/observability';
+import { createRegistry } from '@mcp-audit/service-kit';
 import { alertMessageSchema, validateEvent, type AlertMessage } from '@mcp-audit/schema';
 import { loadOpenAlerts } from '../src/alert.lifecycle.js';
 import { buildDetector, DETECTOR_TABLES, type DetectorService } from '../src/app.js';

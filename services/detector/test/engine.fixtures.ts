@@ -1,4 +1,4 @@
-import { createLogger } from '@mcp-audit/observability';
+import { createLogger } from '@mcp-audit/service-kit';
 import type { AlertMessage } from '@mcp-audit/schema';
 import { Lifecycle } from '../src/alert.lifecycle.js';
 import {

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createClickHouse, type ClickHouse, type ClickHouseOptions } from '@mcp-audit/clickhouse';
-import { createLogger } from '@mcp-audit/observability';
+import { createLogger } from '@mcp-audit/service-kit';
 import type { AlertLifecycle, Finding } from '../src/model.js';
 
 /** Repo root (compiled tests live in services/detector/dist/test). */

@@ -7,7 +7,7 @@ import {
   type JSONRPCRequest,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import type { Logger, Registry } from '@mcp-audit/observability';
+import type { Logger, Registry } from '@mcp-audit/service-kit';
 import {
   cleanText,
   defaultTextRedactor,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { envBool, envHost, envInt, logLevel } from '@mcp-audit/observability';
+import { envBool, envHost, envInt, logLevel } from '@mcp-audit/service-kit';
 
 /**
  * Environment of the gateway process (parsed once in main.ts). Where the upstreams, clients and

@@ -1,6 +1,6 @@
 import { createRedactor } from '@mcp-audit/redaction';
 import { createAuditEmitter, sinkFromEnv } from '@mcp-audit/sdk';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
+import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { buildGateway, buildOpsServer } from './app.js';
 import { createKeyStore } from './client-keys.js';
 import {

@@ -9,7 +9,7 @@ import {
   type JSONRPCRequest,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import type { ClientIdentity } from './client-keys.js';
 import type { UpstreamConfig } from './config.js';
 import {

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from '@mcp-audit/observability';
+import { Counter, Gauge, Histogram, type Registry } from '@mcp-audit/service-kit';
 
 export interface GatewayMetrics {
   requests: Counter<'upstream' | 'method' | 'outcome'>;

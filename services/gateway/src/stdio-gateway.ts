@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { isJSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import { defaultTextRedactor, eventMethod, type AuditEmitter, type TextRedactor } from './audit-events.js';
 import type { KeyStore } from './client-keys.js';
 import type { UpstreamConfig } from './config.js';

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createRedactor } from '@mcp-audit/redaction';
 import { validateEvent } from '@mcp-audit/schema';
-import { createLogger, createRegistry, type Logger } from '@mcp-audit/observability';
+import { createLogger, createRegistry, type Logger } from '@mcp-audit/service-kit';
 import type { EventDraft } from '../src/audit-events.js';
 import { buildGateway } from '../src/app.js';
 import { createKeyStore, hashKey, generateKey } from '../src/client-keys.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createLogger } from '@mcp-audit/observability';
+import { createLogger } from '@mcp-audit/service-kit';
 import type { EventDraft } from '../src/audit-events.js';
 import { initializeRequest, mcpHeaders, testGateway, until } from './helpers.js';
 

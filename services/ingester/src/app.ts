@@ -1,7 +1,7 @@
 import Fastify from 'fastify';
 import type { AuditProducer, BatchConsumer, Kafka } from '@mcp-audit/kafka';
 import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
-import type { Logger, Registry } from '@mcp-audit/observability';
+import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { BatchWriter } from './batch.writer.js';
 import { createAuditEventsHandler } from './audit-events.handler.js';
 import type { EventRedactor } from '@mcp-audit/redaction';

@@ -1,4 +1,4 @@
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 
 export interface InsertFailure {
   index: number;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envHost, envInt, logLevel } from '@mcp-audit/observability';
+import { envHost, envInt, logLevel } from '@mcp-audit/service-kit';
 import { kafkaEnvSchema, TOPIC_EVENTS, TOPIC_EVENTS_DLQ } from '@mcp-audit/kafka';
 
 export const ingesterEnvSchema = kafkaEnvSchema.extend({

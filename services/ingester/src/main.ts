@@ -1,7 +1,7 @@
 import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
 import { createClickHouse, isRetryableClickHouseError } from '@mcp-audit/clickhouse';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
+import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { ingesterEnvSchema } from './config.js';
 import { buildIngester, buildOpsServer } from './app.js';
 

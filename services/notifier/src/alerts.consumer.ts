@@ -1,5 +1,5 @@
 import type { AuditProducer, BatchHandler, ConsumedMessage } from '@mcp-audit/kafka';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import { alertMessageId, alertMessageSchema, type AlertMessage } from '@mcp-audit/schema';
 import { jobIdOf, routeAlert, type RoutesFile } from './alerts.router.js';
 import type { DeliveryJob, Destination } from './destinations.js';

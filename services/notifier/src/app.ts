@@ -1,7 +1,7 @@
 import Fastify from 'fastify';
 import type { AuditProducer, Kafka, OutgoingMessage } from '@mcp-audit/kafka';
 import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
-import type { Logger, Registry } from '@mcp-audit/observability';
+import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { createAlertsHandler } from './alerts.consumer.js';
 import type { RoutesFile } from './alerts.router.js';
 import { DeliveriesWriter } from './deliveries.writer.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envHost, envInt, logLevel } from '@mcp-audit/observability';
+import { envHost, envInt, logLevel } from '@mcp-audit/service-kit';
 import { kafkaEnvSchema, TOPIC_ALERTS } from '@mcp-audit/kafka';
 
 export const TOPIC_ALERTS_DLQ = 'mcp.audit.alerts.dlq';

@@ -1,4 +1,4 @@
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import type { DeliveryRow } from './delivery.engine.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import { nextDelayMs } from './backoff.js';
 import type { DeliveryJob, Destination, DestinationKind, SendOutcome } from './destinations.js';
 import type { NotifierMetrics } from './metrics.js';

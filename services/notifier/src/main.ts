@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
 import { createClickHouse } from '@mcp-audit/clickhouse';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/observability';
+import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { notifierEnvSchema } from './config.js';
 import { parseRoutes, type RoutesFile } from './alerts.router.js';
 import { buildDestinations, type Destination } from './destinations.js';

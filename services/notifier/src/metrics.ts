@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from '@mcp-audit/observability';
+import { Counter, Gauge, Histogram, type Registry } from '@mcp-audit/service-kit';
 
 export function createNotifierMetrics(registry: Registry) {
   return {

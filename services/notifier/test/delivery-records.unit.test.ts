@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClickHouse } from '@mcp-audit/clickhouse';
-import { createLogger, createRegistry } from '@mcp-audit/observability';
+import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import type { AlertMessage } from '@mcp-audit/schema';
 import { unreadableDeadLetter } from '../src/app.js';
 import { TokenBucket } from '../src/backoff.js';

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { createBatchConsumer, type BatchContext, type ConsumedMessage, type Kafka } from '@mcp-audit/kafka';
-import { createLogger, createRegistry } from '@mcp-audit/observability';
+import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import type { AlertMessage } from '@mcp-audit/schema';
 import { createAlertsHandler } from '../src/alerts.consumer.js';
 import { parseRoutes } from '../src/alerts.router.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger, createRegistry } from '@mcp-audit/observability';
+import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import type { Alert, AlertMessage } from '@mcp-audit/schema';
 import { parseRoutes, readSecret, routeAlert, inQuietHours } from '../src/alerts.router.js';
 import { allowList, refuseAddress, refuseUrl } from '../src/address.policy.js';

@@ -1,5 +1,5 @@
 import { createKafka, createProducer, TOPIC_EVENTS, type AuditProducer } from '@mcp-audit/kafka';
-import { createLogger, type Logger } from '@mcp-audit/observability';
+import { createLogger, type Logger } from '@mcp-audit/service-kit';
 import type { AuditEvent, AuditSink } from '../sink.js';
 
 export interface KafkaSinkOptions {

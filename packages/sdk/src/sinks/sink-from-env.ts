@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { kafkaEnvSchema, TOPIC_EVENTS } from '@mcp-audit/kafka';
-import { ConfigError, envInt, parseConfig, type Logger } from '@mcp-audit/observability';
+import { ConfigError, envInt, parseConfig, type Logger } from '@mcp-audit/service-kit';
 import type { AuditSink } from '../sink.js';
 import { createCollectorSink } from './collector.sink.js';
 import { createKafkaSink } from './kafka.sink.js';

@@ -5,7 +5,7 @@
  * once the watermark has passed it, in order, and remembers where it is.
  */
 import type { ClickHouse } from '@mcp-audit/clickhouse';
-import type { Logger } from '@mcp-audit/observability';
+import type { Logger } from '@mcp-audit/service-kit';
 import { authFailThenSuccessDetector } from './auth-fail-success.detector.js';
 import { authSprayDetector } from './auth-spray.detector.js';
 import type { PeriodicConfig } from './periodic.config.js';

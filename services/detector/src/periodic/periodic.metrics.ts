@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from '@mcp-audit/observability';
+import { Counter, Gauge, Histogram, type Registry } from '@mcp-audit/service-kit';
 
 /** Metrics of the periodic runner; create once per registry. */
 export function createPeriodicMetrics(registry: Registry) {

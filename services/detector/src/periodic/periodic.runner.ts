@@ -1,5 +1,5 @@
 import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
-import type { HealthReport, Logger } from '@mcp-audit/observability';
+import type { HealthReport, Logger } from '@mcp-audit/service-kit';
 import type { AlertLifecycle } from '../model.js';
 import type { PeriodicMetrics } from './periodic.metrics.js';
 import { memoryProgressStore, type ProgressEntry, type ProgressStore } from './progress.store.js';
