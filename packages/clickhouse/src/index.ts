@@ -30,3 +30,4 @@ export {
   type MigrationResult,
   type RunMigrationsOptions,
 } from './migrations.js';
+export * from './config.js';

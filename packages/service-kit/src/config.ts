@@ -50,3 +50,38 @@ export const envHost = z.string().default('127.0.0.1');
 export const logLevel = z
   .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   .default('info');
+
+/**
+ * The ops fragment of a service's environment: `MCP_AUDIT_<PREFIX>_HOST` (loopback by default) and
+ * `MCP_AUDIT_<PREFIX>_PORT`.
+ */
+export function opsEnv<P extends string>(prefix: P, port: number) {
+  const shape = {
+    [`MCP_AUDIT_${prefix}_HOST`]: envHost,
+    [`MCP_AUDIT_${prefix}_PORT`]: envInt(port, 0, 65535),
+  } as Record<`MCP_AUDIT_${P}_HOST`, typeof envHost> &
+    Record<`MCP_AUDIT_${P}_PORT`, ReturnType<typeof envInt>>;
+  return z.object(shape);
+}
+
+/** The common fragment: log level and the shutdown deadline (`MCP_AUDIT_<PREFIX>_SHUTDOWN_MS`). */
+export function serviceEnv<P extends string>(prefix: P, opts: { shutdownMs?: number } = {}) {
+  const shape = {
+    MCP_AUDIT_LOG_LEVEL: logLevel,
+    [`MCP_AUDIT_${prefix}_SHUTDOWN_MS`]: envInt(opts.shutdownMs ?? 25_000, 1_000, 600_000),
+  } as { MCP_AUDIT_LOG_LEVEL: typeof logLevel } & Record<
+    `MCP_AUDIT_${P}_SHUTDOWN_MS`,
+    ReturnType<typeof envInt>
+  >;
+  return z.object(shape);
+}
+
+/** The keys fragment: a JSON file of hashed keys (`MCP_AUDIT_<PREFIX>_KEYS_FILE`). */
+export function keysEnv<P extends string>(prefix: P, opts: { required?: boolean } = {}) {
+  const file = opts.required === false ? z.string().min(1).optional() : z.string().min(1);
+  const shape = { [`MCP_AUDIT_${prefix}_KEYS_FILE`]: file } as Record<
+    `MCP_AUDIT_${P}_KEYS_FILE`,
+    typeof file
+  >;
+  return z.object(shape);
+}

@@ -3,3 +3,7 @@ export * from './config.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './lifecycle.js';
+export * from './keys.js';
+export * from './rate-limit.js';
+export * from './ops.server.js';
+export * from './service.js';
