@@ -24,6 +24,16 @@ export function buildOpsServer(deps: OpsServerDeps): FastifyInstance {
     // Probes and scrapes every few seconds: not worth a log line each.
     disableRequestLogging: true,
   });
+  registerOpsRoutes(app, deps);
+  return app;
+}
+
+/** The ops routes on an existing app (a service whose one port serves both, like the collector). */
+export function registerOpsRoutes(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any logger/server flavour of fastify
+  app: FastifyInstance<any, any, any, any, any>,
+  deps: Pick<OpsServerDeps, 'health' | 'ready' | 'registry'>,
+): void {
   const answer = (h: HealthReport, reply: FastifyReply) =>
     reply.code(h.ok ? 200 : 503).send({ status: h.ok ? 'ok' : 'unhealthy', ...h.details });
   app.get('/healthz', async (_req, reply) => answer(deps.health(), reply));
@@ -32,5 +42,4 @@ export function buildOpsServer(deps: OpsServerDeps): FastifyInstance {
   app.get('/metrics', async (_req, reply) =>
     reply.header('content-type', deps.registry.contentType).send(await deps.registry.metrics()),
   );
-  return app;
 }

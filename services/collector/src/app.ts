@@ -1,10 +1,18 @@
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import { parseEvent } from '@mcp-audit/schema';
 import type { AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
-import { AuditError, httpStatusFor, type Logger, type Registry, Counter } from '@mcp-audit/service-kit';
+import {
+  AuditError,
+  createRateLimiter,
+  httpStatusFor,
+  perMinute,
+  registerOpsRoutes,
+  type Logger,
+  type Registry,
+  Counter,
+} from '@mcp-audit/service-kit';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import type { SourceCredential, TokenStore } from './source-tokens.js';
-import { createRateLimiter } from './rate-limiter.js';
 import { splitJsonArray, splitNdjson } from './split-body.js';
 
 export interface CollectorConfig {
@@ -59,7 +67,8 @@ function authenticate(tokens: TokenStore, header: string | undefined): SourceCre
   const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
   if (!m)
     throw new AuditError('AUDIT_ERR_UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <token>)');
-  const cred = tokens.verify(m[1]!);
+  const v = tokens.verify(m[1]!);
+  const cred = v.ok ? v.credential : undefined;
   if (!cred) throw new AuditError('AUDIT_ERR_UNAUTHENTICATED', 'invalid bearer token');
   if (!cred.scopes.includes('ingest')) {
     throw new AuditError('AUDIT_ERR_FORBIDDEN', `token ${cred.id} lacks the ingest scope`);
@@ -109,8 +118,8 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
     labelNames: ['limit'],
     registers: [deps.registry],
   });
-  const perSource = createRateLimiter({ perMinute: cfg.rateLimitPerMinute, now });
-  const authFailures = createRateLimiter({ perMinute: cfg.authFailuresPerMinute ?? 30, now });
+  const perSource = createRateLimiter({ ...perMinute(cfg.rateLimitPerMinute), now });
+  const authFailures = createRateLimiter({ ...perMinute(cfg.authFailuresPerMinute ?? 30), now });
 
   app.removeAllContentTypeParsers();
   // Bodies stay bytes: each item is cut out unparsed and judged by parseEvent like a Kafka message.
@@ -168,14 +177,13 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
     return reply.code(status).send({ error: code, message });
   });
 
-  app.get('/health', async (_req, reply) => {
-    const h = deps.health?.() ?? { ok: true, details: {} };
-    const ok = h.ok && !closing && deps.producer.isConnected();
-    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unhealthy', ...h.details });
+  registerOpsRoutes(app, {
+    registry: deps.registry,
+    health: () => {
+      const h = deps.health?.() ?? { ok: true, details: {} };
+      return { ok: h.ok && !closing && deps.producer.isConnected(), details: h.details };
+    },
   });
-  app.get('/metrics', async (_req, reply) =>
-    reply.header('content-type', deps.registry.contentType).send(await deps.registry.metrics()),
-  );
 
   app.register(async (scope) => {
     // Everything here reads headers only, so a refused request's body is never read or parsed.

@@ -1,11 +1,10 @@
 import { z } from 'zod';
-import { envHost, envInt, logLevel } from '@mcp-audit/service-kit';
+import { envInt, opsEnv, serviceEnv } from '@mcp-audit/service-kit';
 import { kafkaEnvSchema, TOPIC_EVENTS, TOPIC_EVENTS_DLQ } from '@mcp-audit/kafka';
 
 export const collectorEnvSchema = kafkaEnvSchema.extend({
-  MCP_AUDIT_LOG_LEVEL: logLevel,
-  MCP_AUDIT_COLLECTOR_HOST: envHost,
-  MCP_AUDIT_COLLECTOR_PORT: envInt(9470, 0, 65535),
+  ...serviceEnv('COLLECTOR').shape,
+  ...opsEnv('COLLECTOR', 9470).shape,
   /** JSON file of source credentials: [{ "id", "source_id", "sha256", "scopes": ["ingest"] }]. */
   MCP_AUDIT_COLLECTOR_TOKENS_FILE: z
     .string()

@@ -6,7 +6,7 @@ import {
   loadTopicDefs,
 } from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { collectorEnvSchema } from './config.js';
 import { buildCollector } from './app.js';
 import { loadTokenStore } from './source-tokens.js';
@@ -36,14 +36,21 @@ const app = buildCollector(
   },
 );
 
-installShutdown(log, [
-  ['close http', () => app.close()],
-  ['disconnect producer', () => producer.disconnect()],
-]);
-
-await ensureTopics(kafka, loadTopicDefs(), {
-  maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
+// The collector's one port serves intake and its ops routes (/healthz, /readyz, /metrics).
+const service = defineService({
+  name: 'collector',
   log,
+  registry,
+  deadlineMs: env.MCP_AUDIT_COLLECTOR_SHUTDOWN_MS,
+})
+  .onStop('intake', 'close http', () => app.close())
+  .onStop('commit', 'disconnect producer', () => producer.disconnect());
+
+await service.run(async () => {
+  await ensureTopics(kafka, loadTopicDefs(), {
+    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
+    log,
+  });
+  await producer.connect();
+  await app.listen({ host: env.MCP_AUDIT_COLLECTOR_HOST, port: env.MCP_AUDIT_COLLECTOR_PORT });
 });
-await producer.connect();
-await app.listen({ host: env.MCP_AUDIT_COLLECTOR_HOST, port: env.MCP_AUDIT_COLLECTOR_PORT });
