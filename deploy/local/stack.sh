@@ -69,11 +69,25 @@ MCP_AUDIT_CLICKHOUSE_WRITER_USER=mcp_writer
 MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD=$(random_secret)
 MCP_AUDIT_CLICKHOUSE_ANALYST_USER=mcp_analyst
 MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD=$(random_secret)
+MCP_AUDIT_CLICKHOUSE_API_USER=mcp_api
+MCP_AUDIT_CLICKHOUSE_API_PASSWORD=$(random_secret)
+MCP_AUDIT_CLICKHOUSE_API_READER_USER=mcp_api_reader
+MCP_AUDIT_CLICKHOUSE_API_READER_PASSWORD=$(random_secret)
 MCP_AUDIT_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 MCP_AUDIT_REDACTION_KEY=$(random_secret)
 EOS
     log "generated local credentials in $SECRETS"
   fi
+  # Users added after a machine's .local was generated: append their credentials once (idempotent).
+  local role user
+  for role in API:mcp_api API_READER:mcp_api_reader; do
+    user=${role#*:} role=${role%%:*}
+    if ! grep -q "^MCP_AUDIT_CLICKHOUSE_${role}_PASSWORD=" "$SECRETS"; then
+      (umask 077; printf 'MCP_AUDIT_CLICKHOUSE_%s_USER=%s\nMCP_AUDIT_CLICKHOUSE_%s_PASSWORD=%s\n' \
+        "$role" "$user" "$role" "$(random_secret)" >>"$SECRETS")
+      log "added ClickHouse user $user's credentials to $SECRETS"
+    fi
+  done
   # shellcheck disable=SC1090
   set -a; source "$SECRETS"; set +a
 }
@@ -101,6 +115,8 @@ render_clickhouse_config() {
   sed -e "s/@ADMIN_SHA256@/$(sha256_hex "$MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD")/" \
       -e "s/@WRITER_SHA256@/$(sha256_hex "$MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD")/" \
       -e "s/@ANALYST_SHA256@/$(sha256_hex "$MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD")/" \
+      -e "s/@API_SHA256@/$(sha256_hex "$MCP_AUDIT_CLICKHOUSE_API_PASSWORD")/" \
+      -e "s/@API_READER_SHA256@/$(sha256_hex "$MCP_AUDIT_CLICKHOUSE_API_READER_PASSWORD")/" \
       "$ROOT/deploy/clickhouse/users.xml.tmpl" >"$CH_DIR/users.xml.new"
   chmod 600 "$CH_DIR/users.xml.new"
   # Only replace when changed: ClickHouse reloads users.xml by itself, config.xml needs a restart.

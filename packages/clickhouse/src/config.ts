@@ -2,13 +2,15 @@ import { z } from 'zod';
 import { createClickHouse, type ClickHouse, type ClickHouseLogger } from './client.js';
 
 /** The ClickHouse users of DESIGN.md; each service gets only the ones it uses. */
-export type ClickHouseRole = 'WRITER' | 'ANALYST' | 'ADMIN' | 'API';
+export type ClickHouseRole = 'WRITER' | 'ANALYST' | 'ADMIN' | 'API' | 'API_READER';
 
 const DEFAULT_USER: Record<ClickHouseRole, string> = {
   WRITER: 'mcp_writer',
   ANALYST: 'mcp_analyst',
   ADMIN: 'mcp_admin',
   API: 'mcp_api',
+  // The analyst API's reads: readonly, with the per-query limits in its settings profile.
+  API_READER: 'mcp_api_reader',
 };
 
 const baseShape = {
