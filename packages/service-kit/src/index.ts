@@ -7,3 +7,4 @@ export * from './keys.js';
 export * from './rate-limit.js';
 export * from './ops.server.js';
 export * from './service.js';
+export * from './batch.writer.js';

@@ -1,8 +1,7 @@
-import Fastify from 'fastify';
 import type { AuditProducer, BatchConsumer, Kafka } from '@mcp-audit/kafka';
 import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
-import { BatchWriter } from './batch.writer.js';
+import { BatchWriter } from '@mcp-audit/service-kit';
 import { createAuditEventsHandler } from './audit-events.handler.js';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import type { EventRow } from './events.row.js';
@@ -103,21 +102,4 @@ export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester
       };
     },
   };
-}
-
-/** /health and /metrics; listen only in main.ts. */
-export function buildOpsServer(deps: {
-  health: () => { ok: boolean; details: Record<string, unknown> };
-  registry: Registry;
-  log: Logger;
-}) {
-  const app = Fastify({ loggerInstance: deps.log.child({ component: 'http' }), bodyLimit: 1024 });
-  app.get('/health', async (_req, reply) => {
-    const h = deps.health();
-    return reply.code(h.ok ? 200 : 503).send({ status: h.ok ? 'ok' : 'unhealthy', ...h.details });
-  });
-  app.get('/metrics', async (_req, reply) => {
-    return reply.header('content-type', deps.registry.contentType).send(await deps.registry.metrics());
-  });
-  return app;
 }

@@ -2,7 +2,7 @@ import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
 import type { ConsumedMessage, BatchContext, AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
 import type { Logger } from '@mcp-audit/service-kit';
 import type { EventRedactor } from '@mcp-audit/redaction';
-import type { BatchWriter } from './batch.writer.js';
+import type { BatchWriter } from '@mcp-audit/service-kit';
 import { toEventRow, type EventRow } from './events.row.js';
 import type { IngesterMetrics } from './metrics.js';
 

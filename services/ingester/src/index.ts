@@ -1,5 +1,4 @@
 export * from './app.js';
-export * from './batch.writer.js';
 export * from './events.row.js';
 export * from './audit-events.handler.js';
 export { ingesterEnvSchema } from './config.js';

@@ -1,21 +1,15 @@
 import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
-import { createClickHouse, isRetryableClickHouseError } from '@mcp-audit/clickhouse';
+import { clickhouseFor, isRetryableClickHouseError } from '@mcp-audit/clickhouse';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { ingesterEnvSchema } from './config.js';
-import { buildIngester, buildOpsServer } from './app.js';
+import { buildIngester } from './app.js';
 
 const env = loadConfigOrExit(ingesterEnvSchema);
 const log = createLogger('ingester', { level: env.MCP_AUDIT_LOG_LEVEL });
 const registry = createRegistry('ingester');
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-ingester'), log);
-const clickhouse = createClickHouse({
-  url: env.MCP_AUDIT_CLICKHOUSE_URL,
-  username: env.MCP_AUDIT_CLICKHOUSE_WRITER_USER,
-  password: env.MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD,
-  database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
-  logger: log,
-});
+const clickhouse = clickhouseFor(env, 'WRITER', { logger: log });
 
 const ingester = buildIngester(
   {
@@ -35,30 +29,23 @@ const ingester = buildIngester(
     registry,
   },
 );
-let healthy = true;
-const http = buildOpsServer({
-  health: () => {
-    const h = ingester.health();
-    return { ok: healthy && h.ok, details: h.details };
-  },
+
+const service = defineService({
+  name: 'ingester',
+  log,
   registry,
-  log,
-});
+  ops: { host: env.MCP_AUDIT_INGESTER_HOST, port: env.MCP_AUDIT_INGESTER_PORT },
+  deadlineMs: env.MCP_AUDIT_INGESTER_SHUTDOWN_MS,
+})
+  .health(() => ingester.health())
+  // The ingester's stop() finishes the batch in hand, flushes the writer, then commits its offsets.
+  .onStop('drain', 'stop consumer, flush, commit', () => ingester.stop())
+  .onStop('close', 'close clickhouse', () => clickhouse.close());
 
-installShutdown(
-  log,
-  [
-    ['mark unhealthy', () => void (healthy = false)],
-    ['stop consumer, flush, commit', () => ingester.stop()],
-    ['close http', () => http.close()],
-    ['close clickhouse', () => clickhouse.close()],
-  ],
-  { deadlineMs: env.MCP_AUDIT_INGESTER_SHUTDOWN_MS },
-);
-
-await ensureTopics(kafka, loadTopicDefs(), {
-  maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
-  log,
+await service.run(async () => {
+  await ensureTopics(kafka, loadTopicDefs(), {
+    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
+    log,
+  });
+  await ingester.start();
 });
-await http.listen({ host: env.MCP_AUDIT_INGESTER_HOST, port: env.MCP_AUDIT_INGESTER_PORT });
-await ingester.start();

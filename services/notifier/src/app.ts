@@ -1,4 +1,3 @@
-import Fastify from 'fastify';
 import type { AuditProducer, Kafka, OutgoingMessage } from '@mcp-audit/kafka';
 import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
@@ -206,21 +205,4 @@ export function buildNotifier(cfg: NotifierConfig, deps: NotifierDeps): Notifier
       };
     },
   };
-}
-
-/** /health and /metrics; listen only in main.ts. */
-export function buildOpsServer(deps: {
-  health: () => { ok: boolean; details: Record<string, unknown> };
-  registry: Registry;
-  log: Logger;
-}) {
-  const app = Fastify({ loggerInstance: deps.log.child({ component: 'http' }), bodyLimit: 1024 });
-  app.get('/health', async (_req, reply) => {
-    const h = deps.health();
-    return reply.code(h.ok ? 200 : 503).send({ status: h.ok ? 'ok' : 'unhealthy', ...h.details });
-  });
-  app.get('/metrics', async (_req, reply) => {
-    return reply.header('content-type', deps.registry.contentType).send(await deps.registry.metrics());
-  });
-  return app;
 }

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
-import { createClickHouse } from '@mcp-audit/clickhouse';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { clickhouseFor } from '@mcp-audit/clickhouse';
+import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { notifierEnvSchema } from './config.js';
 import { parseRoutes, type RoutesFile } from './alerts.router.js';
 import { buildDestinations, type Destination } from './destinations.js';
 import { postJson } from './http.sender.js';
 import { clickHouseOutbox } from './outbox.js';
-import { buildNotifier, buildOpsServer } from './app.js';
+import { buildNotifier } from './app.js';
 
 const env = loadConfigOrExit(notifierEnvSchema);
 const log = createLogger('notifier', { level: env.MCP_AUDIT_LOG_LEVEL });
@@ -31,11 +31,7 @@ try {
 
 const registry = createRegistry('notifier');
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-notifier'), log);
-const clickhouse = createClickHouse({
-  url: env.MCP_AUDIT_CLICKHOUSE_URL,
-  username: env.MCP_AUDIT_CLICKHOUSE_WRITER_USER,
-  password: env.MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD,
-  database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
+const clickhouse = clickhouseFor(env, 'WRITER', {
   insertTables: ['alert_deliveries', 'alert_outbox'],
   application: 'mcp-audit-notifier',
   logger: log,
@@ -61,30 +57,23 @@ const notifier = buildNotifier(
     registry,
   },
 );
-let healthy = true;
-const http = buildOpsServer({
-  health: () => {
-    const h = notifier.health();
-    return { ok: healthy && h.ok, details: h.details };
-  },
+
+const service = defineService({
+  name: 'notifier',
+  log,
   registry,
-  log,
-});
+  ops: { host: env.MCP_AUDIT_NOTIFIER_HOST, port: env.MCP_AUDIT_NOTIFIER_PORT },
+  deadlineMs: env.MCP_AUDIT_NOTIFIER_SHUTDOWN_MS,
+})
+  .health(() => notifier.health())
+  // stop() ends the consumer and the delivery attempts in hand, then writes their attempt rows.
+  .onStop('drain', 'stop consumer and deliveries, write attempt rows', () => notifier.stop())
+  .onStop('close', 'close clickhouse', () => clickhouse.close());
 
-installShutdown(
-  log,
-  [
-    ['mark unhealthy', () => void (healthy = false)],
-    ['close http', () => http.close()],
-    ['stop consumer and deliveries, write attempt rows', () => notifier.stop()],
-    ['close clickhouse', () => clickhouse.close()],
-  ],
-  { deadlineMs: env.MCP_AUDIT_NOTIFIER_SHUTDOWN_MS },
-);
-
-await ensureTopics(kafka, loadTopicDefs(), {
-  maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
-  log,
+await service.run(async () => {
+  await ensureTopics(kafka, loadTopicDefs(), {
+    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
+    log,
+  });
+  await notifier.start();
 });
-await http.listen({ host: env.MCP_AUDIT_NOTIFIER_HOST, port: env.MCP_AUDIT_NOTIFIER_PORT });
-await notifier.start();

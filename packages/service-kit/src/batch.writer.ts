@@ -1,4 +1,4 @@
-import type { Logger } from '@mcp-audit/service-kit';
+import type { Logger } from 'pino';
 
 export interface InsertFailure {
   index: number;
@@ -16,6 +16,8 @@ export interface WriterOptions<T> {
   log: Logger;
   onFlush?: (rows: number, ms: number) => void;
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  /** Rows held after each change (a gauge, or a caller's own backpressure). */
+  onBuffered?: (rows: number) => void;
   /** For tests: backoff schedule. */
   backoff?: { initialMs: number; maxMs: number };
 }
@@ -56,6 +58,7 @@ export class BatchWriter<T> {
       this.queue.push({ rows, resolve, reject }),
     );
     this.queuedRows += rows.length;
+    this.opts.onBuffered?.(this.queuedRows);
     if (this.queuedRows >= this.opts.maxRows) this.kick();
     else this.timer ??= setTimeout(() => this.kick(), this.opts.flushMs);
     return done;
@@ -144,6 +147,7 @@ export class BatchWriter<T> {
 
   private release(n: number): void {
     this.queuedRows = Math.max(0, this.queuedRows - n);
+    this.opts.onBuffered?.(this.queuedRows);
     const waiters = this.roomWaiters;
     this.roomWaiters = [];
     for (const w of waiters) w();

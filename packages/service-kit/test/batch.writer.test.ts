@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger } from '@mcp-audit/service-kit';
+import { createLogger } from '../src/index.js';
 import { BatchWriter } from '../src/batch.writer.js';
 
 const log = createLogger('test', { level: 'silent' });
