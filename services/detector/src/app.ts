@@ -1,11 +1,10 @@
-import Fastify from 'fastify';
 import type { ClickHouse } from '@mcp-audit/clickhouse';
 import { createBatchConsumer, createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { Lifecycle, liveSink, loadOpenAlerts } from './alert.lifecycle.js';
 import { BaselineStore, clickHouseBaselineSource } from './baseline.store.js';
 import { createBaselineJob, type BaselineJob } from './baselines.job.js';
-import type { DetectorConfig } from './detector.config.js';
+import type { DetectorConfig } from './config.js';
 import { createEventsHandler } from './events.consumer.js';
 import { createDetectorMetrics } from './metrics.js';
 import {
@@ -14,7 +13,6 @@ import {
   createPeriodicDetectors,
   createPeriodicMetrics,
   createPeriodicRunner,
-  PeriodicConfig,
   type PeriodicRunner,
 } from './periodic/index.js';
 import { StreamEngine } from './stream.engine.js';
@@ -83,7 +81,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
   });
   let periodic: PeriodicRunner | undefined;
   if (cfg.periodic) {
-    const pcfg = PeriodicConfig.parse(deps.config.periodic);
+    const pcfg = deps.config.periodic;
     periodic = createPeriodicRunner({
       detectors: createPeriodicDetectors({ ch: deps.reader, config: pcfg, log }),
       lifecycle,
@@ -177,23 +175,3 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
   };
 }
 export type DetectorService = ReturnType<typeof buildDetector>;
-
-/** /healthz (and /health, which scripts/services.sh polls) and /metrics; listen only in main.ts. */
-export function buildOpsServer(deps: {
-  health: () => { ok: boolean; details: Record<string, unknown> };
-  registry: Registry;
-  log: Logger;
-}) {
-  const app = Fastify({ loggerInstance: deps.log.child({ component: 'http' }), bodyLimit: 1024 });
-  const health = async (_req: unknown, reply: { code(n: number): { send(b: unknown): unknown } }) => {
-    const h = deps.health();
-    return reply.code(h.ok ? 200 : 503).send({ status: h.ok ? 'ok' : 'unhealthy', ...h.details });
-  };
-  // Probes and scrapes every few seconds: not worth an info line each.
-  app.get('/healthz', { logLevel: 'warn' }, health);
-  app.get('/health', { logLevel: 'warn' }, health);
-  app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) =>
-    reply.header('content-type', deps.registry.contentType).send(await deps.registry.metrics()),
-  );
-  return app;
-}

@@ -12,7 +12,7 @@ import {
   type ClientHistory,
   type Grid,
 } from './baseline.js';
-import { profileTimeZone, type DetectorConfig } from './detector.config.js';
+import { profileTimeZone, type DetectorConfig } from './config.js';
 import { DAY_MS, HOUR_MS } from './time.js';
 
 export interface BaselineJobDeps {

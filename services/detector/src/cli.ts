@@ -9,7 +9,7 @@ import { liveSink, type AlertSink } from './alert.lifecycle.js';
 import { DETECTOR_TABLES } from './app.js';
 import { createBaselineJob } from './baselines.job.js';
 import { detectorEnvSchema } from './config.js';
-import { loadDetectorConfig } from './detector.config.js';
+import { loadDetectorConfig } from './config.js';
 import { runReplay } from './replay.js';
 
 const USAGE = `usage: mcp-audit-detector <command> [options]

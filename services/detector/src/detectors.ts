@@ -1,7 +1,7 @@
 import type { AlertSeverity } from '@mcp-audit/schema';
 import { severityRank, ALERT_SEVERITIES } from '@mcp-audit/schema';
 import type { Baseline, Metric } from './baseline.js';
-import type { DetectorSettings, ResolvedClientConfig } from './detector.config.js';
+import type { DetectorSettings, ResolvedClientConfig } from './config.js';
 import type { Contributor, DetectorName, Finding } from './model.js';
 import { robustScore, round, upperBand, type Band } from './stats.js';
 import { inBusinessHours, localTime, pooledCell, weekCell, windowLabel, type LocalTime } from './time.js';

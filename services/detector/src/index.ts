@@ -1,2 +1,2 @@
 export * from './model.js';
-export * from './detector.config.js';
+export * from './config.js';

@@ -1,9 +1,8 @@
-import { createClickHouse } from '@mcp-audit/clickhouse';
+import { clickhouseFor } from '@mcp-audit/clickhouse';
 import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
-import { createLogger, createRegistry, installShutdown, loadConfigOrExit } from '@mcp-audit/service-kit';
-import { buildDetector, buildOpsServer, DETECTOR_TABLES } from './app.js';
-import { detectorEnvSchema } from './config.js';
-import { loadDetectorConfig, type DetectorConfig } from './detector.config.js';
+import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { buildDetector, DETECTOR_TABLES } from './app.js';
+import { detectorEnvSchema, loadDetectorConfig, type DetectorConfig } from './config.js';
 
 const env = loadConfigOrExit(detectorEnvSchema);
 const log = createLogger('detector', { level: env.MCP_AUDIT_LOG_LEVEL });
@@ -18,22 +17,11 @@ try {
 
 const registry = createRegistry('detector');
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-detector'), log);
-const common = {
-  url: env.MCP_AUDIT_CLICKHOUSE_URL,
-  database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
-  application: 'mcp-audit-detector',
+const application = 'mcp-audit-detector';
+const writer = clickhouseFor(env, 'WRITER', { application, logger: log, insertTables: DETECTOR_TABLES });
+const reader = clickhouseFor(env, 'ANALYST', {
+  application,
   logger: log,
-};
-const writer = createClickHouse({
-  ...common,
-  username: env.MCP_AUDIT_CLICKHOUSE_WRITER_USER,
-  password: env.MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD,
-  insertTables: DETECTOR_TABLES,
-});
-const reader = createClickHouse({
-  ...common,
-  username: env.MCP_AUDIT_CLICKHOUSE_ANALYST_USER,
-  password: env.MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD,
   insertTables: [],
   requestTimeoutMs: 120_000,
 });
@@ -50,30 +38,25 @@ const detector = buildDetector(
   },
   { kafka, writer, reader, config, log, registry },
 );
-let healthy = true;
-const http = buildOpsServer({
-  health: () => {
-    const h = detector.health();
-    return { ok: healthy && h.ok, details: h.details };
-  },
+
+const service = defineService({
+  name: 'detector',
+  log,
   registry,
-  log,
-});
+  ops: { host: env.MCP_AUDIT_DETECTOR_HOST, port: env.MCP_AUDIT_DETECTOR_PORT },
+  deadlineMs: env.MCP_AUDIT_DETECTOR_SHUTDOWN_MS,
+})
+  .health(() => detector.health())
+  // stop(): cron and the periodic runner, then the consumer (batch in hand), alerts flushed, producer disconnected.
+  .onStop('drain', 'stop cron, periodic runner and consumer; flush alerts; disconnect producer', () =>
+    detector.stop(),
+  )
+  .onStop('close', 'close clickhouse', () => Promise.all([writer.close(), reader.close()]));
 
-installShutdown(
-  log,
-  [
-    ['mark unhealthy', () => void (healthy = false)],
-    ['close http', () => http.close()],
-    ['stop cron, periodic runner and consumer; flush alerts; disconnect producer', () => detector.stop()],
-    ['close clickhouse', async () => void (await Promise.all([writer.close(), reader.close()]))],
-  ],
-  { deadlineMs: env.MCP_AUDIT_DETECTOR_SHUTDOWN_MS },
-);
-
-await ensureTopics(kafka, loadTopicDefs(), {
-  maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
-  log,
+await service.run(async () => {
+  await ensureTopics(kafka, loadTopicDefs(), {
+    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
+    log,
+  });
+  await detector.start();
 });
-await http.listen({ host: env.MCP_AUDIT_DETECTOR_HOST, port: env.MCP_AUDIT_DETECTOR_PORT });
-await detector.start();

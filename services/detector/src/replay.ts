@@ -3,13 +3,8 @@ import type { Logger } from '@mcp-audit/service-kit';
 import type { AlertMessage } from '@mcp-audit/schema';
 import { Lifecycle, type AlertSink, type Outputs } from './alert.lifecycle.js';
 import { BaselineStore, clickHouseBaselineSource } from './baseline.store.js';
-import type { DetectorConfig } from './detector.config.js';
-import {
-  createEventsWatermark,
-  createPeriodicDetectors,
-  createPeriodicRunner,
-  PeriodicConfig,
-} from './periodic/index.js';
+import type { DetectorConfig } from './config.js';
+import { createEventsWatermark, createPeriodicDetectors, createPeriodicRunner } from './periodic/index.js';
 import { StreamEngine, type DetectorEvent } from './stream.engine.js';
 import { HOUR_MS } from './time.js';
 
@@ -136,7 +131,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayResult> {
   engine.closeAll(to);
   await lifecycle.flush();
   if (o.periodic) {
-    const pcfg = PeriodicConfig.parse(o.config.periodic);
+    const pcfg = o.config.periodic;
     const runner = createPeriodicRunner({
       detectors: createPeriodicDetectors({ ch: o.reader, config: pcfg, log: o.log }),
       lifecycle,

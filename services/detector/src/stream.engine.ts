@@ -6,7 +6,7 @@ import {
   resolveClientConfig,
   type DetectorConfig,
   type ResolvedClientConfig,
-} from './detector.config.js';
+} from './config.js';
 import {
   checkAuthBurst,
   checkBreadth,

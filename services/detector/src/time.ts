@@ -1,4 +1,4 @@
-import type { BusinessHours } from './detector.config.js';
+import type { BusinessHours } from './config.js';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;

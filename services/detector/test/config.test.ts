@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDetectorConfig, profileTimeZone, resolveClientConfig } from '../src/detector.config.js';
+import { parseDetectorConfig, profileTimeZone, resolveClientConfig } from '../src/config.js';
 
 test('defaults: every field optional', () => {
   const c = parseDetectorConfig({});
@@ -50,4 +50,14 @@ test('bad input is refused with the path named', () => {
     [{ detectors: { off_hours: { businessHoursMode: 'sometimes' } } }, /businessHoursMode/],
   ];
   for (const [input, re] of bad) assert.throws(() => parseDetectorConfig(input), re);
+});
+
+test('the periodic settings are validated with the rest of the file, at load', () => {
+  assert.throws(
+    () => parseDetectorConfig({ periodic: { authSpray: { minClients: 'three' } } }),
+    /periodic\.authSpray\.minClients/,
+  );
+  const cfg = parseDetectorConfig({ periodic: { toolDrift: { enabled: false } } });
+  assert.equal(cfg.periodic.toolDrift.enabled, false);
+  assert.equal(cfg.periodic.authSpray.enabled, true, 'defaults filled in');
 });

@@ -20,7 +20,7 @@ import { alertMessageSchema, validateEvent, type AlertMessage } from '@mcp-audit
 import { loadOpenAlerts } from '../src/alert.lifecycle.js';
 import { buildDetector, DETECTOR_TABLES, type DetectorService } from '../src/app.js';
 import { createBaselineJob } from '../src/baselines.job.js';
-import { parseDetectorConfig } from '../src/detector.config.js';
+import { parseDetectorConfig } from '../src/config.js';
 import { comparable, memorySink, runReplay } from '../src/replay.js';
 import { chClient, eventRow, SCHEMAS_DIR, silentLog, suffix } from './periodic.fixtures.js';
 

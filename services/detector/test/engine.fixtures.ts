@@ -10,7 +10,7 @@ import {
   type HourlyRow,
 } from '../src/baseline.js';
 import { BaselineStore, type BaselineSource } from '../src/baseline.store.js';
-import { parseDetectorConfig, type DetectorConfig } from '../src/detector.config.js';
+import { parseDetectorConfig, type DetectorConfig } from '../src/config.js';
 import type { Finding } from '../src/model.js';
 import { StreamEngine, type DetectorEvent } from '../src/stream.engine.js';
 import { HOUR_MS, localTime } from '../src/time.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDetectorConfig } from '../src/detector.config.js';
+import { parseDetectorConfig } from '../src/config.js';
 import { comparable } from '../src/replay.js';
 import type { DetectorEvent } from '../src/stream.engine.js';
 import { localTime } from '../src/time.js';

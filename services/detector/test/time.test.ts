@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inBusinessHours, localTime, pooledCell, weekCell, windowLabel, windowStartOf } from '../src/time.js';
-import { businessHoursSchema } from '../src/detector.config.js';
+import { businessHoursSchema } from '../src/config.js';
 
 const t = (iso: string) => Date.parse(iso);
 

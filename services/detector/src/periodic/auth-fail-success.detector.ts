@@ -1,6 +1,6 @@
 import { array, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Finding } from '../model.js';
-import type { PeriodicConfig } from './periodic.config.js';
+import type { PeriodicConfig } from '../config.js';
 import {
   AUTH_FAILED,
   AUTH_OK,

@@ -8,14 +8,14 @@ import type { ClickHouse } from '@mcp-audit/clickhouse';
 import type { Logger } from '@mcp-audit/service-kit';
 import { authFailThenSuccessDetector } from './auth-fail-success.detector.js';
 import { authSprayDetector } from './auth-spray.detector.js';
-import type { PeriodicConfig } from './periodic.config.js';
+import type { PeriodicConfig } from '../config.js';
 import { sessionMisuseDetector } from './session-misuse.detector.js';
 import { silentSourceDetector } from './silent-source.detector.js';
 import { toolDriftDetector } from './tool-drift.detector.js';
 import type { PeriodicDetector } from './types.js';
 
 export * from './types.js';
-export * from './periodic.config.js';
+export * from '../config.js';
 export * from './periodic.runner.js';
 export * from './periodic.metrics.js';
 export * from './progress.store.js';

@@ -1,6 +1,6 @@
 import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Finding } from '../model.js';
-import type { PeriodicConfig } from './periodic.config.js';
+import type { PeriodicConfig } from '../config.js';
 import { eventsTable, iso, makeFinding, num, sampleIds, T_MS, tsBetween } from './shared.js';
 import { windowStarts, type Evaluation, type PeriodicDetector, type Resolution } from './types.js';
 import { alignDown, dedupKeyOf } from './windows.js';
