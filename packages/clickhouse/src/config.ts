@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createClickHouse, type ClickHouse, type ClickHouseLogger } from './client.js';
+import { createClickHouse, type ClickHouse, type ClickHouseOptions } from './client.js';
 
 /** The ClickHouse users of DESIGN.md; each service gets only the ones it uses. */
 export type ClickHouseRole = 'WRITER' | 'ANALYST' | 'ADMIN' | 'API' | 'API_READER';
@@ -51,7 +51,7 @@ type ClickHouseEnv<R extends ClickHouseRole> = {
 export function clickhouseFor<R extends ClickHouseRole>(
   env: ClickHouseEnv<R>,
   role: R,
-  opts: { logger?: ClickHouseLogger; application?: string; insertTables?: Iterable<string> } = {},
+  opts: Omit<ClickHouseOptions, 'url' | 'database' | 'username' | 'password'> = {},
 ): ClickHouse {
   const e = env as unknown as Record<string, string>;
   return createClickHouse({
