@@ -9,8 +9,8 @@ import {
   type SourceType,
 } from '@mcp-audit/schema';
 import { createRedactor, type EventRedactor } from '@mcp-audit/redaction';
-import { createLogger, type Logger } from '@mcp-audit/service-kit';
 import { capArgs, DEFAULT_MAX_ARG_VALUE_BYTES } from './args.js';
+import { sdkLog, stderrLogger, type AuditLogger } from './logger.js';
 import { cutText, type TextRedactor } from './sanitize.js';
 import type { AuditEvent, AuditSink } from './sink.js';
 import { uuidv7 } from './uuid.js';
@@ -93,7 +93,8 @@ export interface AuditEmitterOptions {
   redactor?: EventRedactor;
   /** Identity of the drop-report events. Default client `mcp-audit:<source id>`, server `<source id>` over stdio. */
   reportAs?: { client?: EventClient; server?: EventServer };
-  logger?: Logger;
+  /** The host's logger (pino fits; see AuditLogger). Default: JSON lines on stderr at MCP_AUDIT_LOG_LEVEL (warn). */
+  logger?: AuditLogger;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -150,14 +151,10 @@ export function createAuditEmitter(opts: AuditEmitterOptions): AuditEmitter {
   const closeTimeoutMs = positive(opts.closeTimeoutMs, 10_000, 'closeTimeoutMs');
   const maxArgValueBytes = positive(opts.maxArgValueBytes, DEFAULT_MAX_ARG_VALUE_BYTES, 'maxArgValueBytes');
   const now = opts.now ?? Date.now;
-  // NOTE: stderr, never stdout: a stdio MCP server speaks JSON-RPC on stdout.
-  const log = (
-    opts.logger ??
-    createLogger('mcp-audit-sdk', {
-      level: process.env.MCP_AUDIT_LOG_LEVEL ?? 'warn',
-      destination: process.stderr,
-    })
-  ).child({ component: 'audit-emitter', source_id: opts.source.id });
+  const log = sdkLog(opts.logger ?? stderrLogger('mcp-audit-sdk'), {
+    component: 'audit-emitter',
+    source_id: opts.source.id,
+  });
   const redactor =
     opts.redactor ??
     createRedactor(opts.redactionKey === undefined ? {} : { fingerprintKey: opts.redactionKey });

@@ -12,9 +12,10 @@ export {
   type AuditEmitterStats,
   type AuditEventDraft,
 } from './emitter.js';
-export { createKafkaSink, type KafkaSinkOptions } from './sinks/kafka.sink.js';
 export { createCollectorSink, type CollectorSinkOptions } from './sinks/collector.sink.js';
 export { sinkFromEnv } from './sinks/sink-from-env.js';
+export { SdkConfigError } from './env.js';
+export { type AuditLogger, type AuditLogLevel } from './logger.js';
 export {
   auditMcpServer,
   defaultClientIdentity,

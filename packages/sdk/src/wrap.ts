@@ -14,7 +14,6 @@ import {
   type EventKind,
   type ServerTransport,
 } from '@mcp-audit/schema';
-import type { Logger } from '@mcp-audit/service-kit';
 import {
   createAuditEmitter,
   type AuditEmitter,
@@ -22,6 +21,7 @@ import {
   type AuditEventDraft,
 } from './emitter.js';
 import { toolDefinitionHash } from './hash.js';
+import { sdkLog, type AuditLogger } from './logger.js';
 import { outcomeOf } from './outcome.js';
 import { cleanText, defaultTextRedactor, requestNames, wellFormedText, wellFormedValue } from './sanitize.js';
 import type { AuditSink } from './sink.js';
@@ -72,7 +72,8 @@ export interface AuditServerOptions {
   maxInFlightPerConnection?: number;
   /** Options for the emitter created from `sink`. */
   emitterOptions?: Omit<AuditEmitterOptions, 'sink' | 'source'>;
-  logger?: Logger;
+  /** The host's logger (pino fits; see AuditLogger), also the emitter's unless emitterOptions has one. */
+  logger?: AuditLogger;
 }
 
 export type AuditedServer<T> = T & { audit: AuditEmitter };
@@ -243,7 +244,7 @@ export function auditMcpServer<T extends McpServer | Server>(
   const audit = emitter;
   // The emitter's own, so a secret in a tool name cut here gets the fingerprint the emitter gives it.
   const redactor = audit.redactor ?? defaultTextRedactor;
-  const log = opts.logger?.child({ component: 'audit-wrap' });
+  const log = opts.logger && sdkLog(opts.logger, { component: 'audit-wrap' });
   const identify =
     opts.clientIdentity ?? ((ctx: ClientContext) => defaultClientIdentity(ctx, opts.anonymousClientId));
   // Definition hashes seen in tools/list responses, for tool_call events of the same server.

@@ -1,5 +1,5 @@
 import { createKafka, createProducer, TOPIC_EVENTS, type AuditProducer } from '@mcp-audit/kafka';
-import { createLogger, type Logger } from '@mcp-audit/service-kit';
+import { sdkLog, stderrLogger, type AuditLogger, type AuditLogLevel } from '../logger.js';
 import type { AuditEvent, AuditSink } from '../sink.js';
 
 export interface KafkaSinkOptions {
@@ -13,12 +13,12 @@ export interface KafkaSinkOptions {
   timeoutMs?: number;
   /** TCP connect timeout per broker. Default 3000 ms. */
   connectionTimeoutMs?: number;
-  logger?: Logger;
+  logger?: AuditLogger;
   /**
    * Level of kafkajs's own log lines. Default `fatal`: while a broker is down kafkajs logs every
    * reconnect attempt, and the emitter already reports delivery failures (rate-limited).
    */
-  kafkaLogLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug';
+  kafkaLogLevel?: AuditLogLevel;
 }
 
 /**
@@ -32,12 +32,11 @@ export function createKafkaSink(opts: KafkaSinkOptions): AuditSink {
     throw new TypeError('createKafkaSink: brokers must list at least one host:port');
   }
   const topic = opts.topic ?? TOPIC_EVENTS;
-  const log =
-    opts.logger ??
-    createLogger('mcp-audit-sdk', {
-      level: process.env.MCP_AUDIT_LOG_LEVEL ?? 'warn',
-      destination: process.stderr,
-    });
+  const kafkaLog = sdkLog(
+    opts.logger ?? stderrLogger('mcp-audit-sdk'),
+    { component: 'audit-kafka-sink' },
+    opts.kafkaLogLevel ?? 'fatal',
+  );
   const timeoutMs = opts.timeoutMs ?? 5_000;
   const kafka = createKafka(
     {
@@ -49,7 +48,8 @@ export function createKafkaSink(opts: KafkaSinkOptions): AuditSink {
       connectionTimeoutMs: opts.connectionTimeoutMs ?? 3_000,
       requestTimeoutMs: timeoutMs,
     },
-    log.child({ component: 'audit-kafka-sink' }, { level: opts.kafkaLogLevel ?? 'fatal' }),
+    // NOTE: packages/kafka types its logger as pino's; it calls only child() and the four levels.
+    kafkaLog as unknown as Parameters<typeof createKafka>[1],
   );
   const producer: AuditProducer = createProducer(kafka, { timeoutMs });
   let connecting: Promise<void> | undefined;

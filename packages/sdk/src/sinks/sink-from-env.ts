@@ -1,23 +1,16 @@
 import { z } from 'zod';
-import { kafkaEnvSchema, TOPIC_EVENTS } from '@mcp-audit/kafka';
-import { ConfigError, envInt, parseConfig, type Logger } from '@mcp-audit/service-kit';
+import { envTimeoutMs, parseEnv, SdkConfigError } from '../env.js';
+import type { AuditLogger } from '../logger.js';
 import type { AuditSink } from '../sink.js';
 import { createCollectorSink } from './collector.sink.js';
-import { createKafkaSink } from './kafka.sink.js';
 
-const common = {
-  MCP_AUDIT_SDK_TIMEOUT_MS: envInt(5_000, 100, 120_000),
-};
-
-/** Kafka: the shared MCP_AUDIT_KAFKA_* fragment plus the topic and client id. */
-const kafkaSinkEnv = kafkaEnvSchema.extend({
-  MCP_AUDIT_SDK_SINK: z.literal('kafka'),
-  MCP_AUDIT_SDK_KAFKA_TOPIC: z
-    .string()
-    .regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a Kafka topic name')
-    .default(TOPIC_EVENTS),
-  MCP_AUDIT_SDK_KAFKA_CLIENT_ID: z.string().max(255).default('mcp-audit-sdk'),
-  ...common,
+// NOTE: the Kafka sink needs the optional peer @mcp-audit/kafka (and with it kafkajs). It is loaded
+// here when it is installed and skipped when it is not, so a server that sends to the collector
+// never needs it, and sinkFromEnv stays synchronous for both.
+const kafkaEntry = await import('../kafka.js').catch((err: unknown) => {
+  const e = err as { code?: unknown; message?: unknown };
+  if (e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes("'@mcp-audit/kafka'")) return undefined;
+  throw err;
 });
 
 const collectorSinkEnv = z.object({
@@ -27,7 +20,7 @@ const collectorSinkEnv = z.object({
     error: 'must be the collector URL, e.g. http://127.0.0.1:9470',
   }),
   MCP_AUDIT_SDK_COLLECTOR_TOKEN: z.string().min(16, 'must be an ingest token of this source'),
-  ...common,
+  MCP_AUDIT_SDK_TIMEOUT_MS: envTimeoutMs,
 });
 
 const sinkKind = z.object({
@@ -36,46 +29,27 @@ const sinkKind = z.object({
 
 /**
  * Builds the sink the environment asks for: `MCP_AUDIT_SDK_SINK=kafka` (MCP_AUDIT_KAFKA_BROKERS,
- * MCP_AUDIT_KAFKA_SSL, MCP_AUDIT_KAFKA_SASL_*, MCP_AUDIT_SDK_KAFKA_TOPIC) or `collector`
- * (MCP_AUDIT_SDK_COLLECTOR_URL, MCP_AUDIT_SDK_COLLECTOR_TOKEN). Throws a ConfigError whose message
- * names each bad variable; never prints secrets.
+ * MCP_AUDIT_KAFKA_SSL, MCP_AUDIT_KAFKA_SASL_*, MCP_AUDIT_SDK_KAFKA_TOPIC; needs @mcp-audit/kafka
+ * installed) or `collector` (MCP_AUDIT_SDK_COLLECTOR_URL, MCP_AUDIT_SDK_COLLECTOR_TOKEN). Throws an
+ * SdkConfigError whose message names each bad variable; never prints secrets.
  */
 export function sinkFromEnv(
   env: Record<string, string | undefined> = process.env,
-  opts: { logger?: Logger } = {},
+  opts: { logger?: AuditLogger } = {},
 ): AuditSink {
-  const { MCP_AUDIT_SDK_SINK } = parseConfig(sinkKind, env);
+  const { MCP_AUDIT_SDK_SINK } = parseEnv(sinkKind, env);
   if (MCP_AUDIT_SDK_SINK === 'collector') {
-    const c = parseConfig(collectorSinkEnv, env);
+    const c = parseEnv(collectorSinkEnv, env);
     return createCollectorSink({
       url: c.MCP_AUDIT_SDK_COLLECTOR_URL,
       token: c.MCP_AUDIT_SDK_COLLECTOR_TOKEN,
       timeoutMs: c.MCP_AUDIT_SDK_TIMEOUT_MS,
     });
   }
-  const k = parseConfig(kafkaSinkEnv, env);
-  const mech = k.MCP_AUDIT_KAFKA_SASL_MECHANISM;
-  if (mech && (!k.MCP_AUDIT_KAFKA_SASL_USERNAME || !k.MCP_AUDIT_KAFKA_SASL_PASSWORD)) {
-    throw new ConfigError(
-      'invalid configuration:\n  MCP_AUDIT_KAFKA_SASL_USERNAME, MCP_AUDIT_KAFKA_SASL_PASSWORD: required when MCP_AUDIT_KAFKA_SASL_MECHANISM is set',
+  if (!kafkaEntry) {
+    throw new SdkConfigError(
+      'invalid configuration:\n  MCP_AUDIT_SDK_SINK: kafka needs the optional peer dependency @mcp-audit/kafka (npm install @mcp-audit/kafka)',
     );
   }
-  return createKafkaSink({
-    brokers: k.MCP_AUDIT_KAFKA_BROKERS,
-    clientId: k.MCP_AUDIT_SDK_KAFKA_CLIENT_ID,
-    topic: k.MCP_AUDIT_SDK_KAFKA_TOPIC,
-    ssl: k.MCP_AUDIT_KAFKA_SSL,
-    ...(mech
-      ? {
-          sasl: {
-            mechanism: mech,
-            username: k.MCP_AUDIT_KAFKA_SASL_USERNAME!,
-            password: k.MCP_AUDIT_KAFKA_SASL_PASSWORD!,
-          },
-        }
-      : {}),
-    timeoutMs: k.MCP_AUDIT_SDK_TIMEOUT_MS,
-    connectionTimeoutMs: k.MCP_AUDIT_KAFKA_CONNECTION_TIMEOUT_MS,
-    ...(opts.logger ? { logger: opts.logger } : {}),
-  });
+  return kafkaEntry.kafkaSinkFromEnv(env, opts);
 }
