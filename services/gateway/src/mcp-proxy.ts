@@ -9,7 +9,7 @@ import {
   type JSONRPCRequest,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { Logger } from '@mcp-audit/service-kit';
+import type { Logger, RateLimiter } from '@mcp-audit/service-kit';
 import type { ClientIdentity } from './client-keys.js';
 import type { UpstreamConfig } from './config.js';
 import {
@@ -26,7 +26,6 @@ import {
   type EventDraft,
   type TextRedactor,
 } from './audit-events.js';
-import type { RateLimiter } from './rate-limiter.js';
 import type { ListingReport, ToolGuard } from './tool-guard.js';
 import { methodLabel, type GatewayMetrics } from './metrics.js';
 
@@ -194,13 +193,9 @@ export class ProxySession {
     this.lastActivity = this.now();
     if (isJSONRPCRequest(msg)) {
       if (this.deps.limiter) {
-        const r = this.deps.limiter.take(this.clientId, this.ctx.identity.rateLimit);
-        if (!r.ok) {
-          this.refuse(
-            msg,
-            'rate_limited',
-            `rate limit exceeded; retry in ${Math.ceil(r.retryAfterMs / 1000)}s`,
-          );
+        const waitMs = this.deps.limiter.take(this.clientId, this.ctx.identity.rateLimit);
+        if (waitMs > 0) {
+          this.refuse(msg, 'rate_limited', `rate limit exceeded; retry in ${Math.ceil(waitMs / 1000)}s`);
           return;
         }
       }

@@ -1,13 +1,12 @@
 import type { Readable, Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { isJSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { Logger } from '@mcp-audit/service-kit';
+import type { Logger, RateLimiter } from '@mcp-audit/service-kit';
 import { defaultTextRedactor, eventMethod, type AuditEmitter, type TextRedactor } from './audit-events.js';
-import type { KeyStore } from './client-keys.js';
+import type { ClientKeyStore } from './client-keys.js';
 import type { UpstreamConfig } from './config.js';
 import type { GatewayMetrics } from './metrics.js';
 import { ProxySession } from './mcp-proxy.js';
-import type { RateLimiter } from './rate-limiter.js';
 import type { ToolGuard } from './tool-guard.js';
 import type { UpstreamConnector } from './upstreams.js';
 
@@ -18,7 +17,7 @@ export interface StdioGatewayConfig {
 }
 
 export interface StdioGatewayDeps {
-  keys: KeyStore;
+  keys: ClientKeyStore;
   guard: ToolGuard;
   emit: AuditEmitter['emit'];
   connect: UpstreamConnector;

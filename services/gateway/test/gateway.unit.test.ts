@@ -4,9 +4,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toolDefinitionHash } from '@mcp-audit/schema';
-import { createKeyStore, generateKey, hashKey, presentedCredential } from '../src/client-keys.js';
+import { generateKey, hashKey, presentedCredential } from '@mcp-audit/service-kit';
+import { createClientLimiter } from '../src/client-auth.js';
+import { CLIENT_KEY_PREFIX, createClientKeyStore } from '../src/client-keys.js';
 import { GatewayConfigError, mergeClients, parseGatewayFile, resolveHeaderValues } from '../src/config.js';
-import { createRateLimiter } from '../src/rate-limiter.js';
 import { createToolGuard, fileGuardStore, memoryGuardStore } from '../src/tool-guard.js';
 import { mcpHeaders, testGateway } from './helpers.js';
 
@@ -59,8 +60,8 @@ test('gateway file: errors name the bad field', () => {
 });
 
 test('keys: stored as hashes, verified to a client identity; credentials from Bearer or X-API-Key', () => {
-  const key = generateKey();
-  const store = createKeyStore([
+  const key = generateKey(CLIENT_KEY_PREFIX);
+  const store = createClientKeyStore([
     { id: 'alice', user: 'a@x', sha256: hashKey(key), scopes: ['mcp'], disabled: false },
     { id: 'gone', sha256: hashKey('mcpg_disabled_key_000000'), scopes: ['mcp'], disabled: true },
   ]);
@@ -74,22 +75,6 @@ test('keys: stored as hashes, verified to a client identity; credentials from Be
   assert.deepEqual(presentedCredential({ 'x-api-key': key }), { key });
   assert.deepEqual(presentedCredential({ authorization: 'Basic YTpi' }), { malformed: true });
   assert.deepEqual(presentedCredential({}), {});
-});
-
-test('rate limiter: a token bucket per key, refilled over time', () => {
-  let t = 0;
-  const rl = createRateLimiter({ perSecond: 2, burst: 3, now: () => t });
-  assert.ok(rl.take('a').ok && rl.take('a').ok && rl.take('a').ok);
-  const refused = rl.take('a');
-  assert.ok(!refused.ok);
-  assert.equal(refused.retryAfterMs, 500);
-  assert.ok(rl.take('b').ok, 'another key has its own bucket');
-  t += 500;
-  assert.ok(rl.take('a').ok, 'one token back after 1/perSecond');
-  assert.ok(!rl.take('a').ok);
-  t += 10_000;
-  for (let i = 0; i < 3; i++) assert.ok(rl.take('a').ok, 'refills up to the burst');
-  assert.ok(!rl.take('a').ok, 'never above the burst');
 });
 
 const tool = (description: string) => ({ name: 'get_weather', description, inputSchema: { type: 'object' } });
@@ -256,23 +241,22 @@ test('gateway file: per-client rate_limit is validated, falls back field by fiel
   );
   assert.equal(mergeClients(f.clients, [{ ...f.clients[1]!, sha256: hex('d') }]).length, 3);
   // The identity a key verifies to carries its client's limits to the limiter.
-  const key = generateKey();
-  const v = createKeyStore([{ ...f.clients[0]!, sha256: hashKey(key) }]).verify(key);
+  const key = generateKey(CLIENT_KEY_PREFIX);
+  const v = createClientKeyStore([{ ...f.clients[0]!, sha256: hashKey(key) }]).verify(key);
   assert.ok(v.ok);
   assert.deepEqual(v.identity.rateLimit, { perSecond: undefined, burst: 5 });
 });
 
-test('rate limiter: a key with its own limits gets its own bucket size and rate', () => {
-  const rl = createRateLimiter({ perSecond: 1, burst: 1, now: () => 0 });
+test("rate limiter: a client's own rate_limit sizes its bucket and rate, a field it leaves out is the gateway's", () => {
+  // The limiter both fronts use (the kit's, keyed by client id with the identity's limits).
+  const rl = createClientLimiter({ per_second: 1, burst: 1, auth_failures_per_minute: 30 }, () => 0);
   const own = { burst: 3, perSecond: 10 };
-  for (let i = 0; i < 3; i++) assert.ok(rl.take('vip', own).ok);
-  const refused = rl.take('vip', own);
-  assert.ok(!refused.ok && refused.retryAfterMs === 100, 'refills at its own rate');
-  assert.ok(rl.take('plain').ok);
-  assert.ok(!rl.take('plain').ok, 'the default burst of 1');
-  assert.ok(rl.take('half', { burst: 2 }).ok && rl.take('half', { burst: 2 }).ok, 'burst overridden');
-  const half = rl.take('half', { burst: 2 });
-  assert.ok(!half.ok && half.retryAfterMs === 1000, 'per_second from the default');
+  for (let i = 0; i < 3; i++) assert.equal(rl.take('vip', own), 0);
+  assert.equal(rl.take('vip', own), 100, 'refills at its own rate');
+  assert.equal(rl.take('plain'), 0);
+  assert.ok(rl.take('plain') > 0, 'the default burst of 1');
+  assert.ok(rl.take('half', { burst: 2 }) === 0 && rl.take('half', { burst: 2 }) === 0, 'burst overridden');
+  assert.equal(rl.take('half', { burst: 2 }), 1000, 'per_second from the default');
 });
 
 test('per-client rate_limit: a client with its own limit is refused at it, others keep the default', async () => {

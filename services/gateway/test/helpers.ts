@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createRedactor } from '@mcp-audit/redaction';
 import { validateEvent } from '@mcp-audit/schema';
-import { createLogger, createRegistry, type Logger } from '@mcp-audit/service-kit';
+import { createLogger, createRegistry, generateKey, hashKey, type Logger } from '@mcp-audit/service-kit';
 import type { EventDraft } from '../src/audit-events.js';
 import { buildGateway } from '../src/app.js';
-import { createKeyStore, hashKey, generateKey } from '../src/client-keys.js';
+import { CLIENT_KEY_PREFIX, createClientKeyStore } from '../src/client-keys.js';
 import { parseGatewayFile, type UpstreamConfig } from '../src/config.js';
 import { createToolGuard, memoryGuardStore } from '../src/tool-guard.js';
 import { createUpstreamConnector } from '../src/upstreams.js';
@@ -68,8 +68,8 @@ export function testGateway(
     log?: Logger;
   } = {},
 ) {
-  const user = generateKey();
-  const admin = generateKey();
+  const user = generateKey(CLIENT_KEY_PREFIX);
+  const admin = generateKey(CLIENT_KEY_PREFIX);
   const file = parseGatewayFile({
     gateway_id: 'gw-test',
     upstreams: over.upstreams ?? [fixtureUpstream()],
@@ -93,7 +93,7 @@ export function testGateway(
   const gw = buildGateway(
     { file, publicUrl: 'http://127.0.0.1:9473' },
     {
-      keys: createKeyStore(file.clients),
+      keys: createClientKeyStore(file.clients),
       guard,
       emit: (d) => emitter.emit(d),
       connect: (u) => {

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { generateKey, hashKey } from '../src/client-keys.js';
+import { generateKey, hashKey } from '@mcp-audit/service-kit';
+import { CLIENT_KEY_PREFIX } from '../src/client-keys.js';
 import { RPC_RATE_LIMITED } from '../src/mcp-proxy.js';
 import { FIXTURE } from './helpers.js';
 
@@ -47,7 +48,7 @@ function launch(
 }
 
 test('stdio front: a client launching the gateway reaches the upstream; stdout carries only MCP', async () => {
-  const key = generateKey();
+  const key = generateKey(CLIENT_KEY_PREFIX);
   const client = new Client({ name: 'desktop', version: '1' });
   await client.connect(launch(key, key));
   assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), [
@@ -63,14 +64,14 @@ test('stdio front: a client launching the gateway reaches the upstream; stdout c
 test('stdio front: without a valid key from the environment every request is refused', async () => {
   const client = new Client({ name: 'desktop', version: '1' });
   await assert.rejects(
-    client.connect(launch('mcpg_wrong_key_0000000000', generateKey())),
+    client.connect(launch('mcpg_wrong_key_0000000000', generateKey(CLIENT_KEY_PREFIX))),
     /MCP_AUDIT_GATEWAY_API_KEY/,
   );
   await client.close();
 });
 
 test("stdio front: the client's own rate_limit applies in band (JSON-RPC -32029 past its burst)", async () => {
-  const key = generateKey();
+  const key = generateKey(CLIENT_KEY_PREFIX);
   const client = new Client({ name: 'desktop', version: '1' });
   // The gateway default is a burst of 100; this client's is 3: initialize, tools/list, one call.
   await client.connect(launch(key, key, { per_second: 0.001, burst: 3 }));
