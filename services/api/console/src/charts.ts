@@ -1,0 +1,188 @@
+import * as echarts from 'echarts/core';
+import { BarChart, HeatmapChart, LineChart } from 'echarts/charts';
+import { GridComponent, TooltipComponent, VisualMapComponent, LegendComponent } from 'echarts/components';
+import { CanvasRenderer } from 'echarts/renderers';
+import type { ClientPage, ValueCount } from './types.js';
+import { trackChart } from './chart-registry.js';
+
+echarts.use([
+  LineChart,
+  BarChart,
+  HeatmapChart,
+  GridComponent,
+  TooltipComponent,
+  VisualMapComponent,
+  LegendComponent,
+  CanvasRenderer,
+]);
+
+// NOTE: tooltips use renderMode 'richText': they are drawn on the canvas, so ECharts writes no HTML
+// (attacker-controlled names would otherwise go through its HTML formatter) and sets no inline style,
+// which the CSP (style-src 'self') refuses.
+const tooltip = { trigger: 'axis' as const, renderMode: 'richText' as const, confine: true };
+
+const COLORS = { line: '#1f4e8c', band: 'rgba(46, 139, 87, 0.18)', bandLine: '#2e8b57', bar: '#3b6fb6' };
+
+function mount(el: HTMLElement, option: echarts.EChartsCoreOption, label: string): echarts.ECharts {
+  el.setAttribute('role', 'img');
+  el.setAttribute('aria-label', label);
+  const chart = echarts.init(el, undefined, { renderer: 'canvas' });
+  chart.setOption(option);
+  const ro = new ResizeObserver(() => chart.resize());
+  ro.observe(el);
+  trackChart({
+    dispose: () => {
+      ro.disconnect();
+      chart.dispose();
+    },
+  });
+  return chart;
+}
+
+const axisTime = { type: 'time' as const, axisLabel: { hideOverlap: true } };
+
+export function rateChart(el: HTMLElement, points: Array<{ ts: string; count: number }>): void {
+  mount(
+    el,
+    {
+      animation: false,
+      grid: { left: 48, right: 16, top: 16, bottom: 32 },
+      tooltip,
+      xAxis: axisTime,
+      yAxis: { type: 'value', minInterval: 1 },
+      series: [
+        {
+          name: 'events',
+          type: 'line',
+          showSymbol: false,
+          areaStyle: { opacity: 0.15 },
+          color: COLORS.line,
+          data: points.map((p) => [p.ts, p.count]),
+        },
+      ],
+    },
+    `Events per hour, ${points.length} hours`,
+  );
+}
+
+/**
+ * Observed calls per hour over the baseline band: the band is a stacked pair (low, high − low) with
+ * only the upper part filled, the usual way to draw a confidence band in ECharts.
+ */
+export function activityChart(el: HTMLElement, activity: ClientPage['activity']): void {
+  const low = activity.map((a) => [a.hour, a.expected_low ?? null]);
+  const width = activity.map((a) => [
+    a.hour,
+    a.expected_low === null || a.expected_high === null
+      ? null
+      : Math.max(0, a.expected_high - a.expected_low),
+  ]);
+  mount(
+    el,
+    {
+      animation: false,
+      grid: { left: 48, right: 16, top: 36, bottom: 32 },
+      legend: { data: ['observed', 'expected band'], top: 0 },
+      tooltip,
+      xAxis: axisTime,
+      yAxis: { type: 'value', minInterval: 1 },
+      series: [
+        {
+          name: 'band-low',
+          type: 'line',
+          stack: 'band',
+          data: low,
+          lineStyle: { opacity: 0 },
+          showSymbol: false,
+          silent: true,
+          tooltip: { show: false },
+        },
+        {
+          name: 'expected band',
+          type: 'line',
+          stack: 'band',
+          data: width,
+          lineStyle: { opacity: 0 },
+          areaStyle: { color: COLORS.band },
+          color: COLORS.bandLine,
+          showSymbol: false,
+        },
+        {
+          name: 'observed',
+          type: 'line',
+          data: activity.map((a) => [a.hour, a.calls]),
+          color: COLORS.line,
+          showSymbol: false,
+          step: 'middle',
+        },
+      ],
+    },
+    `Calls per hour against the expected band, ${activity.length} hours`,
+  );
+}
+
+const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
+export function hourOfWeekChart(el: HTMLElement, values: number[]): void {
+  const data: Array<[number, number, number]> = [];
+  values.forEach((v, i) => data.push([i % 24, Math.floor(i / 24), v]));
+  const max = Math.max(1, ...values);
+  mount(
+    el,
+    {
+      animation: false,
+      grid: { left: 44, right: 16, top: 8, bottom: 56 },
+      tooltip: {
+        renderMode: 'richText',
+        confine: true,
+        formatter: (p: { value: [number, number, number] }) =>
+          `${DAYS[p.value[1]]} ${String(p.value[0]).padStart(2, '0')}:00 UTC\nmedian calls: ${p.value[2]}`,
+      },
+      xAxis: {
+        type: 'category',
+        data: Array.from({ length: 24 }, (_, i) => String(i).padStart(2, '0')),
+        splitArea: { show: true },
+      },
+      yAxis: { type: 'category', data: DAYS, inverse: true, splitArea: { show: true } },
+      visualMap: {
+        min: 0,
+        max,
+        calculable: false,
+        orient: 'horizontal',
+        left: 'center',
+        bottom: 0,
+        itemHeight: 120,
+        inRange: { color: ['#f3f6fb', '#1f4e8c'] },
+      },
+      series: [
+        {
+          name: 'median calls',
+          type: 'heatmap',
+          data,
+          emphasis: { itemStyle: { borderColor: '#000', borderWidth: 1 } },
+        },
+      ],
+    },
+    'Median calls by hour of week (UTC), Monday first',
+  );
+}
+
+export function barChart(el: HTMLElement, rows: ValueCount[], label: string): void {
+  mount(
+    el,
+    {
+      animation: false,
+      grid: { left: 8, right: 24, top: 8, bottom: 8, containLabel: true },
+      tooltip: { ...tooltip, axisPointer: { type: 'shadow' } },
+      xAxis: { type: 'value', minInterval: 1 },
+      yAxis: {
+        type: 'category',
+        data: rows.map((r) => r.value),
+        inverse: true,
+        axisLabel: { width: 120, overflow: 'truncate' },
+      },
+      series: [{ name: label, type: 'bar', data: rows.map((r) => r.count), color: COLORS.bar }],
+    },
+    label,
+  );
+}
