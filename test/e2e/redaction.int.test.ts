@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { sql } from '@mcp-audit/clickhouse';
-// The redaction package's corpus of fake secrets with real shapes (its unit tests use the same).
-import { secretCorpus } from '@mcp-audit/redaction/testing';
+// The corpus of fake secrets with real shapes (the redaction package's unit tests use the same).
+import { secretCorpus } from '../fixtures/secret-corpus.js';
 import {
   analyst,
   createTestTopics,

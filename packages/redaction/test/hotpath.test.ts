@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { createEventRedactor, SECRET_PATTERNS } from '../src/index.js';
 import { mayContainSecret } from '../src/triggers.js';
-import { ordinaryCorpus, secretCorpus } from './corpus.js';
+import { ordinaryCorpus, secretCorpus } from '@mcp-audit/e2e/dist/fixtures/secret-corpus.js';
 
 const redactor = createEventRedactor({ fingerprintKey: 'test-redaction-key-0123456789' });
 const GH = `ghp_${'Zy9'.repeat(12)}`;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { createRedactor } from '../src/index.js';
-import { secretCorpus } from './corpus.js';
+import { secretCorpus } from '@mcp-audit/e2e/dist/fixtures/secret-corpus.js';
 
 const redactor = createRedactor({ fingerprintKey: 'test-redaction-key-0123456789' });
 const samples = [...secretCorpus(11), ...secretCorpus(12)];

@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { createRedactor, MARKER_RE, redactString, redactValue } from '../src/index.js';
-import { ordinaryCorpus, secretCorpus, type SecretSample } from './corpus.js';
+import {
+  ordinaryCorpus,
+  secretCorpus,
+  type SecretSample,
+} from '@mcp-audit/e2e/dist/fixtures/secret-corpus.js';
 
 const KEY = 'test-redaction-key-0123456789';
 const redactor = createRedactor({ fingerprintKey: KEY });
