@@ -71,10 +71,25 @@ export const alertStateChangeSchema = z.object({
   title: id(200),
   severity: alertSeverity,
   from: alertStatus,
-  status: z.enum(['acknowledged', 'resolved']),
+  /**
+   * The status after the change. 'open' only for a human assign/note on an open alert (the status
+   * does not change); older consumers that know acknowledged|resolved only must be upgraded first.
+   */
+  status: alertStatus,
   changed_at: isoMs(),
   actor: id(128).optional(),
   note: z.string().max(1_000).optional(),
+  /**
+   * What a human did through the analyst API (absent on the detector's own changes, which are
+   * resolves). assign and note leave the status as it was and must not page anyone: the notifier
+   * sends them to chat and webhooks, never to PagerDuty.
+   */
+  action: z.enum(['acknowledge', 'assign', 'note', 'resolve']).optional(),
+  assignee: id(128).optional(),
+  resolution: z.enum(['true_positive', 'benign', 'false_positive', 'duplicate']).optional(),
+}).refine((m) => m.status !== 'open' || m.action === 'assign' || m.action === 'note', {
+  message: "status 'open' is only for an assign or a note",
+  path: ['status'],
 });
 export type AlertStateChange = z.infer<typeof alertStateChangeSchema>;
 

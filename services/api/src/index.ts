@@ -1,1 +1,3 @@
-export {};
+export { buildApi, type ApiDeps } from './app.js';
+export { apiEnvSchema, apiConfigFromEnv, defaultApiConfig, type ApiConfig } from './config.js';
+export { staticKeyRing, fileKeyRing, apiKeySchema, type ApiKey } from './api-keys.js';

@@ -137,7 +137,7 @@ export function readSecret(
 export interface RouteDecision {
   destinationId: string;
   /** Why it is not sent, when it is not (recorded as `suppressed`). */
-  suppressed?: 'min_severity' | 'quiet_hours';
+  suppressed?: 'min_severity' | 'quiet_hours' | 'not_paged';
 }
 
 /** Minutes since midnight in a time zone. */
@@ -192,7 +192,11 @@ export function routeAlert(routes: RoutesFile, m: AlertMessage, now: Date = new 
       seen.add(id);
       const d = byId.get(id)!;
       const sev: AlertSeverity = m.severity;
-      if (severityRank(sev) < severityRank(d.min_severity))
+      // A human's assign or note changes nobody's pager: PagerDuty has no such event (it would
+      // become an acknowledge); chat and webhooks still hear of it.
+      if (m.type === 'state_change' && (m.action === 'assign' || m.action === 'note') && d.kind === 'pagerduty')
+        out.push({ destinationId: id, suppressed: 'not_paged' });
+      else if (severityRank(sev) < severityRank(d.min_severity))
         out.push({ destinationId: id, suppressed: 'min_severity' });
       else if (
         m.type !== 'state_change' &&

@@ -27,7 +27,9 @@ export interface DeliveryRow {
 
 export function actionOf(job: Pick<DeliveryJob, 'message'>): string {
   const m = job.message;
-  return m.type === 'alert' ? 'trigger' : m.status === 'resolved' ? 'resolve' : 'acknowledge';
+  if (m.type === 'alert') return 'trigger';
+  if (m.action === 'assign' || m.action === 'note') return m.action;
+  return m.status === 'resolved' ? 'resolve' : 'acknowledge';
 }
 
 export function deliveryRow(

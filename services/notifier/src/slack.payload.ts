@@ -109,14 +109,25 @@ export function buildSlackAlert(a: Alert, consoleUrl: string): SlackMessage {
 }
 
 export function buildSlackStateChange(c: AlertStateChange, consoleUrl: string): SlackMessage {
-  const verb = c.status === 'resolved' ? ':white_check_mark: Resolved' : ':eyes: Acknowledged';
+  const word =
+    c.action === 'assign'
+      ? `Assigned to ${c.assignee ?? '-'}`
+      : c.action === 'note'
+        ? 'Note'
+        : c.status === 'resolved'
+          ? `Resolved${c.resolution ? ` (${c.resolution.replace('_', ' ')})` : ''}`
+          : 'Acknowledged';
+  const icon =
+    c.action === 'assign' || c.action === 'note'
+      ? ':memo:'
+      : c.status === 'resolved'
+        ? ':white_check_mark:'
+        : ':eyes:';
+  const verb = `${icon} ${esc(word)}`;
   const who = c.actor ? ` by ${esc(c.actor)}` : '';
   const note = c.note ? `\n> ${esc(truncate(c.note, 1000))}` : '';
   return {
-    text: truncate(
-      `${c.status === 'resolved' ? 'Resolved' : 'Acknowledged'}: ${c.title} (${c.client_id})`,
-      3000,
-    ),
+    text: truncate(`${word}: ${c.title} (${c.client_id})`, 3000),
     blocks: [
       {
         type: 'section',

@@ -1,0 +1,338 @@
+import { z } from 'zod';
+import { dbIdent, join, sql, tuple, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import {
+  decodeCursor,
+  encodeCursor,
+  list,
+  UUID_RE,
+  type EventFilterInput,
+  type Range,
+} from './query.params.js';
+
+/**
+ * Event queries. Every one is bounded in time (partition pruning on the day partitions) and reads
+ * `events FINAL`: the table is ReplacingMergeTree(ver) and one row per event_id matters everywhere
+ * here (BENCHMARKS.md has FINAL against LIMIT 1 BY event_id on 18.16). Columns are fixed lists; every
+ * value goes through the literal encoder.
+ */
+
+// Filter parameter → column: the only identifiers a filter can reach.
+const FILTER_COLUMNS = {
+  client: sql`client_id`,
+  user: sql`client_user`,
+  ip: sql`client_ip`,
+  session: sql`session_id`,
+  source: sql`source_id`,
+  server: sql`server_name`,
+  tool: sql`tool_name`,
+  method: sql`method`,
+  kind: sql`kind`,
+  outcome: sql`outcome`,
+} as const;
+
+const SUMMARY_COLUMNS = sql`toString(event_id) AS event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome,
+  client_id, client_user, client_ip, session_id, source_id, server_name, tool_name, method, duration_ms,
+  error_message, label_keys, label_values`;
+
+const FULL_COLUMNS = sql`${SUMMARY_COLUMNS}, source_type, source_version, client_name, client_agent,
+  client_user_agent, server_version, server_transport, tool_definition_hash, http_status, rpc_error_code,
+  tool_is_error, trace_id, auth_method, auth_result, auth_reason, error_code, request_bytes, response_bytes,
+  args, response_digest, raw, toUInt32(ingested_at) AS ingested_s`;
+
+export interface SummaryRow {
+  event_id: string;
+  ts_s: number;
+  ts_ms: number;
+  kind: string;
+  outcome: string;
+  client_id: string;
+  client_user: string;
+  client_ip: string;
+  session_id: string;
+  source_id: string;
+  server_name: string;
+  tool_name: string;
+  method: string;
+  duration_ms: number;
+  error_message: string;
+  label_keys: string[];
+  label_values: string[];
+}
+
+export interface FullRow extends SummaryRow {
+  source_type: string;
+  source_version: string;
+  client_name: string;
+  client_agent: string;
+  client_user_agent: string;
+  server_version: string;
+  server_transport: string;
+  tool_definition_hash: string;
+  http_status: number | null;
+  rpc_error_code: number | null;
+  tool_is_error: number | null;
+  trace_id: string;
+  auth_method: string;
+  auth_result: string;
+  auth_reason: string;
+  error_code: string;
+  request_bytes: string;
+  response_bytes: string;
+  args: string;
+  response_digest: string;
+  raw: string;
+  ingested_s: number;
+}
+
+export const tsIso = (s: number, ms: number) => new Date(Number(s) * 1000 + Number(ms)).toISOString();
+
+export function toSummary(r: SummaryRow) {
+  const labels: Record<string, string> = {};
+  r.label_keys.forEach((k, i) => (labels[k] = r.label_values[i] ?? ''));
+  return {
+    event_id: r.event_id,
+    ts: tsIso(r.ts_s, r.ts_ms),
+    kind: r.kind,
+    outcome: r.outcome,
+    client_id: r.client_id,
+    client_user: r.client_user,
+    client_ip: r.client_ip,
+    session_id: r.session_id,
+    source_id: r.source_id,
+    server_name: r.server_name,
+    tool_name: r.tool_name,
+    method: r.method,
+    duration_ms: Number(r.duration_ms),
+    error_message: r.error_message,
+    labels,
+  };
+}
+export type EventSummary = ReturnType<typeof toSummary>;
+
+const parseJson = (s: string): unknown => {
+  if (s === '') return null;
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    return s;
+  }
+};
+
+export function toEvent(r: FullRow) {
+  return {
+    ...toSummary(r),
+    source_type: r.source_type,
+    source_version: r.source_version,
+    client_name: r.client_name,
+    client_agent: r.client_agent,
+    client_user_agent: r.client_user_agent,
+    server_version: r.server_version,
+    server_transport: r.server_transport,
+    tool_definition_hash: r.tool_definition_hash,
+    http_status: r.http_status,
+    rpc_error_code: r.rpc_error_code,
+    tool_is_error: r.tool_is_error === null ? null : r.tool_is_error === 1,
+    trace_id: r.trace_id,
+    auth: { method: r.auth_method, result: r.auth_result, reason: r.auth_reason },
+    error_code: r.error_code,
+    request_bytes: Number(r.request_bytes),
+    response_bytes: Number(r.response_bytes),
+    args: parseJson(r.args),
+    response_digest: r.response_digest,
+    raw: parseJson(r.raw),
+    ingested_at: new Date(Number(r.ingested_s) * 1000).toISOString(),
+  };
+}
+
+const sec = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
+
+/**
+ * The WHERE clause of an event search: the time range (ts is whole seconds plus ts_ms, so the bounds
+ * are split the same way), then each filter (values of one parameter OR-ed, parameters AND-ed).
+ */
+export function eventWhere(f: EventFilterInput, range: Range): SqlFragment {
+  const parts: SqlFragment[] = [timeBounds(range)];
+  for (const [param, column] of Object.entries(FILTER_COLUMNS)) {
+    const values = list(f[param as keyof typeof FILTER_COLUMNS]);
+    if (values.length > 0) parts.push(sql`${column} IN ${tuple(values)}`);
+  }
+  const byKey = new Map<string, string[]>();
+  for (const l of list(f.label)) {
+    const i = l.indexOf('=');
+    const k = l.slice(0, i);
+    byKey.set(k, [...(byKey.get(k) ?? []), l.slice(i + 1)]);
+  }
+  for (const [k, vs] of byKey) {
+    parts.push(sql`arrayExists((k, v) -> k = ${k} AND v IN ${tuple(vs)}, label_keys, label_values)`);
+  }
+  if (f.q !== undefined) {
+    parts.push(sql`(positionCaseInsensitiveUTF8(tool_name, ${f.q}) > 0
+      OR positionCaseInsensitiveUTF8(error_message, ${f.q}) > 0
+      OR positionCaseInsensitiveUTF8(args, ${f.q}) > 0)`);
+  }
+  return join(parts, sql` AND `);
+}
+
+function timeBounds(r: Range): SqlFragment {
+  const fromS = sec(r.from);
+  const toS = sec(r.to);
+  const fromMs = r.from % 1000;
+  const toMs = r.to % 1000;
+  return sql`ts >= ${fromS} AND ts <= ${toS}
+    AND (ts > ${fromS} OR ts_ms >= ${fromMs}) AND (ts < ${toS} OR ts_ms < ${toMs})`;
+}
+
+const eventCursor = z.tuple([z.number().int().nonnegative(), z.number().int().min(0).max(999), z.string().regex(UUID_RE)]);
+
+/** Keyset condition: rows strictly after the cursor in the given order. */
+function afterCursor(c: z.infer<typeof eventCursor>, dir: 'desc' | 'asc'): SqlFragment {
+  const [s, ms, id] = c;
+  const t = new Date(s * 1000);
+  return dir === 'desc'
+    ? sql`(ts < ${t} OR (ts = ${t} AND (ts_ms < ${ms} OR (ts_ms = ${ms} AND event_id < toUUID(${id})))))`
+    : sql`(ts > ${t} OR (ts = ${t} AND (ts_ms > ${ms} OR (ts_ms = ${ms} AND event_id > toUUID(${id})))))`;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export async function searchEvents(
+  ch: ClickHouse,
+  where: SqlFragment,
+  opts: { limit: number; cursor?: string | undefined; dir?: 'desc' | 'asc' },
+): Promise<Page<EventSummary>> {
+  const db = dbIdent(ch.database);
+  const dir = opts.dir ?? 'desc';
+  const c = decodeCursor(opts.cursor, eventCursor);
+  const cond = c ? sql`${where} AND ${afterCursor(c, dir)}` : where;
+  const order = dir === 'desc' ? sql`ts DESC, ts_ms DESC, event_id DESC` : sql`ts, ts_ms, event_id`;
+  const rows = await ch.query<SummaryRow>(sql`
+    SELECT ${SUMMARY_COLUMNS} FROM ${db}.events FINAL
+    WHERE ${cond}
+    ORDER BY ${order}
+    LIMIT ${opts.limit + 1}`);
+  const more = rows.length > opts.limit;
+  const page = rows.slice(0, opts.limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map(toSummary),
+    next_cursor: more && last ? encodeCursor([Number(last.ts_s), Number(last.ts_ms), last.event_id]) : null,
+  };
+}
+
+export const FACET_FIELDS = [
+  'client_id',
+  'client_user',
+  'server_name',
+  'tool_name',
+  'method',
+  'kind',
+  'outcome',
+  'source_id',
+] as const;
+
+const FACET_COLUMNS: Record<(typeof FACET_FIELDS)[number], SqlFragment> = {
+  client_id: sql`client_id`,
+  client_user: sql`client_user`,
+  server_name: sql`server_name`,
+  tool_name: sql`tool_name`,
+  method: sql`method`,
+  kind: sql`kind`,
+  outcome: sql`outcome`,
+  source_id: sql`source_id`,
+};
+
+/** Top 10 values of each facet field among the matching events (one query per field, in parallel). */
+export async function facets(ch: ClickHouse, where: SqlFragment) {
+  const db = dbIdent(ch.database);
+  const out: Record<string, Array<{ value: string; count: number }>> = {};
+  await Promise.all(
+    FACET_FIELDS.map(async (f) => {
+      const col = FACET_COLUMNS[f];
+      const rows = await ch.query<{ value: string; count: string }>(sql`
+        SELECT ${col} AS value, count() AS count FROM ${db}.events FINAL
+        WHERE ${where}
+        GROUP BY value ORDER BY count DESC, value LIMIT 10`);
+      out[f] = rows.map((r) => ({ value: r.value, count: Number(r.count) }));
+    }),
+  );
+  return out;
+}
+
+/** The time a UUIDv7 was minted (its first 48 bits), else undefined. */
+export function uuidV7Time(id: string): number | undefined {
+  if (id[14] !== '7') return undefined;
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
+/**
+ * One event by id. The table is ordered by (client_id, ts, event_id), so an id alone means a scan:
+ * a UUIDv7 bounds it to ±1 day around its mint time; other ids are searched over `fallback`.
+ */
+export async function eventById(ch: ClickHouse, id: string, fallback: Range): Promise<FullRow | undefined> {
+  const db = dbIdent(ch.database);
+  const minted = uuidV7Time(id);
+  const range =
+    minted !== undefined && minted > 0 && minted < 0xffffffff * 1000
+      ? { from: Math.max(0, minted - 86_400_000), to: minted + 86_400_000 }
+      : fallback;
+  const rows = await ch.query<FullRow>(sql`
+    SELECT ${FULL_COLUMNS} FROM ${db}.events FINAL
+    WHERE ts >= ${sec(range.from)} AND ts <= ${sec(range.to)} AND event_id = toUUID(${id})
+    LIMIT 1`);
+  return rows[0];
+}
+
+/** Up to `n` events of the session on each side of an event (same session, by time). */
+export async function neighbours(ch: ClickHouse, e: FullRow, n: number) {
+  if (e.session_id === '') return { before: [], after: [] };
+  const db = dbIdent(ch.database);
+  const t = new Date(Number(e.ts_s) * 1000);
+  const span = 7 * 86_400;
+  const near = sql`session_id = ${e.session_id} AND ts >= ${new Date((Number(e.ts_s) - span) * 1000)}
+    AND ts <= ${new Date((Number(e.ts_s) + span) * 1000)} AND event_id != toUUID(${e.event_id})`;
+  const c: [number, number, string] = [Number(e.ts_s), Number(e.ts_ms), e.event_id];
+  const [before, after] = await Promise.all([
+    ch.query<SummaryRow>(sql`SELECT ${SUMMARY_COLUMNS} FROM ${db}.events FINAL
+      WHERE ${near} AND ${afterCursor(c, 'desc')} ORDER BY ts DESC, ts_ms DESC, event_id DESC LIMIT ${n}`),
+    ch.query<SummaryRow>(sql`SELECT ${SUMMARY_COLUMNS} FROM ${db}.events FINAL
+      WHERE ${near} AND ${afterCursor(c, 'asc')} ORDER BY ts, ts_ms, event_id LIMIT ${n}`),
+  ]);
+  void t;
+  return { before: before.reverse().map(toSummary), after: after.map(toSummary) };
+}
+
+/** Every identity a session was used under, within the range. */
+export async function sessionIdentities(ch: ClickHouse, sessionId: string, range: Range) {
+  const db = dbIdent(ch.database);
+  const rows = await ch.query<{
+    client_id: string;
+    client_user: string;
+    client_ip: string;
+    first_s: number;
+    first_ms: number;
+    last_s: number;
+    last_ms: number;
+    events: string;
+  }>(sql`
+    SELECT client_id, client_user, client_ip,
+           toUInt32(min(ts)) AS first_s, argMin(ts_ms, (ts, ts_ms)) AS first_ms,
+           toUInt32(max(ts)) AS last_s, argMax(ts_ms, (ts, ts_ms)) AS last_ms, count() AS events
+    FROM ${db}.events FINAL
+    WHERE session_id = ${sessionId} AND ${timeBounds(range)}
+    GROUP BY client_id, client_user, client_ip
+    ORDER BY first_s, first_ms
+    LIMIT 1000`);
+  return rows.map((r) => ({
+    client_id: r.client_id,
+    client_user: r.client_user,
+    client_ip: r.client_ip,
+    first_ts: tsIso(r.first_s, r.first_ms),
+    last_ts: tsIso(r.last_s, r.last_ms),
+    events: Number(r.events),
+  }));
+}
+
+export { timeBounds };
