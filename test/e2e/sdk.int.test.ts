@@ -17,12 +17,12 @@ import {
   auditMcpServer,
   createAuditEmitter,
   createCollectorSink,
-  createKafkaSink,
   toolDefinitionHash,
   DROPPED_METHOD,
   type AuditEmitter,
   type AuditSink,
 } from '@mcp-audit/sdk';
+import { createKafkaSink } from '@mcp-audit/sdk/kafka';
 import {
   REPO_ROOT,
   analyst,

@@ -9,7 +9,10 @@ export class SdkConfigError extends Error {
  * The SDK's own reading of the environment (a library cannot take the services' kit with it):
  * empty strings count as unset, and every issue is named as `VARIABLE: problem`.
  */
-export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
+export function parseEnv<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): z.infer<S> {
   const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const result = schema.safeParse(set);
   if (result.success) return result.data;

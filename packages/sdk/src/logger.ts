@@ -30,7 +30,11 @@ const METHODS = ['error', 'warn', 'info', 'debug'] as const;
  * `logger` with `bindings`, every level callable. Lines below `minLevel` are dropped (kafkajs's own
  * chatter is held to `fatal` by default).
  */
-export function sdkLog(logger: AuditLogger, bindings: Record<string, unknown> = {}, minLevel?: AuditLogLevel): SdkLog {
+export function sdkLog(
+  logger: AuditLogger,
+  bindings: Record<string, unknown> = {},
+  minLevel?: AuditLogLevel,
+): SdkLog {
   const base = logger.child ? logger.child(bindings) : logger;
   const merge = logger.child ? (o: object) => o : (o: object) => ({ ...bindings, ...o });
   const floor = minLevel === undefined ? 0 : LEVELS[minLevel];
@@ -48,13 +52,19 @@ export function sdkLog(logger: AuditLogger, bindings: Record<string, unknown> = 
  * server speaks JSON-RPC there), at `MCP_AUDIT_LOG_LEVEL` (default `warn`; `silent` for none).
  */
 export function stderrLogger(name: string, level = process.env.MCP_AUDIT_LOG_LEVEL ?? 'warn'): AuditLogger {
-  const floor = level in LEVELS ? LEVELS[level as AuditLogLevel] : level === 'silent' ? Infinity : LEVELS.warn;
+  const floor =
+    level in LEVELS ? LEVELS[level as AuditLogLevel] : level === 'silent' ? Infinity : LEVELS.warn;
   const line = (lvl: number) => (obj: object, msg: string) => {
     if (lvl < floor) return;
     const entry = { level: lvl, time: Date.now(), pid: process.pid, name, ...obj, msg };
     process.stderr.write(`${JSON.stringify(entry, errors)}\n`);
   };
-  return { debug: line(LEVELS.debug), info: line(LEVELS.info), warn: line(LEVELS.warn), error: line(LEVELS.error) };
+  return {
+    debug: line(LEVELS.debug),
+    info: line(LEVELS.info),
+    warn: line(LEVELS.warn),
+    error: line(LEVELS.error),
+  };
 }
 
 /** Errors as pino's serializer writes them (JSON.stringify turns an Error into `{}`). */
