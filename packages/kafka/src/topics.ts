@@ -68,3 +68,15 @@ export async function ensureTopics(
     await admin.disconnect();
   }
 }
+
+/** Start-up step of every Kafka service: the declared topics exist (capped at the env's replication factor). */
+export function ensureDeclaredTopics(
+  kafka: Kafka,
+  env: { MCP_AUDIT_KAFKA_REPLICATION_FACTOR: number },
+  log?: Logger,
+): Promise<string[]> {
+  return ensureTopics(kafka, loadTopicDefs(), {
+    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
+    ...(log ? { log } : {}),
+  });
+}

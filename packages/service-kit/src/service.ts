@@ -1,7 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { HealthReport } from './lifecycle.js';
+import type { HealthReport, Lifecycle } from './lifecycle.js';
+import type { z } from 'zod';
+import { loadConfigOrExit } from './config.js';
+import { createLogger } from './logger.js';
+import { createRegistry } from './metrics.js';
 import { buildOpsServer } from './ops.server.js';
 
 /**
@@ -37,6 +41,12 @@ export interface Service {
   onStop(phase: ShutdownPhase, name: string, fn: Step): Service;
   /** The service's liveness: ANDed with "not shutting down" for readiness. */
   health(fn: () => HealthReport): Service;
+  /**
+   * A long-lived part: started by run() after the start-up step (in registration order), stopped in
+   * `phase` (default drain), and its health is the service's (with several parts: all must be ok,
+   * details by name).
+   */
+  part(name: string, part: Lifecycle, phase?: ShutdownPhase): Service;
   /** The ops server (not listening until run()). */
   readonly ops: FastifyInstance;
   /**
@@ -59,7 +69,20 @@ export interface Service {
 export function defineService(opts: ServiceOptions): Service {
   const { log } = opts;
   const steps = new Map<ShutdownPhase, Array<[string, Step]>>(SHUTDOWN_PHASES.map((p) => [p, []]));
-  let healthFn: () => HealthReport = () => ({ ok: true });
+  let healthFn: (() => HealthReport) | undefined;
+  const parts: Array<[string, Lifecycle]> = [];
+  const partsHealth = (): HealthReport => {
+    if (healthFn) return healthFn();
+    if (parts.length === 1) return parts[0]![1].health();
+    const details: Record<string, unknown> = {};
+    let ok = true;
+    for (const [name, p] of parts) {
+      const h = p.health();
+      ok &&= h.ok;
+      details[name] = h.details ?? { ok: h.ok };
+    }
+    return { ok, details };
+  };
   let started = false;
   let stopping = false;
   let running: Promise<number> | undefined;
@@ -70,11 +93,11 @@ export function defineService(opts: ServiceOptions): Service {
     registry: opts.registry,
     log,
     health: () => {
-      const h = healthFn();
+      const h = partsHealth();
       return { ok: !stopping && h.ok, details: h.details };
     },
     ready: () => {
-      const h = healthFn();
+      const h = partsHealth();
       return { ok: started && !stopping && h.ok, details: { started, stopping, ...h.details } };
     },
   });
@@ -90,6 +113,11 @@ export function defineService(opts: ServiceOptions): Service {
     },
     health(fn) {
       healthFn = fn;
+      return service;
+    },
+    part(name, part, phase = 'drain') {
+      parts.push([name, part]);
+      steps.get(phase)!.push([`stop ${name}`, () => part.stop()]);
       return service;
     },
     opsPort() {
@@ -136,6 +164,7 @@ export function defineService(opts: ServiceOptions): Service {
       try {
         if (opts.ops) await ops.listen({ host: opts.ops.host, port: opts.ops.port });
         await start?.();
+        for (const [, p] of parts) await p.start();
         started = true;
         log.info({ service: opts.name, opsPort: service.opsPort() }, 'started');
       } catch (err) {
@@ -145,4 +174,30 @@ export function defineService(opts: ServiceOptions): Service {
     },
   };
   return service;
+}
+
+/** `ops` and `deadlineMs` of defineService from a service's parsed `serviceEnv` + `opsEnv` fragments. */
+export function serviceOptionsFromEnv<P extends string>(
+  env: Record<`MCP_AUDIT_${P}_HOST`, string> &
+    Record<`MCP_AUDIT_${P}_PORT` | `MCP_AUDIT_${P}_SHUTDOWN_MS`, number>,
+  prefix: P,
+): { ops: { host: string; port: number }; deadlineMs: number } {
+  const e = env as unknown as Record<string, string | number>;
+  return {
+    ops: { host: String(e[`MCP_AUDIT_${prefix}_HOST`]), port: Number(e[`MCP_AUDIT_${prefix}_PORT`]) },
+    deadlineMs: Number(e[`MCP_AUDIT_${prefix}_SHUTDOWN_MS`]),
+  };
+}
+
+/**
+ * The first line of every main.ts: the environment parsed once (zod issues printed, exit 1 on
+ * failure), the service's logger at the configured level, and its metrics registry.
+ */
+export function boot<S extends z.ZodType<{ MCP_AUDIT_LOG_LEVEL: string }>>(
+  name: string,
+  schema: S,
+): { env: z.infer<S>; log: Logger; registry: Registry } {
+  const env = loadConfigOrExit(schema);
+  const log = createLogger(name, { level: env.MCP_AUDIT_LOG_LEVEL });
+  return { env, log, registry: createRegistry(name) };
 }

@@ -103,3 +103,40 @@ test('a start-up failure shuts down what was registered and exits 1', async () =
   assert.equal(exitCode, 1);
   assert.equal(closed, true);
 });
+
+test('parts: started after the start-up step in order, stopped in their phase, health combined', async () => {
+  const order: string[] = [];
+  const part = (name: string, ok: () => boolean) => ({
+    start: async () => void order.push(`start ${name}`),
+    stop: async () => void order.push(`stop ${name}`),
+    health: () => ({ ok: ok(), details: { name } }),
+  });
+  let bOk = true;
+  const svc = defineService({
+    name: 't',
+    log: quiet(),
+    registry: createRegistry('t', { defaultMetrics: false }),
+    signals: false,
+  })
+    .part(
+      'a',
+      part('a', () => true),
+    )
+    .part(
+      'b',
+      part('b', () => bOk),
+      'intake',
+    )
+    .onStop('close', 'close db', () => void order.push('close db'));
+  await svc.run(() => void order.push('topics'));
+  assert.deepEqual(order, ['topics', 'start a', 'start b']);
+  let res = await svc.ops.inject('/healthz');
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(res.json(), { status: 'ok', a: { name: 'a' }, b: { name: 'b' } });
+  bOk = false;
+  res = await svc.ops.inject('/healthz');
+  assert.equal(res.statusCode, 503);
+  order.length = 0;
+  await svc.stop('test');
+  assert.deepEqual(order, ['stop b', 'stop a', 'close db'], 'intake before drain before close');
+});

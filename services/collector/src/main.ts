@@ -1,19 +1,11 @@
-import {
-  createKafka,
-  createProducer,
-  ensureTopics,
-  kafkaConfigFromEnv,
-  loadTopicDefs,
-} from '@mcp-audit/kafka';
+import { createKafka, createProducer, ensureDeclaredTopics, kafkaConfigFromEnv } from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { boot, defineService } from '@mcp-audit/service-kit';
 import { collectorEnvSchema } from './config.js';
 import { buildCollector } from './app.js';
 import { loadTokenStore } from './source-tokens.js';
 
-const env = loadConfigOrExit(collectorEnvSchema);
-const log = createLogger('collector', { level: env.MCP_AUDIT_LOG_LEVEL });
-const registry = createRegistry('collector');
+const { env, log, registry } = boot('collector', collectorEnvSchema);
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-collector'), log);
 const producer = createProducer(kafka);
 
@@ -47,10 +39,7 @@ const service = defineService({
   .onStop('commit', 'disconnect producer', () => producer.disconnect());
 
 await service.run(async () => {
-  await ensureTopics(kafka, loadTopicDefs(), {
-    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
-    log,
-  });
+  await ensureDeclaredTopics(kafka, env, log);
   await producer.connect();
   await app.listen({ host: env.MCP_AUDIT_COLLECTOR_HOST, port: env.MCP_AUDIT_COLLECTOR_PORT });
 });

@@ -1,11 +1,10 @@
 import { clickhouseFor } from '@mcp-audit/clickhouse';
-import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
-import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { createKafka, ensureDeclaredTopics, kafkaConfigFromEnv } from '@mcp-audit/kafka';
+import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
 import { buildDetector, DETECTOR_TABLES } from './app.js';
 import { detectorEnvSchema, loadDetectorConfig, type DetectorConfig } from './config.js';
 
-const env = loadConfigOrExit(detectorEnvSchema);
-const log = createLogger('detector', { level: env.MCP_AUDIT_LOG_LEVEL });
+const { env, log, registry } = boot('detector', detectorEnvSchema);
 
 let config: DetectorConfig;
 try {
@@ -15,7 +14,6 @@ try {
   process.exit(1);
 }
 
-const registry = createRegistry('detector');
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-detector'), log);
 const application = 'mcp-audit-detector';
 const writer = clickhouseFor(env, 'WRITER', { application, logger: log, insertTables: DETECTOR_TABLES });
@@ -39,24 +37,9 @@ const detector = buildDetector(
   { kafka, writer, reader, config, log, registry },
 );
 
-const service = defineService({
-  name: 'detector',
-  log,
-  registry,
-  ops: { host: env.MCP_AUDIT_DETECTOR_HOST, port: env.MCP_AUDIT_DETECTOR_PORT },
-  deadlineMs: env.MCP_AUDIT_DETECTOR_SHUTDOWN_MS,
-})
-  .health(() => detector.health())
-  // stop(): cron and the periodic runner, then the consumer (batch in hand), alerts flushed, producer disconnected.
-  .onStop('drain', 'stop cron, periodic runner and consumer; flush alerts; disconnect producer', () =>
-    detector.stop(),
-  )
+const service = defineService({ name: 'detector', log, registry, ...serviceOptionsFromEnv(env, 'DETECTOR') })
+  // Its stop(): cron and periodic runner, the consumer's batch in hand, alerts flushed, producer disconnected.
+  .part('detector', detector)
   .onStop('close', 'close clickhouse', () => Promise.all([writer.close(), reader.close()]));
 
-await service.run(async () => {
-  await ensureTopics(kafka, loadTopicDefs(), {
-    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
-    log,
-  });
-  await detector.start();
-});
+await service.run(() => ensureDeclaredTopics(kafka, env, log));

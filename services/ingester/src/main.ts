@@ -1,13 +1,11 @@
-import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
+import { createKafka, ensureDeclaredTopics, kafkaConfigFromEnv } from '@mcp-audit/kafka';
 import { clickhouseFor, isRetryableClickHouseError } from '@mcp-audit/clickhouse';
 import { createEventRedactor } from '@mcp-audit/redaction';
-import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
 import { ingesterEnvSchema } from './config.js';
 import { buildIngester } from './app.js';
 
-const env = loadConfigOrExit(ingesterEnvSchema);
-const log = createLogger('ingester', { level: env.MCP_AUDIT_LOG_LEVEL });
-const registry = createRegistry('ingester');
+const { env, log, registry } = boot('ingester', ingesterEnvSchema);
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-ingester'), log);
 const clickhouse = clickhouseFor(env, 'WRITER', { logger: log });
 
@@ -30,22 +28,9 @@ const ingester = buildIngester(
   },
 );
 
-const service = defineService({
-  name: 'ingester',
-  log,
-  registry,
-  ops: { host: env.MCP_AUDIT_INGESTER_HOST, port: env.MCP_AUDIT_INGESTER_PORT },
-  deadlineMs: env.MCP_AUDIT_INGESTER_SHUTDOWN_MS,
-})
-  .health(() => ingester.health())
-  // The ingester's stop() finishes the batch in hand, flushes the writer, then commits its offsets.
-  .onStop('drain', 'stop consumer, flush, commit', () => ingester.stop())
+const service = defineService({ name: 'ingester', log, registry, ...serviceOptionsFromEnv(env, 'INGESTER') })
+  // Its stop() finishes the batch in hand, flushes the writer, then commits the offsets.
+  .part('ingester', ingester)
   .onStop('close', 'close clickhouse', () => clickhouse.close());
 
-await service.run(async () => {
-  await ensureTopics(kafka, loadTopicDefs(), {
-    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
-    log,
-  });
-  await ingester.start();
-});
+await service.run(() => ensureDeclaredTopics(kafka, env, log));

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createKafka, ensureTopics, kafkaConfigFromEnv, loadTopicDefs } from '@mcp-audit/kafka';
+import { createKafka, ensureDeclaredTopics, kafkaConfigFromEnv } from '@mcp-audit/kafka';
 import { clickhouseFor } from '@mcp-audit/clickhouse';
-import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
 import { notifierEnvSchema } from './config.js';
 import { parseRoutes, type RoutesFile } from './alerts.router.js';
 import { buildDestinations, type Destination } from './destinations.js';
@@ -9,8 +9,7 @@ import { postJson } from './http.sender.js';
 import { clickHouseOutbox } from './outbox.js';
 import { buildNotifier } from './app.js';
 
-const env = loadConfigOrExit(notifierEnvSchema);
-const log = createLogger('notifier', { level: env.MCP_AUDIT_LOG_LEVEL });
+const { env, log, registry } = boot('notifier', notifierEnvSchema);
 
 let routes: RoutesFile;
 let destinations: Map<string, Destination>;
@@ -29,7 +28,6 @@ try {
   process.exit(1);
 }
 
-const registry = createRegistry('notifier');
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-notifier'), log);
 const clickhouse = clickhouseFor(env, 'WRITER', {
   insertTables: ['alert_deliveries', 'alert_outbox'],
@@ -58,22 +56,9 @@ const notifier = buildNotifier(
   },
 );
 
-const service = defineService({
-  name: 'notifier',
-  log,
-  registry,
-  ops: { host: env.MCP_AUDIT_NOTIFIER_HOST, port: env.MCP_AUDIT_NOTIFIER_PORT },
-  deadlineMs: env.MCP_AUDIT_NOTIFIER_SHUTDOWN_MS,
-})
-  .health(() => notifier.health())
-  // stop() ends the consumer and the delivery attempts in hand, then writes their attempt rows.
-  .onStop('drain', 'stop consumer and deliveries, write attempt rows', () => notifier.stop())
+const service = defineService({ name: 'notifier', log, registry, ...serviceOptionsFromEnv(env, 'NOTIFIER') })
+  // Its stop() ends the consumer and the attempts in hand, then writes their attempt rows.
+  .part('notifier', notifier)
   .onStop('close', 'close clickhouse', () => clickhouse.close());
 
-await service.run(async () => {
-  await ensureTopics(kafka, loadTopicDefs(), {
-    maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR,
-    log,
-  });
-  await notifier.start();
-});
+await service.run(() => ensureDeclaredTopics(kafka, env, log));
