@@ -1,0 +1,186 @@
+import { dbIdent, sql, tuple, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import { hasControlSql, leafSql } from './canonical.js';
+import { merkleRootQuery } from './merkle.js';
+import { HOUR_MS } from './record.js';
+
+/**
+ * The ledger's queries over mcp_audit.events. All the hashing happens inside ClickHouse (row
+ * canonicalisation, leaf hashes, one row per event_id, the Merkle tree per hour and segment): only
+ * roots and counts come back, so sealing and verifying read no event into Node.
+ */
+export interface LedgerDb {
+  ch: ClickHouse;
+  /** Database of events and of the ledger tables (mcp_audit). */
+  database: string;
+}
+
+const sec = (ms: number) => Math.floor(ms / 1000);
+
+/**
+ * One row per event_id per hour of [fromMs, toMs): h (hour, epoch s), id (event id text), leaf_w
+ * (leaf hash) and ia_w (ingested_at, epoch s) of the winning copy, which is the one with the
+ * highest `ver` (ReplacingMergeTree's choice, so the copy every FINAL query sees); ties are broken
+ * by the leaf and then ingested_at, so the choice never depends on part order.
+ */
+export function currentLeavesSql(db: LedgerDb, fromMs: number, toMs: number): SqlFragment {
+  const events = sql`${dbIdent(db.database)}.events`;
+  const range = sql`ts >= toDateTime(${sec(fromMs)}, 'UTC') AND ts < toDateTime(${sec(toMs)}, 'UTC')`;
+  const ctl = hasControlSql();
+  const side = (controls: boolean) =>
+    sql`SELECT ts, event_id, ver, toUInt32(ingested_at) AS ia, ${leafSql(controls)} AS leaf FROM ${events} WHERE ${range} AND ${controls ? sql`${ctl}` : sql`NOT ${ctl}`}`;
+  return sql`SELECT toUInt32(toStartOfHour(ts)) AS h, toString(event_id) AS id,
+      argMax(leaf, (ver, leaf, ia)) AS leaf_w, argMax(ia, (ver, leaf, ia)) AS ia_w
+    FROM (${side(false)} UNION ALL ${side(true)})
+    GROUP BY h, id`;
+}
+
+/**
+ * Segment of a row: how many of its hour's cutoffs lie before its ingestion second. Segment i is
+ * covered by the hour's i-th record; segment = number of cutoffs means "after the last cutoff".
+ */
+function segmentSql(cutoffs: ReadonlyMap<number, readonly number[]>): SqlFragment {
+  const hours = [...cutoffs.keys()];
+  if (hours.length === 0) return sql`toUInt32(0)`;
+  const hs = hours.map((h) => sec(h));
+  const cs = hours.map((h) => [...(cutoffs.get(h) ?? [])].map(sec));
+  // A zero keeps every inner array typed UInt32 even when one is empty; it never counts (ia > 0).
+  const lists = cs.map((l) => [0, ...l]);
+  return sql`toUInt32(arraySum(arrayMap(c -> ia_w > c, arrayElement(${lists}, indexOf(${hs}, h)))) - 1)`;
+}
+
+export interface SegmentRoot {
+  hourMs: number;
+  segment: number;
+  rows: number;
+  root: string;
+}
+
+/**
+ * Roots and row counts of the current rows of every hour of [fromMs, toMs), split into segments by
+ * the hours' cutoffs (hours absent from `cutoffs` are one segment 0). Hours without rows are absent.
+ */
+export async function segmentRoots(
+  db: LedgerDb,
+  fromMs: number,
+  toMs: number,
+  cutoffs: ReadonlyMap<number, readonly number[]>,
+): Promise<SegmentRoot[]> {
+  const inner = sql`SELECT h, seg, count() AS n,
+      arrayMap(t -> tupleElement(t, 2), arraySort(groupArray((id, leaf_w)))) AS l0
+    FROM (SELECT h, id, leaf_w, ${segmentSql(cutoffs)} AS seg FROM (${currentLeavesSql(db, fromMs, toMs)}))
+    GROUP BY h, seg`;
+  const rows = await db.ch.query<{ h: number; seg: number; n: string; root: string }>(
+    sql`SELECT h, seg, n, root FROM (${merkleRootQuery(inner, ['h', 'seg'])}) ORDER BY h, seg`,
+  );
+  return rows.map((r) => ({ hourMs: Number(r.h) * 1000, segment: Number(r.seg), rows: Number(r.n), root: r.root }));
+}
+
+export interface NewRecordSpan {
+  seq: number;
+  hourMs: number;
+  /** Rows ingested after this second (the hour's previous cutoff; 0 for a seal)… */
+  afterMs: number;
+  /** …and at or before this one. */
+  cutoffMs: number;
+}
+
+/**
+ * Writes the (event_id, leaf) list of each new record to integrity_leaves, then computes each
+ * record's root from what was written, so a record and its leaf list always agree.
+ */
+export async function writeLeavesAndRoots(
+  db: LedgerDb,
+  spans: readonly NewRecordSpan[],
+): Promise<Map<number, { rows: number; root: string }>> {
+  const out = new Map<number, { rows: number; root: string }>();
+  if (spans.length === 0) return out;
+  const fromMs = Math.min(...spans.map((s) => s.hourMs));
+  const toMs = Math.max(...spans.map((s) => s.hourMs)) + HOUR_MS;
+  const hs = spans.map((s) => sec(s.hourMs));
+  const seqs = spans.map((s) => s.seq);
+  const after = spans.map((s) => sec(s.afterMs));
+  const upto = spans.map((s) => sec(s.cutoffMs));
+  const leavesTable = sql`${dbIdent(db.database)}.integrity_leaves`;
+  await db.ch.command(sql`
+    INSERT INTO ${leavesTable} (seq, hour, event_id, leaf)
+    SELECT seq, toDateTime(h, 'UTC'), id, leaf_w FROM (
+      SELECT h, id, leaf_w, indexOf(${hs}, h) AS k,
+        arrayElement(${seqs}, k) AS seq
+      FROM (${currentLeavesSql(db, fromMs, toMs)})
+      WHERE k > 0 AND ia_w > arrayElement(${after}, k) AND ia_w <= arrayElement(${upto}, k)
+    )`);
+  const rows = await db.ch.query<{ seq: string; n: string; root: string }>(storedRootsSql(db, seqs));
+  for (const r of rows) out.set(Number(r.seq), { rows: Number(r.n), root: r.root });
+  return out;
+}
+
+/** `(1, 2, 3)` for `seq IN …`; callers never pass an empty list (ClickHouse has no `IN ()`). */
+export const seqTuple = (seqs: readonly number[]): SqlFragment => tuple(seqs);
+
+function storedRootsSql(db: LedgerDb, seqs: readonly number[]): SqlFragment {
+  const inner = sql`SELECT seq, count() AS n,
+      arrayMap(t -> tupleElement(t, 2), arraySort(groupArray((event_id, leaf)))) AS l0
+    FROM ${dbIdent(db.database)}.integrity_leaves WHERE seq IN ${seqTuple(seqs)}
+    GROUP BY seq`;
+  return merkleRootQuery(inner, ['seq']);
+}
+
+/** Roots recomputed from the stored leaf lists of the given records (to authenticate them). */
+export async function storedLeafRoots(
+  db: LedgerDb,
+  seqs: readonly number[],
+): Promise<Map<number, { rows: number; root: string }>> {
+  const out = new Map<number, { rows: number; root: string }>();
+  if (seqs.length === 0) return out;
+  const rows = await db.ch.query<{ seq: string; n: string; root: string }>(storedRootsSql(db, seqs));
+  for (const r of rows) out.set(Number(r.seq), { rows: Number(r.n), root: r.root });
+  return out;
+}
+
+export interface HourDiff {
+  added: { count: number; sample: string[] };
+  removed: { count: number; sample: string[] };
+  changed: { count: number; sample: string[] };
+  /** Same row, other segment: its ingested_at was changed after sealing. */
+  moved: { count: number; sample: string[] };
+}
+
+/**
+ * Current rows of one hour against the stored leaves of its records (`seqs`, in segment order):
+ * which event ids were added, removed, changed or moved between the seal and its addenda.
+ */
+export async function diffHour(
+  db: LedgerDb,
+  hourMs: number,
+  seqs: readonly number[],
+  cutoffMs: readonly number[],
+  sample = 10,
+): Promise<HourDiff> {
+  const cur = sql`SELECT id, leaf_w AS cl, ${segmentSql(new Map([[hourMs, cutoffMs]]))} AS cs, toUInt8(1) AS in_cur
+    FROM (${currentLeavesSql(db, hourMs, hourMs + HOUR_MS)})`;
+  const st = sql`SELECT event_id AS id, leaf AS sl, toUInt32(indexOf(${seqs}, seq) - 1) AS ss, toUInt8(1) AS in_st
+    FROM ${dbIdent(db.database)}.integrity_leaves
+    WHERE hour = toDateTime(${sec(hourMs)}, 'UTC') AND seq IN ${seqTuple(seqs)}`;
+  const rows = await db.ch.query<{ kind: string; n: string; ids: string[] }>(sql`
+    SELECT kind, count() AS n, groupArray(${sample})(id) AS ids FROM (
+      SELECT id, multiIf(in_st = 0, 'added', in_cur = 0, 'removed', cl != sl, 'changed', 'moved') AS kind
+      FROM (${cur}) ALL FULL OUTER JOIN (${st}) USING id
+      WHERE NOT (in_cur = 1 AND in_st = 1 AND cl = sl AND cs = ss)
+    ) GROUP BY kind`);
+  const empty = () => ({ count: 0, sample: [] as string[] });
+  const diff: HourDiff = { added: empty(), removed: empty(), changed: empty(), moved: empty() };
+  for (const r of rows) {
+    const k = r.kind as keyof HourDiff;
+    if (k in diff) diff[k] = { count: Number(r.n), sample: [...r.ids].sort() };
+  }
+  return diff;
+}
+
+/** Rows per hour of [fromMs, toMs) (one per event_id), for hours with at least one row. */
+export async function hourCounts(db: LedgerDb, fromMs: number, toMs: number): Promise<Map<number, number>> {
+  const rows = await db.ch.query<{ h: number; n: string }>(sql`
+    SELECT toUInt32(toStartOfHour(ts)) AS h, uniqExact(event_id) AS n FROM ${dbIdent(db.database)}.events
+    WHERE ts >= toDateTime(${sec(fromMs)}, 'UTC') AND ts < toDateTime(${sec(toMs)}, 'UTC')
+    GROUP BY h`);
+  return new Map(rows.map((r) => [Number(r.h) * 1000, Number(r.n)]));
+}
