@@ -151,13 +151,13 @@ export function createAuditEmitter(opts: AuditEmitterOptions): AuditEmitter {
   const closeTimeoutMs = positive(opts.closeTimeoutMs, 10_000, 'closeTimeoutMs');
   const maxArgValueBytes = positive(opts.maxArgValueBytes, DEFAULT_MAX_ARG_VALUE_BYTES, 'maxArgValueBytes');
   const now = opts.now ?? Date.now;
-  const log = sdkLog(opts.logger ?? stderrLogger('mcp-audit-sdk'), {
-    component: 'audit-emitter',
-    source_id: opts.source.id,
-  });
   const redactor =
     opts.redactor ??
     createRedactor(opts.redactionKey === undefined ? {} : { fingerprintKey: opts.redactionKey });
+  const log = sdkLog(opts.logger ?? stderrLogger('mcp-audit-sdk', redactor), {
+    component: 'audit-emitter',
+    source_id: opts.source.id,
+  });
   const source = { type: opts.source.type, id: opts.source.id, version: opts.source.version };
   const reportClient: EventClient = opts.reportAs?.client ?? { id: `mcp-audit:${opts.source.id}` };
   const reportServer: EventServer = opts.reportAs?.server ?? { name: opts.source.id, transport: 'stdio' };

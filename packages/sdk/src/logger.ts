@@ -1,3 +1,5 @@
+import { createRedactor, type Redactor } from '@mcp-audit/redaction';
+
 /**
  * The logger the host application passes in: object first, then the message, like pino (a pino
  * logger fits as it is). Only `warn` and `error` are required; `info` and `debug` lines are dropped
@@ -50,14 +52,25 @@ export function sdkLog(
 /**
  * The default when the host passes no logger: JSON lines on stderr, never stdout (a stdio MCP
  * server speaks JSON-RPC there), at `MCP_AUDIT_LOG_LEVEL` (default `warn`; `silent` for none).
+ * Each line goes through `redactor` whole (key names and content patterns, errors' messages and
+ * stacks included), as the services' pino logger does.
  */
-export function stderrLogger(name: string, level = process.env.MCP_AUDIT_LOG_LEVEL ?? 'warn'): AuditLogger {
+export function stderrLogger(
+  name: string,
+  redactor: Pick<Redactor, 'redactValue'> = createRedactor({
+    fingerprintKey: process.env.MCP_AUDIT_REDACTION_KEY,
+  }),
+  level = process.env.MCP_AUDIT_LOG_LEVEL ?? 'warn',
+): AuditLogger {
   const floor =
     level in LEVELS ? LEVELS[level as AuditLogLevel] : level === 'silent' ? Infinity : LEVELS.warn;
   const line = (lvl: number) => (obj: object, msg: string) => {
     if (lvl < floor) return;
-    const entry = { level: lvl, time: Date.now(), pid: process.pid, name, ...obj, msg };
-    process.stderr.write(`${JSON.stringify(entry, errors)}\n`);
+    const entry = JSON.parse(JSON.stringify({ ...obj, msg }, errors)) as object;
+    const head = { level: lvl, time: new Date().toISOString(), name, pid: process.pid };
+    process.stderr.write(
+      `${JSON.stringify({ ...head, ...(redactor.redactValue(entry).value as object) })}\n`,
+    );
   };
   return {
     debug: line(LEVELS.debug),
