@@ -16,20 +16,25 @@ const chSec = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
 export async function clientState(ch: ClickHouse, clientId: string) {
   const db = dbIdent(ch.database);
   const rows = await ch.query<{
-    state: string;
-    as_of: string;
-    active_days: number;
-    required_days: number;
-    since: string;
+    cur_state: string;
+    cur_active_days: number;
+    cur_required_days: number;
+    active_since: string;
   }>(sql`
-    SELECT argMax(state, (as_of, computed_at)) AS state, max(as_of) AS as_of,
-           argMax(active_days, (as_of, computed_at)) AS active_days,
-           argMax(required_days, (as_of, computed_at)) AS required_days,
-           minIf(as_of, state = 'active') AS since
+    SELECT argMax(state, (as_of, computed_at)) AS cur_state,
+           argMax(active_days, (as_of, computed_at)) AS cur_active_days,
+           argMax(required_days, (as_of, computed_at)) AS cur_required_days,
+           minIf(as_of, state = 'active') AS active_since
     FROM ${db}.client_state WHERE client_id = ${clientId}
     HAVING count() > 0`);
-  const r = rows[0];
-  if (!r) return { state: 'unknown', since: null, active_days: 0, required_days: 0 };
+  const row = rows[0];
+  if (!row) return { state: 'unknown', since: null, active_days: 0, required_days: 0 };
+  const r = {
+    state: row.cur_state,
+    since: row.active_since,
+    active_days: row.cur_active_days,
+    required_days: row.cur_required_days,
+  };
   const since = r.state === 'active' ? toMs(r.since) : NaN;
   return {
     state: r.state === 'active' || r.state === 'learning' ? r.state : 'unknown',

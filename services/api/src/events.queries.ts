@@ -30,7 +30,7 @@ const FILTER_COLUMNS = {
   outcome: sql`outcome`,
 } as const;
 
-const SUMMARY_COLUMNS = sql`toString(event_id) AS event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome,
+const SUMMARY_COLUMNS = sql`event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome,
   client_id, client_user, client_ip, session_id, source_id, server_name, tool_name, method, duration_ms,
   error_message, label_keys, label_values`;
 

@@ -243,7 +243,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
     tags: ['events'],
     params: z.object({ event_id: uuidParam }),
     async handler(req) {
-      const fallback = rangeOf({ from: new Date(ctx.now() - config.maxRangeDays * 86_400_000).toISOString() });
+      const t = ctx.now();
+      const fallback = { from: t - config.maxRangeDays * 86_400_000, to: t };
       note(req, req.params, undefined);
       const e = await eventById(ch, req.params.event_id, fallback);
       if (!e) throw new ApiError('AUDIT_ERR_NOT_FOUND', `event ${req.params.event_id} not found`);
@@ -369,7 +370,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
     const from = new Date(Math.max(0, Math.floor(start / 1000) - 86_400) * 1000);
     const to = new Date((Math.floor(end / 1000) + 86_400) * 1000);
     const rows = await ch.query<FullRow>(sql`
-      SELECT toString(event_id) AS event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome, client_id, client_user,
+      SELECT event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome, client_id, client_user,
         client_ip, session_id, source_id, server_name, tool_name, method, duration_ms, error_message, label_keys,
         label_values, source_type, source_version, client_name, client_agent, client_user_agent, server_version,
         server_transport, tool_definition_hash, http_status, rpc_error_code, tool_is_error, trace_id, auth_method,

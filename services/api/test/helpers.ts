@@ -9,7 +9,7 @@ import { buildApi, type ApiDeps } from '../src/app.js';
 import { defaultApiConfig, type ApiConfig } from '../src/config.js';
 
 export const SCHEMAS_DIR = fileURLToPath(new URL('../../../../schemas/clickhouse/', import.meta.url));
-export const log = createLogger('api-test', { level: 'silent' });
+export const log = createLogger('api-test', { level: (process.env.API_TEST_LOG_LEVEL ?? 'silent') as 'silent' });
 
 export function makeKey(id: string, scopes: ApiKey['scopes'], disabled = false) {
   const plain = generateKey('mcpa');
