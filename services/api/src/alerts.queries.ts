@@ -24,7 +24,7 @@ const STATE = (db: SqlFragment, ids: SqlFragment) => sql`
   SELECT alert_id AS s_alert_id,
          multiIf(max(to_status = 'resolved') = 1, 'resolved', max(to_status = 'acknowledged') = 1, 'acknowledged', 'open') AS status,
          argMaxIf(assignee, changed_at_ms, action = 'assign') AS assignee,
-         argMaxIf(resolution, changed_at_ms, to_status = 'resolved') AS resolution,
+         argMaxIf(resolution, changed_at_ms, to_status = 'resolved' AND resolution != '') AS resolution,
          max(changed_at_ms) AS updated_ms
   FROM ${db}.alert_transitions
   WHERE alert_id IN (${ids})

@@ -107,6 +107,8 @@ export function stableUuid(name: string): string {
 
 export class Lifecycle implements AlertLifecycle {
   readonly #open = new Map<string, OpenAlert>();
+  /** Alerts a human resolved through the analyst API: never reopened, never resolved again. */
+  readonly #closedByHuman = new Set<string>();
   #pending: Outputs = { alerts: [], transitions: [], messages: [] };
   #flushing: Promise<void> = Promise.resolve();
 
@@ -146,6 +148,21 @@ export class Lifecycle implements AlertLifecycle {
     for (const a of alerts) this.#open.set(a.dedupKey, a);
   }
 
+  /**
+   * A human resolved this alert (services/api wrote the transition and published the message): it
+   * leaves the open set without a message of ours, so the detector neither resolves it again nor keeps
+   * suppressing its key; the next anomaly under the key opens a NEW alert. Returns whether it was open.
+   */
+  closeByHuman(alertId: string): boolean {
+    this.#closedByHuman.add(alertId);
+    for (const [key, a] of this.#open) {
+      if (a.alertId !== alertId) continue;
+      this.#open.delete(key);
+      return true;
+    }
+    return false;
+  }
+
   /** Opens an alert unless one is open under the key. Returns whether it opened. */
   raiseNow(f: Finding): boolean {
     if (this.#open.has(f.dedupKey)) {
@@ -153,6 +170,11 @@ export class Lifecycle implements AlertLifecycle {
       return false;
     }
     const alertId = stableUuid(`alert|${f.dedupKey}|${f.windowStart}`);
+    // The same window again (ids derive from it): the human already judged this anomaly.
+    if (this.#closedByHuman.has(alertId)) {
+      this.deps.metrics?.suppressed(f.detector);
+      return false;
+    }
     const createdAt = new Date(f.detectedAt).toISOString();
     const msg: Alert = {
       schema_version: 1,

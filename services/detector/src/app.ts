@@ -2,6 +2,7 @@ import type { ClickHouse } from '@mcp-audit/clickhouse';
 import { createBatchConsumer, createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { Lifecycle, liveSink, loadOpenAlerts } from './alert.lifecycle.js';
+import { createHumanTriageWatcher } from './human-triage.watcher.js';
 import { BaselineStore, clickHouseBaselineSource } from './baseline.store.js';
 import { createBaselineJob, type BaselineJob } from './baselines.job.js';
 import type { DetectorConfig } from './config.js';
@@ -104,6 +105,8 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
     chunkSize: 2_000,
     partitionsConsumedConcurrently: cfg.partitionsConsumedConcurrently ?? 2,
   });
+  // Human resolves from the analyst API: the lifecycle forgets those alerts (see the module).
+  const humans = createHumanTriageWatcher({ reader: deps.reader, lifecycle, log });
   const gauges = setInterval(() => {
     metrics.clients.set(engine.clientCount);
     metrics.windows.set(engine.openWindows);
@@ -140,12 +143,14 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
       }
       await consumer.start();
       periodic?.start();
+      humans.start();
       started = true;
       log.info({ topic: cfg.eventsTopic, groupId: cfg.groupId, periodic: cfg.periodic }, 'detector started');
     },
     async stop() {
       stopping = true;
       clearInterval(gauges);
+      await humans.stop();
       await job.stop();
       await periodic?.stop();
       if (started) await consumer.stop();

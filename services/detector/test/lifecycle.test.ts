@@ -128,3 +128,42 @@ test('a finding that does not fit the alert contract is refused, not published',
   assert.equal(lc.raiseNow(finding({ observed: Number.NaN })), false);
   assert.equal(lc.pendingCount, 0);
 });
+
+test('a human resolve is final: no detector resolve for it, and the next anomaly opens a NEW alert', async () => {
+  const sink = recorder();
+  const lc = new Lifecycle({ sink, log: silent, origin: 'live' });
+  assert.equal(lc.raiseNow(finding()), true);
+  const first = lc.openAlert('volume:c1:1h')!.alertId;
+  assert.equal(lc.closeByHuman(first), true);
+  assert.equal(lc.isOpen('volume:c1:1h'), false);
+  assert.equal(lc.resolveNow('volume:c1:1h', T + 7_200_000, 'back in band'), false, 'not resolved again');
+  assert.equal(lc.raiseNow(finding()), false, 'the same window is the anomaly the human judged');
+  assert.equal(lc.raiseNow(finding({ windowStart: T + 7_200_000, windowEnd: T + 10_800_000 })), true);
+  const second = lc.openAlert('volume:c1:1h')!.alertId;
+  assert.notEqual(second, first);
+  await lc.flush();
+  const msgs = sink.writes.flatMap((w) => w.messages);
+  assert.deepEqual(msgs.map((m) => m.type), ['alert', 'alert'], 'no state_change from the detector');
+});
+
+test('the human triage watcher closes open alerts a human resolved', async () => {
+  const { createHumanTriageWatcher } = await import('../src/human-triage.watcher.js');
+  const lc = new Lifecycle({ sink: recorder(), log: silent, origin: 'live' });
+  lc.raiseNow(finding());
+  lc.raiseNow(finding({ dedupKey: 'volume:c2:1h', clientId: 'c2' }));
+  const human = lc.openAlert('volume:c1:1h')!.alertId;
+  const queries: string[] = [];
+  const { toSql } = await import('@mcp-audit/clickhouse');
+  const reader = {
+    database: 'mcp_audit',
+    query: async (q: Parameters<typeof toSql>[0]) => {
+      queries.push(toSql(q));
+      return [{ alert_id: human }] as never[];
+    },
+  } as unknown as import('@mcp-audit/clickhouse').ClickHouse;
+  const w = createHumanTriageWatcher({ reader, lifecycle: lc, log: silent });
+  assert.equal(await w.poll(), 1);
+  assert.equal(lc.isOpen('volume:c1:1h'), false);
+  assert.equal(lc.isOpen('volume:c2:1h'), true);
+  assert.match(queries[0]!, /actor NOT IN \('detector', 'replay'\)/);
+});
