@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install npm dependencies when missing or stale, then build everything (tsc -b).
+# Install npm dependencies when missing or stale, then build everything (tsc -b) and the console.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -13,3 +13,5 @@ if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
 fi
 echo "== build"
 npx tsc -b
+echo "== console"
+node services/api/console/build.mjs

@@ -6,6 +6,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 bash scripts/bootstrap.sh
+# The console's browser tests drive Debian's chromium (playwright-core with executablePath): never a
+# browser download. Installed here when missing (machines run the tests as root).
+if [[ ! -x /usr/bin/chromium ]]; then
+  echo "== chromium (apt-get)"
+  if [[ $(id -u) -eq 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium ||
+      { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+  else
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  fi
+fi
 echo "== lint"
 npm run -s lint
 echo "== local stack"
