@@ -9,11 +9,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/log"
-SERVICES=(receiver ingester collector notifier gateway detector)
-# The gateway's MCP port is 9473; its health is checked on its ops port 9478.
-declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472 [gateway]=9478 [detector]=9474)
+SERVICES=(receiver ingester collector notifier gateway detector api)
+# The gateway's MCP port is 9473; its health is checked on its ops port 9478. Likewise the analyst API
+# and console listen on 9475, their ops port is 9476.
+declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472 [gateway]=9478 [detector]=9474 [api]=9476)
 # The local webhook receiver (watch it: tail -f .local/log/receiver.log) is part of the notifier package.
-declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js [gateway]=services/gateway/dist/src/main.js [detector]=services/detector/dist/src/main.js)
+declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js [gateway]=services/gateway/dist/src/main.js [detector]=services/detector/dist/src/main.js [api]=services/api/dist/src/main.js)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -53,6 +54,22 @@ ensure_gateway_key() {
   log "created a gateway key for client 'local-dev' (plain key in .local/secrets.env, hash in $clients)"
 }
 
+# An analyst API key for local use (scopes analyst + admin): plain key in .local/secrets.env, hash only in
+# .local/api-keys.json. More keys: node services/api/dist/src/keys.cli.js create --id … --scopes …
+ensure_api_key() {
+  local keys="$LOCAL/api-keys.json"
+  if [[ -f $keys ]] && grep -q '^MCP_AUDIT_API_KEY=' "$LOCAL/secrets.env"; then return; fi
+  local key sha
+  key="mcpa_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  sha=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+  umask 077
+  printf '[{"id":"local-dev","sha256":"%s","scopes":["analyst","admin"],"created_at":"%s","description":"local development key (services.sh init)"}]\n' \
+    "$sha" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$keys"
+  sed -i '/^MCP_AUDIT_API_KEY=/d' "$LOCAL/secrets.env"
+  echo "MCP_AUDIT_API_KEY=$key" >>"$LOCAL/secrets.env"
+  log "created an analyst+admin API key 'local-dev' (plain key: MCP_AUDIT_API_KEY in $LOCAL/secrets.env, hash in $keys); console: http://127.0.0.1:9475"
+}
+
 # Local routing file for the notifier: one signed webhook to 127.0.0.1:9479 (secrets by reference).
 ensure_notifier_routes() {
   local routes="$LOCAL/notifier-routes.json" secret="$LOCAL/notifier-webhook-secret"
@@ -69,6 +86,7 @@ init() {
   ensure_collector_token
   ensure_gateway_key
   ensure_notifier_routes
+  ensure_api_key
 }
 
 start() {
@@ -82,7 +100,9 @@ start() {
   export MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL="${MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL:-http://127.0.0.1:9479/webhook}"
   export MCP_AUDIT_RECEIVER_SECRET_FILE="$LOCAL/notifier-webhook-secret"
   ensure_gateway_key
+  ensure_api_key
   set -a; source "$LOCAL/secrets.env"; set +a
+  export MCP_AUDIT_API_KEYS_FILE="${MCP_AUDIT_API_KEYS_FILE:-$LOCAL/api-keys.json}"
   export MCP_AUDIT_GATEWAY_CONFIG="${MCP_AUDIT_GATEWAY_CONFIG:-$ROOT/deploy/gateway/gateway.sample.json}"
   export MCP_AUDIT_GATEWAY_CLIENTS_FILE="${MCP_AUDIT_GATEWAY_CLIENTS_FILE:-$LOCAL/gateway-clients.json}"
   # The gateway's events go straight to Kafka locally (the ingester writes them to ClickHouse).

@@ -58,39 +58,41 @@ export const alertSchema = z.object({
 });
 export type Alert = z.infer<typeof alertSchema>;
 
-export const alertStateChangeSchema = z.object({
-  schema_version: z.literal(ALERT_SCHEMA_VERSION),
-  type: z.literal('state_change'),
-  /** Idempotency key of this transition. */
-  transition_id: uuid(),
-  alert_id: uuid(),
-  dedup_key: id(255),
-  detector: id(64),
-  client_id: id(),
-  client_labels: z.record(id(128), z.string().max(256)).optional(),
-  title: id(200),
-  severity: alertSeverity,
-  from: alertStatus,
-  /**
-   * The status after the change. 'open' only for a human assign/note on an open alert (the status
-   * does not change); older consumers that know acknowledged|resolved only must be upgraded first.
-   */
-  status: alertStatus,
-  changed_at: isoMs(),
-  actor: id(128).optional(),
-  note: z.string().max(1_000).optional(),
-  /**
-   * What a human did through the analyst API (absent on the detector's own changes, which are
-   * resolves). assign and note leave the status as it was and must not page anyone: the notifier
-   * sends them to chat and webhooks, never to PagerDuty.
-   */
-  action: z.enum(['acknowledge', 'assign', 'note', 'resolve']).optional(),
-  assignee: id(128).optional(),
-  resolution: z.enum(['true_positive', 'benign', 'false_positive', 'duplicate']).optional(),
-}).refine((m) => m.status !== 'open' || m.action === 'assign' || m.action === 'note', {
-  message: "status 'open' is only for an assign or a note",
-  path: ['status'],
-});
+export const alertStateChangeSchema = z
+  .object({
+    schema_version: z.literal(ALERT_SCHEMA_VERSION),
+    type: z.literal('state_change'),
+    /** Idempotency key of this transition. */
+    transition_id: uuid(),
+    alert_id: uuid(),
+    dedup_key: id(255),
+    detector: id(64),
+    client_id: id(),
+    client_labels: z.record(id(128), z.string().max(256)).optional(),
+    title: id(200),
+    severity: alertSeverity,
+    from: alertStatus,
+    /**
+     * The status after the change. 'open' only for a human assign/note on an open alert (the status
+     * does not change); older consumers that know acknowledged|resolved only must be upgraded first.
+     */
+    status: alertStatus,
+    changed_at: isoMs(),
+    actor: id(128).optional(),
+    note: z.string().max(1_000).optional(),
+    /**
+     * What a human did through the analyst API (absent on the detector's own changes, which are
+     * resolves). assign and note leave the status as it was and must not page anyone: the notifier
+     * sends them to chat and webhooks, never to PagerDuty.
+     */
+    action: z.enum(['acknowledge', 'assign', 'note', 'resolve']).optional(),
+    assignee: id(128).optional(),
+    resolution: z.enum(['true_positive', 'benign', 'false_positive', 'duplicate']).optional(),
+  })
+  .refine((m) => m.status !== 'open' || m.action === 'assign' || m.action === 'note', {
+    message: "status 'open' is only for an assign or a note",
+    path: ['status'],
+  });
 export type AlertStateChange = z.infer<typeof alertStateChangeSchema>;
 
 export const alertMessageSchema = z.discriminatedUnion('type', [alertSchema, alertStateChangeSchema]);

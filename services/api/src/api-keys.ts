@@ -4,7 +4,6 @@ import {
   createKeyStore,
   loadKeyFile,
   sha256Hex,
-  type KeyStore,
   type KeyVerification,
   type Logger,
 } from '@mcp-audit/service-kit';

@@ -111,7 +111,9 @@ function zodValidator({ schema, httpPart }: { schema: unknown; httpPart?: string
 
 /** zod → JSON Schema for @fastify/swagger (request parts only; answers are described in API.md). */
 function toJsonSchema(s: unknown): unknown {
-  return s instanceof z.ZodType ? z.toJSONSchema(s, { io: 'input', target: 'openapi-3.0', unrepresentable: 'any' }) : s;
+  return s instanceof z.ZodType
+    ? z.toJSONSchema(s, { io: 'input', target: 'openapi-3.0', unrepresentable: 'any' })
+    : s;
 }
 
 /** Builds the API (no listening, no side effects): tests drive it with inject(). */
@@ -159,7 +161,8 @@ export async function buildApi(config: ApiConfig, deps: ApiDeps): Promise<Fastif
     },
     transform: ({ schema, url }) => {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries((schema ?? {}) as Record<string, unknown>)) out[k] = toJsonSchema(v);
+      for (const [k, v] of Object.entries((schema ?? {}) as Record<string, unknown>))
+        out[k] = toJsonSchema(v);
       if (!url.startsWith('/api/v1/')) out.hide = true;
       return { schema: out as never, url };
     },
@@ -171,7 +174,9 @@ export async function buildApi(config: ApiConfig, deps: ApiDeps): Promise<Fastif
   const addressLimiter = createRateLimiter({ ...perMinute(config.addressRateLimitPerMinute), now });
   const authFailures = createRateLimiter({ ...perMinute(config.authFailuresPerMinute), now });
   const limited = (ms: number) =>
-    new ApiError('AUDIT_ERR_RATE_LIMITED', 'too many requests; retry later', { retryAfter: Math.ceil(ms / 1000) });
+    new ApiError('AUDIT_ERR_RATE_LIMITED', 'too many requests; retry later', {
+      retryAfter: Math.ceil(ms / 1000),
+    });
 
   app.addHook('onRequest', async (req, reply) => {
     req.startedAt = now();
@@ -181,7 +186,10 @@ export async function buildApi(config: ApiConfig, deps: ApiDeps): Promise<Fastif
     if (!hostAllowed(req.headers.host, config.allowedHosts))
       throw new ApiError('AUDIT_ERR_FORBIDDEN', 'host not allowed');
     const origin = req.headers.origin;
-    if (origin !== undefined && !originAllowed(origin, req.headers.host, config.allowedOrigins, config.allowedHosts))
+    if (
+      origin !== undefined &&
+      !originAllowed(origin, req.headers.host, config.allowedOrigins, config.allowedHosts)
+    )
       throw new ApiError('AUDIT_ERR_FORBIDDEN', 'origin not allowed');
     const wait = addressLimiter.take(req.ip);
     if (wait > 0) throw limited(wait);
@@ -197,7 +205,10 @@ export async function buildApi(config: ApiConfig, deps: ApiDeps): Promise<Fastif
     }
     if (!principal) {
       authFailures.take(req.ip);
-      throw new ApiError('AUDIT_ERR_UNAUTHENTICATED', 'an API key (Authorization: Bearer) or a session is required');
+      throw new ApiError(
+        'AUDIT_ERR_UNAUTHENTICATED',
+        'an API key (Authorization: Bearer) or a session is required',
+      );
     }
     req.principal = principal;
     if (principal.via === 'session' && !SAFE_METHODS.has(req.method)) {
@@ -253,7 +264,9 @@ export async function buildApi(config: ApiConfig, deps: ApiDeps): Promise<Fastif
       reply.code(503).type('application/json; charset=utf-8');
       reply.removeHeader('content-disposition');
       reply.removeHeader('x-row-cap-reached');
-      return JSON.stringify(errorBody('AUDIT_ERR_AUDIT_LOG', 'the access log could not be written; nothing is returned'));
+      return JSON.stringify(
+        errorBody('AUDIT_ERR_AUDIT_LOG', 'the access log could not be written; nothing is returned'),
+      );
     }
     return payload;
   });
@@ -315,7 +328,12 @@ export async function buildApi(config: ApiConfig, deps: ApiDeps): Promise<Fastif
   return app;
 }
 
-function classify(err: unknown): { status: number; code: ApiErrorCode; message: string; retryAfter?: number } {
+function classify(err: unknown): {
+  status: number;
+  code: ApiErrorCode;
+  message: string;
+  retryAfter?: number;
+} {
   if (err instanceof ApiError)
     return { status: err.status, code: err.code, message: err.message, retryAfter: err.retryAfter };
   const limit = queryLimitOf(clickHouseErrorCode(err));
@@ -326,7 +344,11 @@ function classify(err: unknown): { status: number; code: ApiErrorCode; message: 
       message: `the query hit the ClickHouse limit on ${limit}; narrow the time range or add filters`,
     };
   if (err instanceof ClickHouseRequestError)
-    return { status: 503, code: 'AUDIT_ERR_UNAVAILABLE', message: 'ClickHouse is unavailable or refused the query' };
+    return {
+      status: 503,
+      code: 'AUDIT_ERR_UNAVAILABLE',
+      message: 'ClickHouse is unavailable or refused the query',
+    };
   const e = err as FastifyError;
   if ((e as { code?: string }).code === 'AUDIT_ERR_KAFKA_UNAVAILABLE')
     return { status: 503, code: 'AUDIT_ERR_UNAVAILABLE', message: 'Kafka is unavailable' };

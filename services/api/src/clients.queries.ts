@@ -68,9 +68,19 @@ export function pooledCellAt(ms: number, tz: string): number {
   let f = formatters.get(tz);
   if (!f) {
     try {
-      f = new Intl.DateTimeFormat('en-US', { timeZone: tz || 'UTC', hourCycle: 'h23', weekday: 'short', hour: '2-digit' });
+      f = new Intl.DateTimeFormat('en-US', {
+        timeZone: tz || 'UTC',
+        hourCycle: 'h23',
+        weekday: 'short',
+        hour: '2-digit',
+      });
     } catch {
-      f = new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', hourCycle: 'h23', weekday: 'short', hour: '2-digit' });
+      f = new Intl.DateTimeFormat('en-US', {
+        timeZone: 'UTC',
+        hourCycle: 'h23',
+        weekday: 'short',
+        hour: '2-digit',
+      });
     }
     formatters.set(tz, f);
   }
@@ -118,8 +128,12 @@ export async function clientPage(ch: ClickHouse, clientId: string, range: Range)
       ORDER BY ts DESC LIMIT 1`),
   ]);
   const byHour = new Map(hourly.map((h) => [Number(h.hour_s) * 1000, Number(h.calls)]));
-  const activity: Array<{ hour: string; calls: number; expected_low: number | null; expected_high: number | null }> =
-    [];
+  const activity: Array<{
+    hour: string;
+    calls: number;
+    expected_low: number | null;
+    expected_high: number | null;
+  }> = [];
   for (let h = hFrom; h < range.to && activity.length < 24 * 400; h += HOUR) {
     const e = b ? band(b, pooledCellAt(h, b.time_zone)) : undefined;
     activity.push({
@@ -185,7 +199,10 @@ export async function overview(ch: ClickHouse, range: Range) {
   ]);
   const vc = (r: { value: string; count: string }) => ({ value: r.value, count: Number(r.count) });
   return {
-    event_rate: rate.map((r) => ({ ts: new Date(Number(r.hour_s) * 1000).toISOString(), count: Number(r.count) })),
+    event_rate: rate.map((r) => ({
+      ts: new Date(Number(r.hour_s) * 1000).toISOString(),
+      count: Number(r.count),
+    })),
     outcomes: outcomes.map(vc),
     top_clients: topClients.map(vc),
     top_tools: topTools.map(vc),

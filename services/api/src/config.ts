@@ -3,14 +3,12 @@ import { clickhouseEnv } from '@mcp-audit/clickhouse';
 import { kafkaEnvSchema, TOPIC_ALERTS } from '@mcp-audit/kafka';
 import { envBool, envHost, envInt, keysEnv, opsEnv, serviceEnv } from '@mcp-audit/service-kit';
 
-const list = z
-  .string()
-  .transform((s) =>
-    s
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean),
-  );
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 
 /** The api's environment, parsed once in main.ts. */
 export const apiEnvSchema = kafkaEnvSchema.extend({

@@ -182,7 +182,11 @@ function timeBounds(r: Range): SqlFragment {
     AND (ts > ${fromS} OR ts_ms >= ${fromMs}) AND (ts < ${toS} OR ts_ms < ${toMs})`;
 }
 
-const eventCursor = z.tuple([z.number().int().nonnegative(), z.number().int().min(0).max(999), z.string().regex(UUID_RE)]);
+const eventCursor = z.tuple([
+  z.number().int().nonnegative(),
+  z.number().int().min(0).max(999),
+  z.string().regex(UUID_RE),
+]);
 
 /** Keyset condition: rows strictly after the cursor in the given order. */
 function afterCursor(c: z.infer<typeof eventCursor>, dir: 'desc' | 'asc'): SqlFragment {
@@ -289,7 +293,6 @@ export async function eventById(ch: ClickHouse, id: string, fallback: Range): Pr
 export async function neighbours(ch: ClickHouse, e: FullRow, n: number) {
   if (e.session_id === '') return { before: [], after: [] };
   const db = dbIdent(ch.database);
-  const t = new Date(Number(e.ts_s) * 1000);
   const span = 7 * 86_400;
   const near = sql`session_id = ${e.session_id} AND ts >= ${new Date((Number(e.ts_s) - span) * 1000)}
     AND ts <= ${new Date((Number(e.ts_s) + span) * 1000)} AND event_id != toUUID(${e.event_id})`;
@@ -300,7 +303,6 @@ export async function neighbours(ch: ClickHouse, e: FullRow, n: number) {
     ch.query<SummaryRow>(sql`SELECT ${SUMMARY_COLUMNS} FROM ${db}.events FINAL
       WHERE ${near} AND ${afterCursor(c, 'asc')} ORDER BY ts, ts_ms, event_id LIMIT ${n}`),
   ]);
-  void t;
   return { before: before.reverse().map(toSummary), after: after.map(toSummary) };
 }
 

@@ -55,7 +55,10 @@ export function runKeysCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): n
   switch (cmd) {
     case 'create': {
       const id = a.id ?? '';
-      const scopes = (a.scopes ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      const scopes = (a.scopes ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (keys.some((k) => k.id === id)) {
         io.err(`a key with id ${id} exists (revoke it, or choose another id)\n`);
         return 1;
@@ -69,7 +72,9 @@ export function runKeysCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): n
         ...(a.description ? { description: a.description } : {}),
       });
       if (!entry.success) {
-        io.err(`invalid key: ${entry.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} (scopes: ${API_SCOPES.join(', ')})\n`);
+        io.err(
+          `invalid key: ${entry.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} (scopes: ${API_SCOPES.join(', ')})\n`,
+        );
         return 2;
       }
       save(file, [...keys, entry.data]);
@@ -79,7 +84,9 @@ export function runKeysCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): n
     }
     case 'list':
       for (const k of keys)
-        io.out(`${k.id}\t${k.scopes.join(',')}\t${k.disabled ? 'revoked' : 'active'}\t${k.created_at ?? '-'}\t${k.description ?? ''}\n`);
+        io.out(
+          `${k.id}\t${k.scopes.join(',')}\t${k.disabled ? 'revoked' : 'active'}\t${k.created_at ?? '-'}\t${k.description ?? ''}\n`,
+        );
       return 0;
     case 'revoke': {
       const k = keys.find((x) => x.id === a.id);
@@ -93,7 +100,9 @@ export function runKeysCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): n
       return 0;
     }
     default:
-      io.err('usage: keys create --id <id> --scopes analyst[,compliance,admin] [--description …] | list | revoke --id <id>  [--file <keys.json>]\n');
+      io.err(
+        'usage: keys create --id <id> --scopes analyst[,compliance,admin] [--description …] | list | revoke --id <id>  [--file <keys.json>]\n',
+      );
       return 2;
   }
 }

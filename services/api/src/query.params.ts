@@ -79,7 +79,10 @@ export function encodeCursor(parts: readonly (string | number)[]): string {
   return Buffer.from(JSON.stringify(parts)).toString('base64url');
 }
 
-export function decodeCursor<T extends z.ZodType>(cursor: string | undefined, schema: T): z.infer<T> | undefined {
+export function decodeCursor<T extends z.ZodType>(
+  cursor: string | undefined,
+  schema: T,
+): z.infer<T> | undefined {
   if (cursor === undefined) return undefined;
   try {
     const r = schema.safeParse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));

@@ -133,7 +133,10 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
       }
       sessions.destroy(req.cookies[SESSION_COOKIE]);
       const s = sessions.create(v.credential.id);
-      reply.setCookie(SESSION_COOKIE, s.token, { ...cookieOpts, maxAge: Math.ceil(config.sessionMaxMs / 1000) });
+      reply.setCookie(SESSION_COOKIE, s.token, {
+        ...cookieOpts,
+        maxAge: Math.ceil(config.sessionMaxMs / 1000),
+      });
       return sessionAnswer(v.credential.id, v.credential.scopes, s.session.csrf, s.expiresAt);
     },
   });
@@ -160,7 +163,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
     tags: ['session'],
     async handler(req, reply) {
       const s = sessions.get(req.cookies[SESSION_COOKIE]);
-      if (s && !csrfOk(req, s.session.csrf)) throw new ApiError('AUDIT_ERR_FORBIDDEN', 'X-CSRF-Token missing or wrong');
+      if (s && !csrfOk(req, s.session.csrf))
+        throw new ApiError('AUDIT_ERR_FORBIDDEN', 'X-CSRF-Token missing or wrong');
       sessions.destroy(req.cookies[SESSION_COOKIE]);
       reply.clearCookie(SESSION_COOKIE, { path: '/' });
       return reply.code(204).send();
@@ -214,7 +218,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
       note(req, req.query, range);
       const where = eventWhere(req.query, range);
       const db = dbIdent(ch.database);
-      const [c] = await ch.query<{ n: string }>(sql`SELECT count() AS n FROM ${db}.events FINAL WHERE ${where}`);
+      const [c] = await ch.query<{ n: string }>(
+        sql`SELECT count() AS n FROM ${db}.events FINAL WHERE ${where}`,
+      );
       const total = Number(c?.n ?? 0);
       const rows = Math.min(total, config.exportMaxRows);
       req.auditNote.rows = rows;
@@ -222,13 +228,18 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
       const stamp = new Date(ctx.now()).toISOString().replace(/[:.]/g, '-');
       reply
         .header('content-type', fmt === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
-        .header('content-disposition', `attachment; filename="mcp-audit-events-${stamp}.${fmt === 'csv' ? 'csv' : 'ndjson'}"`)
+        .header(
+          'content-disposition',
+          `attachment; filename="mcp-audit-events-${stamp}.${fmt === 'csv' ? 'csv' : 'ndjson'}"`,
+        )
         .header('x-row-cap-reached', total > config.exportMaxRows ? 'true' : 'false');
       const stream = Readable.from(
         exportStream(ch, where, fmt, config.exportMaxRows, (sent, err) => {
           // The final count, appended once the download ends (the first row was written before it began).
           const row = { ...ctx.accessRow(req, err ? 500 : 200, 'export_complete'), rows: sent };
-          deps.accessLog.write(row).catch((e: unknown) => req.log.error({ err: e }, 'export completion row failed'));
+          deps.accessLog
+            .write(row)
+            .catch((e: unknown) => req.log.error({ err: e }, 'export completion row failed'));
         }),
       );
       return reply.send(stream);
@@ -293,7 +304,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
         clientPage(ch, cid, range),
         listAlerts(ch, { client: cid }, range, { limit: 100 }),
       ]);
-      req.auditNote.rows = page.tools.length + page.servers.length + page.activity.length + alerts.items.length;
+      req.auditNote.rows =
+        page.tools.length + page.servers.length + page.activity.length + alerts.items.length;
       return { ...page, alerts: alerts.items.map(toAlertSummary), range: rangeOut(range) };
     },
   });
@@ -309,7 +321,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
       const range = rangeOf(req.query);
       note(req, req.query, range);
       const [o, open] = await Promise.all([overview(ch, range), openAlertsBySeverity(ch)]);
-      req.auditNote.rows = o.event_rate.length + o.outcomes.length + o.top_clients.length + o.top_tools.length;
+      req.auditNote.rows =
+        o.event_rate.length + o.outcomes.length + o.top_clients.length + o.top_tools.length;
       return {
         range: rangeOut(range),
         event_rate: o.event_rate,
@@ -333,7 +346,10 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
     tags: ['alerts'],
     querystring: z.object({ ...alertFilterQuery, ...pageQuery }),
     async handler(req) {
-      const range = rangeOf({ ...req.query, ...(req.query.from ? {} : { from: new Date(ctx.now() - 7 * 86_400_000).toISOString() }) });
+      const range = rangeOf({
+        ...req.query,
+        ...(req.query.from ? {} : { from: new Date(ctx.now() - 7 * 86_400_000).toISOString() }),
+      });
       note(req, req.query, range);
       const page = await listAlerts(ch, req.query, range, req.query);
       req.auditNote.rows = page.items.length;
@@ -384,7 +400,15 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
 
   const triageBody = {
     acknowledge: z.object({ note: noteText.optional() }),
-    assign: z.object({ assignee: z.string().min(1).max(128).regex(/^[^\u0000-\u001f\u007f]+$/, 'no control characters'), note: noteText.optional() }),
+    assign: z.object({
+      assignee: z
+        .string()
+        .min(1)
+        .max(128)
+        // eslint-disable-next-line no-control-regex -- assignees travel to Slack and PagerDuty
+        .regex(/^[^\u0000-\u001f\u007f]+$/, 'no control characters'),
+      note: noteText.optional(),
+    }),
     note: z.object({ note: noteText.min(1) }),
     resolve: z.object({ reason: z.enum(RESOLUTIONS), note: noteText.optional() }),
   };
@@ -433,24 +457,39 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
         note: noteText.optional(),
       })
       .superRefine((b, c) => {
-        if (b.action === 'assign' && !b.assignee) c.addIssue({ code: 'custom', path: ['assignee'], message: 'required for assign' });
-        if (b.action === 'resolve' && !b.reason) c.addIssue({ code: 'custom', path: ['reason'], message: 'required for resolve' });
-        if (b.action === 'note' && !b.note) c.addIssue({ code: 'custom', path: ['note'], message: 'required for note' });
+        if (b.action === 'assign' && !b.assignee)
+          c.addIssue({ code: 'custom', path: ['assignee'], message: 'required for assign' });
+        if (b.action === 'resolve' && !b.reason)
+          c.addIssue({ code: 'custom', path: ['reason'], message: 'required for resolve' });
+        if (b.action === 'note' && !b.note)
+          c.addIssue({ code: 'custom', path: ['note'], message: 'required for note' });
       }),
     async handler(req) {
       const b = req.body;
-      const range = rangeOf({ ...b.filter, ...(b.filter.from ? {} : { from: new Date(ctx.now() - 7 * 86_400_000).toISOString() }) });
+      const range = rangeOf({
+        ...b.filter,
+        ...(b.filter.from ? {} : { from: new Date(ctx.now() - 7 * 86_400_000).toISOString() }),
+      });
       note(req, b, range);
       const matched = await listAlerts(ch, b.filter, range, { limit: 1000 });
       let changed = 0;
       const conflicts: string[] = [];
       for (const a of matched.items) {
-        const r: TriageRequest = { action: b.action, actor: req.principal!.keyId, note: b.note, assignee: b.assignee, reason: b.reason };
+        const r: TriageRequest = {
+          action: b.action,
+          actor: req.principal!.keyId,
+          note: b.note,
+          assignee: b.assignee,
+          reason: b.reason,
+        };
         try {
           await triage.apply(() => alertById(ch, a.alert_id), a.alert_id, r);
           changed++;
         } catch (err) {
-          if (err instanceof ApiError && (err.code === 'AUDIT_ERR_CONFLICT' || err.code === 'AUDIT_ERR_NOT_FOUND'))
+          if (
+            err instanceof ApiError &&
+            (err.code === 'AUDIT_ERR_CONFLICT' || err.code === 'AUDIT_ERR_NOT_FOUND')
+          )
             conflicts.push(a.alert_id);
           else throw err;
         }
@@ -468,7 +507,11 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
     audit: true,
     summary: 'Who read or changed what (newest first)',
     tags: ['admin'],
-    querystring: z.object({ ...rangeQuery, ...pageQuery, key_id: z.union([id, z.array(id).max(MAX_VALUES)]).optional() }),
+    querystring: z.object({
+      ...rangeQuery,
+      ...pageQuery,
+      key_id: z.union([id, z.array(id).max(MAX_VALUES)]).optional(),
+    }),
     async handler(req) {
       const range = rangeOf(req.query);
       note(req, req.query, range);

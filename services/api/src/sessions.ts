@@ -44,7 +44,12 @@ export function createSessionStore(opts: {
       // Still full: the oldest session goes (Map order is insertion order).
       if (sessions.size >= max) sessions.delete(sessions.keys().next().value!);
       const token = randomBytes(32).toString('base64url');
-      const session: Session = { keyId, csrf: randomBytes(24).toString('base64url'), createdAt: t, lastSeen: t };
+      const session: Session = {
+        keyId,
+        csrf: randomBytes(24).toString('base64url'),
+        createdAt: t,
+        lastSeen: t,
+      };
       sessions.set(digest(token), session);
       return { token, session, expiresAt: expiry(session) };
     },

@@ -128,26 +128,30 @@ export function createTriage(deps: TriageDeps) {
     req: TriageRequest,
   ): Promise<{ alert: ReturnType<typeof toAlertSummary>; transition: ReturnType<typeof toTransition> }> {
     const prev = locks.get(alertId) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(async () => {
-      const alert = await load();
-      if (!alert) throw new ApiError('AUDIT_ERR_NOT_FOUND', `alert ${alertId} not found`);
-      const from = (alert.status || 'open') as AlertStatus;
-      const to = nextStatus(from, req.action);
-      if (typeof to === 'object') throw new ApiError('AUDIT_ERR_CONFLICT', `${req.action}: ${to.conflict}`);
-      const t = now();
-      const { row, message } = buildTransition(alert, from, to, req, t);
-      await deps.writer.insert('alert_transitions', [row]);
-      await deps.producer.send(deps.alertsTopic, [{ key: alert.dedup_key, value: JSON.stringify(message) }]);
-      const updated: AlertRow = {
-        ...alert,
-        status: to,
-        assignee: req.action === 'assign' ? row.assignee : alert.assignee,
-        resolution: req.action === 'resolve' ? row.resolution : alert.resolution,
-        updated_ms: String(t),
-      };
-      const tr: TransitionRow = { ...row, changed_at_ms: String(t) };
-      return { alert: toAlertSummary(updated), transition: toTransition(tr) };
-    });
+    const run = prev
+      .catch(() => undefined)
+      .then(async () => {
+        const alert = await load();
+        if (!alert) throw new ApiError('AUDIT_ERR_NOT_FOUND', `alert ${alertId} not found`);
+        const from = (alert.status || 'open') as AlertStatus;
+        const to = nextStatus(from, req.action);
+        if (typeof to === 'object') throw new ApiError('AUDIT_ERR_CONFLICT', `${req.action}: ${to.conflict}`);
+        const t = now();
+        const { row, message } = buildTransition(alert, from, to, req, t);
+        await deps.writer.insert('alert_transitions', [row]);
+        await deps.producer.send(deps.alertsTopic, [
+          { key: alert.dedup_key, value: JSON.stringify(message) },
+        ]);
+        const updated: AlertRow = {
+          ...alert,
+          status: to,
+          assignee: req.action === 'assign' ? row.assignee : alert.assignee,
+          resolution: req.action === 'resolve' ? row.resolution : alert.resolution,
+          updated_ms: String(t),
+        };
+        const tr: TransitionRow = { ...row, changed_at_ms: String(t) };
+        return { alert: toAlertSummary(updated), transition: toTransition(tr) };
+      });
     locks.set(alertId, run);
     try {
       return await run;

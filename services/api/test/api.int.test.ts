@@ -20,9 +20,17 @@ before(async () => {
   writer = adminClient(db.name, ['access_log', 'alert_transitions', 'events', 'alerts']);
   const rows = [];
   for (let i = 0; i < 30; i++)
-    rows.push(eventRow({ tsMs: NOW - 3_600_000 + i * 1000, session_id: 'sess-1', tool_name: i % 2 ? 'read_file' : 'send_mail' }));
+    rows.push(
+      eventRow({
+        tsMs: NOW - 3_600_000 + i * 1000,
+        session_id: 'sess-1',
+        tool_name: i % 2 ? 'read_file' : 'send_mail',
+      }),
+    );
   rows.push(eventRow({ tsMs: NOW - 1000, client_id: tricky, tool_name: 'x', session_id: 'other' }));
-  rows.push(eventRow({ tsMs: NOW - 2000, client_id: "it's a \"quote\" \\ back", tool_name: 'y', session_id: 'other' }));
+  rows.push(
+    eventRow({ tsMs: NOW - 2000, client_id: 'it\'s a "quote" \\ back', tool_name: 'y', session_id: 'other' }),
+  );
   // a duplicate copy of the first event (a redelivery): FINAL must show it once
   rows.push({ ...rows[0]!, ver: rows[0]!.ver - 10 });
   sessionEvents = rows.slice(0, 30).map((r) => r.event_id);
@@ -87,7 +95,11 @@ test('search: one row per event, keyset pages, filters, free text', async () => 
   let cursor: string | null = null as string | null;
   let pages = 0;
   do {
-    const r: { statusCode: number; body: string; json: () => { items: Array<{ event_id: string }>; next_cursor: string | null } } = await app.inject({
+    const r: {
+      statusCode: number;
+      body: string;
+      json: () => { items: Array<{ event_id: string }>; next_cursor: string | null };
+    } = await app.inject({
       url: `/api/v1/events?client=client-a&limit=7${cursor ? `&cursor=${cursor}` : ''}`,
       headers: bearer(KEYS.analyst),
     });
@@ -102,7 +114,10 @@ test('search: one row per event, keyset pages, filters, free text', async () => 
   } while (cursor);
   assert.equal(seen.size, 30);
   assert.equal(pages, 5);
-  const q = await app.inject({ url: '/api/v1/events?q=SEND_MAIL&tool=send_mail&label=env%3Dprod', headers: bearer(KEYS.analyst) });
+  const q = await app.inject({
+    url: '/api/v1/events?q=SEND_MAIL&tool=send_mail&label=env%3Dprod',
+    headers: bearer(KEYS.analyst),
+  });
   assert.equal(q.json().items.length, 15);
   const facets = await app.inject({ url: '/api/v1/events/facets', headers: bearer(KEYS.analyst) });
   assert.equal(facets.statusCode, 200, facets.body);
@@ -112,7 +127,10 @@ test('search: one row per event, keyset pages, filters, free text', async () => 
 
 test('a value with quotes and backslashes matches exactly the row that has it', async () => {
   const { app } = await api();
-  const r = await app.inject({ url: `/api/v1/events?client=${encodeURIComponent(tricky)}`, headers: bearer(KEYS.analyst) });
+  const r = await app.inject({
+    url: `/api/v1/events?client=${encodeURIComponent(tricky)}`,
+    headers: bearer(KEYS.analyst),
+  });
   assert.equal(r.statusCode, 200, r.body);
   const items = r.json().items;
   assert.equal(items.length, 1);
@@ -141,7 +159,10 @@ test('event detail with neighbours, session timeline, client page, overview, exp
   const o = await app.inject({ url: '/api/v1/overview', headers: bearer(KEYS.analyst) });
   assert.equal(o.statusCode, 200, o.body);
   assert.equal(o.json().open_alerts_by_severity.high, 1);
-  const x = await app.inject({ url: '/api/v1/events/export?format=csv&client=client-a', headers: bearer(KEYS.analyst) });
+  const x = await app.inject({
+    url: '/api/v1/events/export?format=csv&client=client-a',
+    headers: bearer(KEYS.analyst),
+  });
   assert.equal(x.statusCode, 200, x.body);
   assert.equal(x.body.trim().split('\r\n').length, 31);
   assert.equal(x.headers['x-row-cap-reached'], 'false');
@@ -150,41 +171,85 @@ test('event detail with neighbours, session timeline, client page, overview, exp
 
 test('triage: transitions with the actor, messages in the detector shape, 409 on a second resolve, access log readable', async () => {
   const { app, producer } = await api();
-  const ack = await app.inject({ method: 'POST', url: `/api/v1/alerts/${alertId}/acknowledge`, headers: bearer(KEYS.analyst), payload: {} });
+  const ack = await app.inject({
+    method: 'POST',
+    url: `/api/v1/alerts/${alertId}/acknowledge`,
+    headers: bearer(KEYS.analyst),
+    payload: {},
+  });
   assert.equal(ack.statusCode, 200, ack.body);
   assert.equal(ack.json().alert.status, 'acknowledged');
-  const asg = await app.inject({ method: 'POST', url: `/api/v1/alerts/${alertId}/assign`, headers: bearer(KEYS.analyst), payload: { assignee: 'bob' } });
+  const asg = await app.inject({
+    method: 'POST',
+    url: `/api/v1/alerts/${alertId}/assign`,
+    headers: bearer(KEYS.analyst),
+    payload: { assignee: 'bob' },
+  });
   assert.equal(asg.json().alert.assignee, 'bob');
-  const res = await app.inject({ method: 'POST', url: `/api/v1/alerts/${alertId}/resolve`, headers: bearer(KEYS.analyst), payload: { reason: 'false_positive', note: 'noise' } });
+  const res = await app.inject({
+    method: 'POST',
+    url: `/api/v1/alerts/${alertId}/resolve`,
+    headers: bearer(KEYS.analyst),
+    payload: { reason: 'false_positive', note: 'noise' },
+  });
   assert.equal(res.statusCode, 200, res.body);
-  const again = await app.inject({ method: 'POST', url: `/api/v1/alerts/${alertId}/resolve`, headers: bearer(KEYS.analyst), payload: { reason: 'benign' } });
+  const again = await app.inject({
+    method: 'POST',
+    url: `/api/v1/alerts/${alertId}/resolve`,
+    headers: bearer(KEYS.analyst),
+    payload: { reason: 'benign' },
+  });
   assert.equal(again.statusCode, 409);
   const detail = await app.inject({ url: `/api/v1/alerts/${alertId}`, headers: bearer(KEYS.analyst) });
   const d = detail.json();
   assert.equal(d.alert.status, 'resolved');
   assert.equal(d.alert.resolution, 'false_positive');
   assert.equal(d.alert.assignee, 'bob');
-  assert.deepEqual(d.transitions.map((t: { action: string }) => t.action), ['open', 'acknowledge', 'assign', 'resolve']);
+  assert.deepEqual(
+    d.transitions.map((t: { action: string }) => t.action),
+    ['open', 'acknowledge', 'assign', 'resolve'],
+  );
   assert.equal(d.transitions[3].actor, 'k-analyst');
   assert.equal(d.samples.length, 3);
   const msgs = producer.sent.flatMap((s) => s.messages.map((m) => JSON.parse(String(m.value))));
-  assert.deepEqual(msgs.map((m) => [m.action, m.status]), [['acknowledge', 'acknowledged'], ['assign', 'acknowledged'], ['resolve', 'resolved']]);
+  assert.deepEqual(
+    msgs.map((m) => [m.action, m.status]),
+    [
+      ['acknowledge', 'acknowledged'],
+      ['assign', 'acknowledged'],
+      ['resolve', 'resolved'],
+    ],
+  );
   const list = await app.inject({ url: '/api/v1/alerts?status=resolved', headers: bearer(KEYS.analyst) });
   assert.equal(list.json().items.length, 1);
   const open = await app.inject({ url: '/api/v1/alerts?status=open', headers: bearer(KEYS.analyst) });
   assert.equal(open.json().items.length, 0);
   const log = await app.inject({ url: '/api/v1/access-log?limit=1000', headers: bearer(KEYS.admin) });
   assert.equal(log.statusCode, 200, log.body);
-  assert.ok(log.json().items.some((r: { route: string; key_id: string }) => r.route === '/api/v1/alerts/:alert_id/resolve' && r.key_id === 'k-analyst'));
+  assert.ok(
+    log
+      .json()
+      .items.some(
+        (r: { route: string; key_id: string }) =>
+          r.route === '/api/v1/alerts/:alert_id/resolve' && r.key_id === 'k-analyst',
+      ),
+  );
   await app.close();
 });
 
 test('the api_reader profile limit surfaces as 422 AUDIT_ERR_QUERY_LIMIT naming the limit', async () => {
   const password = process.env.MCP_AUDIT_CLICKHOUSE_API_READER_PASSWORD;
   if (!password) return; // needs the local stack's mcp_api_reader
-  const real = createClickHouse({ url: process.env.MCP_AUDIT_CLICKHOUSE_URL || 'http://127.0.0.1:8123', username: 'mcp_api_reader', password });
+  const real = createClickHouse({
+    url: process.env.MCP_AUDIT_CLICKHOUSE_URL || 'http://127.0.0.1:8123',
+    username: 'mcp_api_reader',
+    password,
+  });
   const { sql } = await import('@mcp-audit/clickhouse');
-  const limited = { ...real, query: () => real.query(sql`SELECT count() FROM system.numbers LIMIT 300000000`) } as ClickHouse;
+  const limited = {
+    ...real,
+    query: () => real.query(sql`SELECT count() FROM system.numbers LIMIT 300000000`),
+  } as ClickHouse;
   const { app } = await testApi({ reader: limited });
   const r = await app.inject({ url: '/api/v1/events', headers: bearer(KEYS.analyst) });
   assert.equal(r.statusCode, 422, r.body);
@@ -198,8 +263,20 @@ test('a ClickHouse that refuses the access-log insert: 503, nothing returned', a
   const apiPassword = process.env.MCP_AUDIT_CLICKHOUSE_API_PASSWORD;
   // mcp_api may only use mcp_audit, so its insert into this test database is refused by ClickHouse.
   const refusing = apiPassword
-    ? createClickHouse({ url: process.env.MCP_AUDIT_CLICKHOUSE_URL || 'http://127.0.0.1:8123', username: 'mcp_api', password: apiPassword, database: db.name, insertTables: ['access_log'] })
-    : createClickHouse({ url: 'http://127.0.0.1:1', username: 'x', password: 'y', database: db.name, insertTables: ['access_log'] });
+    ? createClickHouse({
+        url: process.env.MCP_AUDIT_CLICKHOUSE_URL || 'http://127.0.0.1:8123',
+        username: 'mcp_api',
+        password: apiPassword,
+        database: db.name,
+        insertTables: ['access_log'],
+      })
+    : createClickHouse({
+        url: 'http://127.0.0.1:1',
+        username: 'x',
+        password: 'y',
+        database: db.name,
+        insertTables: ['access_log'],
+      });
   const { app } = await testApi({ reader, accessLog: clickHouseAccessLog(refusing) });
   const r = await app.inject({ url: '/api/v1/events?client=client-a', headers: bearer(KEYS.analyst) });
   assert.equal(r.statusCode, 503);

@@ -15,10 +15,16 @@ test('validation errors name the field; hostile lists and strings are a clear 40
   assert.match(r2.json().error.message, /^q:/);
   const r3 = await app.inject({ url: '/api/v1/events?limit=5000', headers: bearer(KEYS.analyst) });
   assert.match(r3.json().error.message, /^limit:/);
-  const r4 = await app.inject({ url: '/api/v1/events?from=2024-01-01T00:00:00Z&to=2024-03-01T00:00:00Z', headers: bearer(KEYS.analyst) });
+  const r4 = await app.inject({
+    url: '/api/v1/events?from=2024-01-01T00:00:00Z&to=2024-03-01T00:00:00Z',
+    headers: bearer(KEYS.analyst),
+  });
   assert.equal(r4.statusCode, 400);
   assert.match(r4.json().error.message, /31 days/);
-  const r5 = await app.inject({ url: '/api/v1/events?cursor=bm90LWEtY3Vyc29y', headers: bearer(KEYS.analyst) });
+  const r5 = await app.inject({
+    url: '/api/v1/events?cursor=bm90LWEtY3Vyc29y',
+    headers: bearer(KEYS.analyst),
+  });
   assert.match(r5.json().error.message, /^cursor:/);
   const r6 = await app.inject({ url: '/api/v1/events/not-a-uuid', headers: bearer(KEYS.analyst) });
   assert.equal(r6.statusCode, 400);
@@ -36,9 +42,18 @@ test('hostile values reach SQL only as encoded literals', async () => {
     return [];
   };
   const { app } = await testApi({ reader: ch });
-  const evil = ["a' OR 1=1 --", 'b\\', 'c\u0000d', 'ｃｌｉｅｎｔ', "x') UNION ALL SELECT * FROM system.users --"];
+  const evil = [
+    "a' OR 1=1 --",
+    'b\\',
+    'c\u0000d',
+    'ｃｌｉｅｎｔ',
+    "x') UNION ALL SELECT * FROM system.users --",
+  ];
   const qs = evil.map((e) => `client=${encodeURIComponent(e)}`).join('&');
-  const r = await app.inject({ url: `/api/v1/events?${qs}&q=${encodeURIComponent("%'_\\")}`, headers: bearer(KEYS.analyst) });
+  const r = await app.inject({
+    url: `/api/v1/events?${qs}&q=${encodeURIComponent("%'_\\")}`,
+    headers: bearer(KEYS.analyst),
+  });
   assert.equal(r.statusCode, 200, r.body);
   const text = queries.join('\n');
   assert.ok(text.includes("'a\\' OR 1=1 --'"), text);
@@ -50,7 +65,10 @@ test('hostile values reach SQL only as encoded literals', async () => {
 
 test('the access log: a row per audited request, before the answer; refused insert → 503 and no data', async () => {
   const ok = await testApi();
-  const r = await ok.app.inject({ url: '/api/v1/events?client=a&client=b', headers: { ...bearer(KEYS.analyst), 'user-agent': 'ua-test' } });
+  const r = await ok.app.inject({
+    url: '/api/v1/events?client=a&client=b',
+    headers: { ...bearer(KEYS.analyst), 'user-agent': 'ua-test' },
+  });
   assert.equal(r.statusCode, 200);
   assert.equal(ok.accessLog.rows.length, 1);
   const row = ok.accessLog.rows[0]!;
@@ -78,11 +96,20 @@ test('the access log: a row per audited request, before the answer; refused inse
 
 test('Host, Origin, security headers, body cap, rate limit', async () => {
   const { app } = await testApi({}, { rateLimitPerMinute: 3 });
-  const evilHost = await app.inject({ url: '/api/v1/events', headers: { ...bearer(KEYS.analyst), host: 'evil.example:9475' } });
+  const evilHost = await app.inject({
+    url: '/api/v1/events',
+    headers: { ...bearer(KEYS.analyst), host: 'evil.example:9475' },
+  });
   assert.equal(evilHost.statusCode, 403);
-  const evilOrigin = await app.inject({ url: '/api/v1/events', headers: { ...bearer(KEYS.analyst), origin: 'https://evil.example' } });
+  const evilOrigin = await app.inject({
+    url: '/api/v1/events',
+    headers: { ...bearer(KEYS.analyst), origin: 'https://evil.example' },
+  });
   assert.equal(evilOrigin.statusCode, 403);
-  const same = await app.inject({ url: '/api/v1/events', headers: { ...bearer(KEYS.analyst), host: '127.0.0.1:9475', origin: 'http://127.0.0.1:9475' } });
+  const same = await app.inject({
+    url: '/api/v1/events',
+    headers: { ...bearer(KEYS.analyst), host: '127.0.0.1:9475', origin: 'http://127.0.0.1:9475' },
+  });
   assert.equal(same.statusCode, 200);
   assert.match(String(same.headers['content-security-policy']), /default-src 'self'/);
   assert.doesNotMatch(String(same.headers['content-security-policy']), /unsafe-inline|https:/);
@@ -96,9 +123,11 @@ test('Host, Origin, security headers, body cap, rate limit', async () => {
   assert.equal(big.statusCode, 413);
   assert.equal(big.json().error.code, 'AUDIT_ERR_BODY_TOO_LARGE');
   let last;
-  for (let i = 0; i < 4; i++) last = await app.inject({ url: '/api/v1/events', headers: bearer(KEYS.compliance) });
+  for (let i = 0; i < 4; i++)
+    last = await app.inject({ url: '/api/v1/events', headers: bearer(KEYS.compliance) });
   // compliance is refused (403) before its key's bucket is touched; the analyst's bucket runs out
-  for (let i = 0; i < 3; i++) last = await app.inject({ url: '/api/v1/events', headers: bearer(KEYS.analyst) });
+  for (let i = 0; i < 3; i++)
+    last = await app.inject({ url: '/api/v1/events', headers: bearer(KEYS.analyst) });
   assert.equal(last!.statusCode, 429);
   assert.equal(last!.json().error.code, 'AUDIT_ERR_RATE_LIMITED');
   assert.ok(Number(last!.headers['retry-after']) >= 1);
@@ -107,7 +136,11 @@ test('Host, Origin, security headers, body cap, rate limit', async () => {
 
 test('console session: cookie flags, CSRF, logout, revocation ends it', async () => {
   const { app } = await testApi({}, { cookieSecure: true });
-  const login = await app.inject({ method: 'POST', url: '/api/v1/session', payload: { key: KEYS.analyst.plain } });
+  const login = await app.inject({
+    method: 'POST',
+    url: '/api/v1/session',
+    payload: { key: KEYS.analyst.plain },
+  });
   assert.equal(login.statusCode, 200);
   const setCookie = String(login.headers['set-cookie']);
   assert.match(setCookie, /mcpa_session=/);
@@ -122,13 +155,31 @@ test('console session: cookie flags, CSRF, logout, revocation ends it', async ()
   assert.equal(me.statusCode, 200);
   const read = await app.inject({ url: '/api/v1/events', headers: { cookie } });
   assert.equal(read.statusCode, 200);
-  const noCsrf = await app.inject({ method: 'POST', url: '/api/v1/alerts/bulk', headers: { cookie }, payload: { filter: {}, action: 'acknowledge' } });
+  const noCsrf = await app.inject({
+    method: 'POST',
+    url: '/api/v1/alerts/bulk',
+    headers: { cookie },
+    payload: { filter: {}, action: 'acknowledge' },
+  });
   assert.equal(noCsrf.statusCode, 403);
-  const withCsrf = await app.inject({ method: 'POST', url: '/api/v1/alerts/bulk', headers: { cookie, 'x-csrf-token': csrf_token }, payload: { filter: {}, action: 'acknowledge' } });
+  const withCsrf = await app.inject({
+    method: 'POST',
+    url: '/api/v1/alerts/bulk',
+    headers: { cookie, 'x-csrf-token': csrf_token },
+    payload: { filter: {}, action: 'acknowledge' },
+  });
   assert.equal(withCsrf.statusCode, 200, withCsrf.body);
-  const bad = await app.inject({ method: 'POST', url: '/api/v1/session', payload: { key: 'mcpa_wrongwrongwrongwrong' } });
+  const bad = await app.inject({
+    method: 'POST',
+    url: '/api/v1/session',
+    payload: { key: 'mcpa_wrongwrongwrongwrong' },
+  });
   assert.equal(bad.statusCode, 401);
-  const out = await app.inject({ method: 'DELETE', url: '/api/v1/session', headers: { cookie, 'x-csrf-token': csrf_token } });
+  const out = await app.inject({
+    method: 'DELETE',
+    url: '/api/v1/session',
+    headers: { cookie, 'x-csrf-token': csrf_token },
+  });
   assert.equal(out.statusCode, 204);
   assert.equal((await app.inject({ url: '/api/v1/session', headers: { cookie } })).statusCode, 401);
   await app.close();

@@ -18,7 +18,8 @@ const sample: Record<string, string> = {
   client_id: 'client-a',
   '*': 'x.js',
 };
-const concrete = (url: string) => url.replace(/:([a-z_]+)|\*/g, (m, p: string | undefined) => sample[p ?? '*'] ?? 'x');
+const concrete = (url: string) =>
+  url.replace(/:([a-z_]+)|\*/g, (m, p: string | undefined) => sample[p ?? '*'] ?? 'x');
 const bodyFor = (url: string): unknown =>
   url.endsWith('/acknowledge')
     ? {}
@@ -39,13 +40,19 @@ async function call(app: FastifyInstance, r: RegisteredRoute, headers: Record<st
   return app.inject({
     method: r.method as 'GET',
     url: concrete(r.url),
-    headers: { ...headers, ...(body !== undefined && r.method !== 'GET' ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      ...headers,
+      ...(body !== undefined && r.method !== 'GET' ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined && r.method !== 'GET' ? { payload: JSON.stringify(body) } : {}),
   });
 }
 
 test('authorization matrix over the whole registered route table', async () => {
-  const { app } = await testApi({}, { authFailuresPerMinute: 1e6, rateLimitPerMinute: 1e6, addressRateLimitPerMinute: 1e6 });
+  const { app } = await testApi(
+    {},
+    { authFailuresPerMinute: 1e6, rateLimitPerMinute: 1e6, addressRateLimitPerMinute: 1e6 },
+  );
   const table = (app as unknown as { routeTable: RegisteredRoute[] }).routeTable;
   const apiRoutes = table.filter((r) => r.url.startsWith('/api/v1/'));
   assert.ok(apiRoutes.length >= 17, `expected the API routes, got ${apiRoutes.length}`);
@@ -101,6 +108,8 @@ test('authorization matrix over the whole registered route table', async () => {
       }
     }
   }
-  process.stdout.write(`# authz matrix: ${table.length} routes (${apiRoutes.length} under /api/v1), ${cells} cells\n`);
+  process.stdout.write(
+    `# authz matrix: ${table.length} routes (${apiRoutes.length} under /api/v1), ${cells} cells\n`,
+  );
   await app.close();
 });

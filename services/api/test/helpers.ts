@@ -9,11 +9,16 @@ import { buildApi, type ApiDeps } from '../src/app.js';
 import { defaultApiConfig, type ApiConfig } from '../src/config.js';
 
 export const SCHEMAS_DIR = fileURLToPath(new URL('../../../../schemas/clickhouse/', import.meta.url));
-export const log = createLogger('api-test', { level: (process.env.API_TEST_LOG_LEVEL ?? 'silent') as 'silent' });
+export const log = createLogger('api-test', {
+  level: (process.env.API_TEST_LOG_LEVEL ?? 'silent') as 'silent',
+});
 
 export function makeKey(id: string, scopes: ApiKey['scopes'], disabled = false) {
   const plain = generateKey('mcpa');
-  return { plain, entry: { id, sha256: hashKey(plain), scopes, ...(disabled ? { disabled } : {}) } as ApiKey };
+  return {
+    plain,
+    entry: { id, sha256: hashKey(plain), scopes, ...(disabled ? { disabled } : {}) } as ApiKey,
+  };
 }
 
 export const KEYS = {
@@ -88,7 +93,8 @@ export const CH_URL = env.MCP_AUDIT_CLICKHOUSE_URL || 'http://127.0.0.1:8123';
 
 export function adminClient(database?: string, insertTables?: string[]): ClickHouse {
   const password = env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD;
-  if (!password) throw new Error('MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD is not set (source .local/secrets.env)');
+  if (!password)
+    throw new Error('MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD is not set (source .local/secrets.env)');
   return createClickHouse({
     url: CH_URL,
     username: env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER || 'mcp_admin',

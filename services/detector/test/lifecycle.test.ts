@@ -143,7 +143,11 @@ test('a human resolve is final: no detector resolve for it, and the next anomaly
   assert.notEqual(second, first);
   await lc.flush();
   const msgs = sink.writes.flatMap((w) => w.messages);
-  assert.deepEqual(msgs.map((m) => m.type), ['alert', 'alert'], 'no state_change from the detector');
+  assert.deepEqual(
+    msgs.map((m) => m.type),
+    ['alert', 'alert'],
+    'no state_change from the detector',
+  );
 });
 
 test('the human triage watcher closes open alerts a human resolved', async () => {

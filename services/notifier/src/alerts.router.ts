@@ -194,7 +194,11 @@ export function routeAlert(routes: RoutesFile, m: AlertMessage, now: Date = new 
       const sev: AlertSeverity = m.severity;
       // A human's assign or note changes nobody's pager: PagerDuty has no such event (it would
       // become an acknowledge); chat and webhooks still hear of it.
-      if (m.type === 'state_change' && (m.action === 'assign' || m.action === 'note') && d.kind === 'pagerduty')
+      if (
+        m.type === 'state_change' &&
+        (m.action === 'assign' || m.action === 'note') &&
+        d.kind === 'pagerduty'
+      )
         out.push({ destinationId: id, suppressed: 'not_paged' });
       else if (severityRank(sev) < severityRank(d.min_severity))
         out.push({ destinationId: id, suppressed: 'min_severity' });

@@ -41,7 +41,13 @@ test("a human's assign or note never reaches PagerDuty; acknowledge and resolve 
   ]);
   assert.equal(actionOf({ message: assign }), 'assign');
   assert.match(buildSlackStateChange(assign, 'http://x').text, /^Assigned to bob/);
-  const resolve = change({ from: 'acknowledged', status: 'resolved', action: 'resolve', resolution: 'benign', assignee: undefined });
+  const resolve = change({
+    from: 'acknowledged',
+    status: 'resolved',
+    action: 'resolve',
+    resolution: 'benign',
+    assignee: undefined,
+  });
   assert.deepEqual(routeAlert(routes, resolve), [{ destinationId: 'pd' }, { destinationId: 'chat' }]);
   assert.equal(actionOf({ message: resolve }), 'resolve');
   assert.throws(() => change({ action: 'acknowledge', status: 'open' }), /assign or a note/);
