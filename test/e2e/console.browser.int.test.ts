@@ -423,6 +423,12 @@ test('a failed login says so; the admin sees the access log; every page at 1280Ã
         await step(page, `${name}${sfx}`, async () => {
           await page.goto(`${base}${path}`);
           await settled(page);
+          // A machine under load can push a query past the reader's execution-time limit; the page
+          // then says so (tested here too) and its "Try again" button runs it again.
+          for (let i = 0; i < 3 && (await page.locator('.notice.limit').count()) > 0; i++) {
+            await page.locator('.notice.limit button').first().click();
+            await settled(page);
+          }
           assert.equal(await page.locator('.notice.error').count(), 0, `${name} loads without error`);
           await screenshot(page, `${name}${sfx}`);
         });

@@ -131,7 +131,7 @@ export function table<T>(
           h(
             'tr',
             { class: opts.rowClass?.(r) },
-            cols.map((c) => h('td', { class: c.class }, c.cell(r))),
+            cols.map((c) => h('td', { class: c.class, 'data-label': c.label }, h('div', null, c.cell(r)))),
           ),
         ),
       ),

@@ -35,7 +35,7 @@ export function eventColumns(opts: { session?: boolean; client?: boolean } = {})
     cols.push({
       label: 'Client',
       cell: (e) => [
-        h('a', { href: `/clients/${seg(e.client_id)}` }, e.client_id),
+        h('a', { href: `/clients/${seg(e.client_id)}`, class: 'nowrap' }, e.client_id),
         e.client_user || e.client_ip
           ? h('div', { class: 'muted' }, [e.client_user, e.client_ip].filter(Boolean).join(' · '))
           : null,

@@ -64,6 +64,7 @@ export function timeRange(
     h(
       'div',
       { class: 'presets', role: 'group', 'aria-label': 'Quick ranges' },
+      h('span', { class: 'muted', 'aria-hidden': 'true' }, 'Last'),
       PRESETS.map(([label, ms]) =>
         h(
           'button',
@@ -71,9 +72,10 @@ export function timeRange(
             type: 'button',
             class: 'chip-button',
             id: `${idPrefix}-preset-${label}`,
+            'aria-label': `Last ${label}`,
             on: { click: () => apply(presetRange(ms)) },
           },
-          `Last ${label}`,
+          label,
         ),
       ),
     ),

@@ -69,10 +69,10 @@ export function alertsPage(ctx: PageContext): void {
       h('label', { for: client.id }, 'Client'),
       client,
     ),
-    tr.el,
     h(
       'div',
       { class: 'row actions' },
+      tr.el,
       h('button', { type: 'submit', id: 'alerts-apply' }, 'Filter'),
       h('a', { href: '/alerts' }, 'Clear'),
     ),

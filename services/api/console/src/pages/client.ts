@@ -54,7 +54,13 @@ export function clientPage(ctx: PageContext): void {
               h('dt', null, 'State'),
               h('dd', null, badge('state', st.state), st.since ? [' since ', time(st.since)] : null),
               h('dt', null, 'Days of history'),
-              h('dd', null, `${fmtNum(st.active_days)} of ${fmtNum(st.required_days)} needed`),
+              h(
+                'dd',
+                null,
+                st.state === 'unknown'
+                  ? 'No baseline for this client yet'
+                  : `${fmtNum(st.active_days)} of ${fmtNum(st.required_days)} needed`,
+              ),
             ),
             st.state === 'learning'
               ? h(

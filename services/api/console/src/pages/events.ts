@@ -100,8 +100,7 @@ export function eventsPage(ctx: PageContext): void {
     { class: 'filters', role: 'search', 'aria-label': 'Event filters' },
     h('div', { class: 'row' }, h('label', { for: text.id }, 'Search'), text),
     h('div', { class: 'row' }, h('span', { class: 'label' }, 'Add filter'), field, value),
-    tr.el,
-    h('div', { class: 'row actions' }, h('button', { type: 'submit', id: 'filter-apply' }, 'Search')),
+    h('div', { class: 'row' }, tr.el, h('button', { type: 'submit', id: 'filter-apply' }, 'Search')),
   );
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
