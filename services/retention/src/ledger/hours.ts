@@ -1,6 +1,6 @@
 import { dbIdent, sql, tuple, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
 import { hasControlSql, leafSql } from './canonical.js';
-import { merkleRootQuery } from './merkle.js';
+import { levelsFor, merkleRootSql, SQL_MERKLE_LEVELS } from './merkle.js';
 import { HOUR_MS } from './record.js';
 
 /**
@@ -43,9 +43,12 @@ function segmentSql(cutoffs: ReadonlyMap<number, readonly number[]>): SqlFragmen
   if (hours.length === 0) return sql`toUInt32(0)`;
   const hs = hours.map((h) => sec(h));
   const cs = hours.map((h) => [...(cutoffs.get(h) ?? [])].map(sec));
-  // A zero keeps every inner array typed UInt32 even when one is empty; it never counts (ia > 0).
+  // NOTE: no lambda: 18.16 does not see identifiers inside a lambda when it prunes a subquery's
+  // columns ("Unknown identifier"). The cutoffs are ascending, so the number of cutoffs below ia_w
+  // is the first position of ia_w in the sorted list with ia_w added; the leading 0 keeps every
+  // inner array typed (and is always below ia_w); an hour absent from the list is segment 0.
   const lists = cs.map((l) => [0, ...l]);
-  return sql`toUInt32(arraySum(arrayMap(c -> ia_w > c, arrayElement(${lists}, indexOf(${hs}, h)))) - 1)`;
+  return sql`toUInt32(greatest(toInt64(indexOf(arraySort(arrayPushBack(arrayElement(${lists}, indexOf(${hs}, h)), ia_w)), ia_w)) - 2, 0))`;
 }
 
 export interface SegmentRoot {
@@ -64,14 +67,29 @@ export async function segmentRoots(
   fromMs: number,
   toMs: number,
   cutoffs: ReadonlyMap<number, readonly number[]>,
+  expectedRows = 1 << 20,
 ): Promise<SegmentRoot[]> {
-  const inner = sql`SELECT h, seg, count() AS n,
-      arrayMap(t -> tupleElement(t, 2), arraySort(groupArray((id, leaf_w)))) AS l0
-    FROM (SELECT h, id, leaf_w, ${segmentSql(cutoffs)} AS seg FROM (${currentLeavesSql(db, fromMs, toMs)}))
-    GROUP BY h, seg`;
-  const rows = await db.ch.query<{ h: number; seg: number; n: string; root: string }>(
-    sql`SELECT h, seg, n, root FROM (${merkleRootQuery(inner, ['h', 'seg'])}) ORDER BY h, seg`,
-  );
+  // Fewer Merkle levels analyse faster on 18.16; too few leave no root, and the query is redone.
+  let levels = Math.min(SQL_MERKLE_LEVELS, levelsFor(expectedRows * 2 + 64));
+  for (;;) {
+    const got = await segmentRootsAt(db, fromMs, toMs, cutoffs, levels);
+    if (levels >= SQL_MERKLE_LEVELS || got.every((g) => g.root !== '')) return got;
+    levels = SQL_MERKLE_LEVELS;
+  }
+}
+
+async function segmentRootsAt(
+  db: LedgerDb,
+  fromMs: number,
+  toMs: number,
+  cutoffs: ReadonlyMap<number, readonly number[]>,
+  levels: number,
+): Promise<SegmentRoot[]> {
+  const rows = await db.ch.query<{ h: number; seg: number; n: string; root: string }>(sql`
+    SELECT h, seg, count() AS n,
+      ${merkleRootSql(sql`arrayMap(t -> tupleElement(t, 2), arraySort(groupArray((id, leaf_w))))`, levels)} AS root
+    FROM (SELECT h, id, leaf_w, ia_w, ${segmentSql(cutoffs)} AS seg FROM (${currentLeavesSql(db, fromMs, toMs)}))
+    GROUP BY h, seg ORDER BY h, seg`);
   return rows.map((r) => ({ hourMs: Number(r.h) * 1000, segment: Number(r.seg), rows: Number(r.n), root: r.root }));
 }
 
@@ -109,7 +127,7 @@ export async function writeLeavesAndRoots(
       FROM (${currentLeavesSql(db, fromMs, toMs)})
       WHERE k > 0 AND ia_w > arrayElement(${after}, k) AND ia_w <= arrayElement(${upto}, k)
     )`);
-  const rows = await db.ch.query<{ seq: string; n: string; root: string }>(storedRootsSql(db, seqs));
+  const rows = await db.ch.query<{ seq: string; n: string; root: string }>(await storedRootsSql(db, seqs));
   for (const r of rows) out.set(Number(r.seq), { rows: Number(r.n), root: r.root });
   return out;
 }
@@ -117,12 +135,14 @@ export async function writeLeavesAndRoots(
 /** `(1, 2, 3)` for `seq IN …`; callers never pass an empty list (ClickHouse has no `IN ()`). */
 export const seqTuple = (seqs: readonly number[]): SqlFragment => tuple(seqs);
 
-function storedRootsSql(db: LedgerDb, seqs: readonly number[]): SqlFragment {
-  const inner = sql`SELECT seq, count() AS n,
-      arrayMap(t -> tupleElement(t, 2), arraySort(groupArray((event_id, leaf)))) AS l0
+async function storedRootsSql(db: LedgerDb, seqs: readonly number[]): Promise<SqlFragment> {
+  const c = await db.ch.query<{ n: string }>(sql`SELECT count() AS n FROM ${dbIdent(db.database)}.integrity_leaves
+    WHERE seq IN ${seqTuple(seqs)} GROUP BY seq ORDER BY n DESC LIMIT 1`);
+  const levels = Math.min(SQL_MERKLE_LEVELS, levelsFor(Number(c[0]?.n ?? 0)));
+  return sql`SELECT seq, count() AS n,
+      ${merkleRootSql(sql`arrayMap(t -> tupleElement(t, 2), arraySort(groupArray((event_id, leaf))))`, levels)} AS root
     FROM ${dbIdent(db.database)}.integrity_leaves WHERE seq IN ${seqTuple(seqs)}
     GROUP BY seq`;
-  return merkleRootQuery(inner, ['seq']);
 }
 
 /** Roots recomputed from the stored leaf lists of the given records (to authenticate them). */
@@ -132,7 +152,7 @@ export async function storedLeafRoots(
 ): Promise<Map<number, { rows: number; root: string }>> {
   const out = new Map<number, { rows: number; root: string }>();
   if (seqs.length === 0) return out;
-  const rows = await db.ch.query<{ seq: string; n: string; root: string }>(storedRootsSql(db, seqs));
+  const rows = await db.ch.query<{ seq: string; n: string; root: string }>(await storedRootsSql(db, seqs));
   for (const r of rows) out.set(Number(r.seq), { rows: Number(r.n), root: r.root });
   return out;
 }
@@ -143,6 +163,8 @@ export interface HourDiff {
   changed: { count: number; sample: string[] };
   /** Same row, other segment: its ingested_at was changed after sealing. */
   moved: { count: number; sample: string[] };
+  /** Not in any record, ingested after the hour's last cutoff. */
+  unsealed: { count: number; sample: string[] };
 }
 
 /**
@@ -156,19 +178,19 @@ export async function diffHour(
   cutoffMs: readonly number[],
   sample = 10,
 ): Promise<HourDiff> {
-  const cur = sql`SELECT id, leaf_w AS cl, ${segmentSql(new Map([[hourMs, cutoffMs]]))} AS cs, toUInt8(1) AS in_cur
+  const cur = sql`SELECT id, leaf_w AS cl, ia_w, ${segmentSql(new Map([[hourMs, cutoffMs]]))} AS cs, toUInt8(1) AS in_cur
     FROM (${currentLeavesSql(db, hourMs, hourMs + HOUR_MS)})`;
   const st = sql`SELECT event_id AS id, leaf AS sl, toUInt32(indexOf(${seqs}, seq) - 1) AS ss, toUInt8(1) AS in_st
     FROM ${dbIdent(db.database)}.integrity_leaves
     WHERE hour = toDateTime(${sec(hourMs)}, 'UTC') AND seq IN ${seqTuple(seqs)}`;
   const rows = await db.ch.query<{ kind: string; n: string; ids: string[] }>(sql`
     SELECT kind, count() AS n, groupArray(${sample})(id) AS ids FROM (
-      SELECT id, multiIf(in_st = 0, 'added', in_cur = 0, 'removed', cl != sl, 'changed', 'moved') AS kind
+      SELECT id, multiIf(in_st = 0 AND cs = ${cutoffMs.length}, 'unsealed', in_st = 0, 'added', in_cur = 0, 'removed', cl != sl, 'changed', 'moved') AS kind
       FROM (${cur}) ALL FULL OUTER JOIN (${st}) USING id
       WHERE NOT (in_cur = 1 AND in_st = 1 AND cl = sl AND cs = ss)
     ) GROUP BY kind`);
   const empty = () => ({ count: 0, sample: [] as string[] });
-  const diff: HourDiff = { added: empty(), removed: empty(), changed: empty(), moved: empty() };
+  const diff: HourDiff = { added: empty(), removed: empty(), changed: empty(), moved: empty(), unsealed: empty() };
   for (const r of rows) {
     const k = r.kind as keyof HourDiff;
     if (k in diff) diff[k] = { count: Number(r.n), sample: [...r.ids].sort() };

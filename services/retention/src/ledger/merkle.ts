@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ident, join, sql, str, type SqlFragment } from '@mcp-audit/clickhouse';
+import { sql, str, type SqlFragment } from '@mcp-audit/clickhouse';
 
 /**
  * RFC 6962 §2.1 Merkle tree hash: MTH({}) = SHA-256(), MTH({d}) = SHA-256(0x00 ‖ d),
@@ -90,25 +90,24 @@ export function verifyInclusion(
 export const SQL_MERKLE_LEVELS = 24;
 
 /**
- * Wraps `inner`, a query yielding the columns `keys`, `n` and `l0` (Array(FixedString(32)) of leaf
- * hashes in leaf order), into one yielding `keys`, `n` and `root` (lowercase hex). One subquery
- * per level: 18.16 expands aliases textually, so levels chained by alias grow the AST
- * exponentially. Lambdas take only their own arguments (a captured column is replicated once per
- * array element, which would make a level quadratic).
+ * A SQL expression: the lowercase hex root of `leaves`, an Array(FixedString(32)) of leaf hashes in
+ * leaf order. One level is `arrayMap(l -> next(l), [previous])[1]`: the lambda argument works as a
+ * let-binding, so the text grows linearly with the levels. (Chaining levels by alias does not work:
+ * 18.16 expands aliases textually, exponentially here; one subquery per level works but 18.16
+ * re-analyses the inner query at every level, seconds per query.) Lambdas take only their own
+ * arguments: a captured column is replicated once per array element, which would be quadratic.
  */
-export function merkleRootQuery(inner: SqlFragment, keys: readonly string[]): SqlFragment {
-  const k = join(keys.map(name));
+export function merkleRootSql(leaves: SqlFragment, levels = SQL_MERKLE_LEVELS): SqlFragment {
   const one = str(Buffer.from([1]));
-  let q = inner;
-  for (let i = 0; i < SQL_MERKLE_LEVELS; i++) {
-    const l = name(`l${i}`);
-    const a = sql`arrayFilter((x, i) -> i % 2 = 1, ${l}, arrayEnumerate(${l}))`;
-    const b = sql`arrayFilter((x, i) -> i % 2 = 0, ${l}, arrayEnumerate(${l}))`;
-    q = sql`SELECT ${k}, n, arrayConcat(arrayMap((x, y) -> SHA256(concat(${one}, x, y)), arraySlice(${a}, 1, length(${b})), ${b}), arraySlice(${a}, length(${b}) + 1)) AS ${name(`l${i + 1}`)} FROM (${q})`;
+  let e = leaves;
+  for (let i = 0; i < levels; i++) {
+    const a = sql`arrayFilter((x, i) -> i % 2 = 1, l, arrayEnumerate(l))`;
+    const b = sql`arrayFilter((x, i) -> i % 2 = 0, l, arrayEnumerate(l))`;
+    e = sql`arrayMap(l -> arrayConcat(arrayMap((x, y) -> SHA256(concat(${one}, x, y)), arraySlice(${a}, 1, length(${b})), ${b}), arraySlice(${a}, length(${b}) + 1)), [${e}])[1]`;
   }
-  const last = name(`l${SQL_MERKLE_LEVELS}`);
-  return sql`SELECT ${k}, n, lower(hex(if(length(${last}) = 0, SHA256(''), ${last}[1]))) AS root FROM (${q})`;
+  // More leaves than 2^levels leave more than one node: no root rather than a wrong one.
+  return sql`arrayMap(l -> if(length(l) = 0, lower(hex(SHA256(''))), if(length(l) = 1, lower(hex(l[1])), '')), [${e}])[1]`;
 }
 
-// Column names come from the fixed patterns above; ident() with a one-element allowlist quotes them.
-const name = (n: string): SqlFragment => ident(n, [n]);
+/** Levels enough for `rows` leaves (at least 1). */
+export const levelsFor = (rows: number) => Math.max(1, Math.ceil(Math.log2(Math.max(rows, 1))) + 1);
