@@ -86,13 +86,20 @@ export function createLegalHolds(deps: { ch: ClickHouse; database: string; now?:
         });
       } else if (r.action === 'release') {
         const h = holds.get(r.hold_id);
-        if (h && h.active) Object.assign(h, { active: false, released_by: r.actor, released_at: iso(Number(r.at_ms)), release_note: r.note });
+        if (h && h.active)
+          Object.assign(h, {
+            active: false,
+            released_by: r.actor,
+            released_at: iso(Number(r.at_ms)),
+            release_note: r.note,
+          });
       }
     }
     return [...holds.values()];
   };
-  const write = (row: Omit<Row, 'from_ms' | 'to_ms' | 'at_ms'> & { from_ms: number; to_ms: number; at_ms: number }) =>
-    deps.ch.insert('legal_holds', [{ ...row, at: Math.floor(row.at_ms / 1000) }]);
+  const write = (
+    row: Omit<Row, 'from_ms' | 'to_ms' | 'at_ms'> & { from_ms: number; to_ms: number; at_ms: number },
+  ) => deps.ch.insert('legal_holds', [{ ...row, at: Math.floor(row.at_ms / 1000) }]);
   return {
     async create(spec) {
       const s = holdSpecSchema.parse(spec);
@@ -125,7 +132,8 @@ export function createLegalHolds(deps: { ch: ClickHouse; database: string; now?:
     async release(holdId, actor, note) {
       const h = (await load()).find((x) => x.hold_id === holdId);
       if (!h) throw new HoldError('AUDIT_ERR_HOLD_NOT_FOUND', `no legal hold ${holdId}`);
-      if (!h.active) throw new HoldError('AUDIT_ERR_HOLD_RELEASED', `legal hold ${holdId} is already released`);
+      if (!h.active)
+        throw new HoldError('AUDIT_ERR_HOLD_RELEASED', `legal hold ${holdId} is already released`);
       const at = Math.max(now(), Date.parse(h.created_at) + 1);
       await write({
         hold_id: holdId,

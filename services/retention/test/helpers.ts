@@ -70,7 +70,12 @@ export function uuid7(ms: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
-export function makeRow(tsMs: number, i: number, over: Partial<EventRow> = {}, ingestedSec?: number): EventRow {
+export function makeRow(
+  tsMs: number,
+  i: number,
+  over: Partial<EventRow> = {},
+  ingestedSec?: number,
+): EventRow {
   const ia = ingestedSec ?? Math.floor(tsMs / 1000) + 5;
   const row: EventRow = {
     event_id: uuid7(tsMs),

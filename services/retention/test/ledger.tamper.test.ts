@@ -6,7 +6,15 @@ import { createSigningKey, loadPublicKeys, loadSigningKey } from '../src/ledger/
 import { canonicalJson, HOUR_MS } from '../src/ledger/record.js';
 import { DEFAULT_SEALER, sealOnce } from '../src/ledger/sealer.js';
 import { verifyRange, type VerifyReport } from '../src/ledger/verify.js';
-import { makeRow, stackAvailable, tempDir, testDb, waitMutations, type EventRow, type TestDb } from './helpers.js';
+import {
+  makeRow,
+  stackAvailable,
+  tempDir,
+  testDb,
+  waitMutations,
+  type EventRow,
+  type TestDb,
+} from './helpers.js';
 
 const H = (day: number, hour: number, min = 0) => Date.UTC(2026, 0, day, hour, min);
 const sec = (ms: number) => Math.floor(ms / 1000);
@@ -26,14 +34,21 @@ describe('ledger: tampering is detected and named', { skip: !stackAvailable }, (
   const vopts = { sealGraceMs: 30 * 60_000, addendumWindowMs: HOUR_MS };
   const verify = (from: number, to: number, withDir = true): Promise<VerifyReport> =>
     verifyRange(
-      { db, publicKeys: loadPublicKeys(pubDir), dir: withDir ? ledgerDir : undefined, now: () => now2 + 60_000 },
+      {
+        db,
+        publicKeys: loadPublicKeys(pubDir),
+        dir: withDir ? ledgerDir : undefined,
+        now: () => now2 + 60_000,
+      },
       from,
       to,
       vopts,
     );
-  const failing = (r: VerifyReport, h: number) => r.failing.find((f) => f.hour === new Date(h).toISOString().replace('.000Z', 'Z'));
+  const failing = (r: VerifyReport, h: number) =>
+    r.failing.find((f) => f.hour === new Date(h).toISOString().replace('.000Z', 'Z'));
   const kinds = (r: VerifyReport, h: number) => (failing(r, h)?.problems ?? []).map((p) => p.kind).sort();
-  const problem = (r: VerifyReport, h: number, kind: string) => failing(r, h)?.problems.find((p) => p.kind === kind);
+  const problem = (r: VerifyReport, h: number, kind: string) =>
+    failing(r, h)?.problems.find((p) => p.kind === kind);
   const events = () => sql`${dbIdent(db.database)}.events`;
   const ledgerTable = () => sql`${dbIdent(db.database)}.integrity_ledger`;
 
@@ -74,7 +89,10 @@ describe('ledger: tampering is detected and named', { skip: !stackAvailable }, (
     assert.equal(run2.records.at(-1)!.hour, '2026-01-06T01:00:00Z');
     assert.ok(run2.records.every((r) => r.key_id === key2.keyId));
     // A second run at the same instant has nothing to do.
-    assert.equal((await sealOnce({ db, key: key2, dir: ledgerDir, now: () => now2 }, DEFAULT_SEALER)).records.length, 0);
+    assert.equal(
+      (await sealOnce({ db, key: key2, dir: ledgerDir, now: () => now2 }, DEFAULT_SEALER)).records.length,
+      0,
+    );
   });
   after(async () => db?.drop());
 
@@ -94,7 +112,9 @@ describe('ledger: tampering is detected and named', { skip: !stackAvailable }, (
     );
     // 01:00 — ALTER … DELETE of one row.
     const deleted = rows.get(H(5, 1))![7]!;
-    await db.ch.command(sql`ALTER TABLE ${events()} DELETE WHERE event_id = toUUID(${String(deleted.event_id)})`);
+    await db.ch.command(
+      sql`ALTER TABLE ${events()} DELETE WHERE event_id = toUUID(${String(deleted.event_id)})`,
+    );
     await waitMutations(db.ch, db.database, 'events');
     // 02:00 — forged rows with fresh ids (writer): one back-dated under the seal's cutoff, one not.
     const forgedOld = makeRow(H(5, 2, 10), 5000);
@@ -158,6 +178,7 @@ describe('ledger: tampering is detected and named', { skip: !stackAvailable }, (
     assert.ok(kinds(tableOnly, H(5, 4)).includes('bad_signature'));
     assert.ok(kinds(tableOnly, H(5, 4)).includes('missing_record'));
     const tailHours = [H(6, 0), H(6, 1)];
-    for (const h of tailHours) assert.ok(kinds(tableOnly, h).includes('missing_record'), JSON.stringify(kinds(tableOnly, h)));
+    for (const h of tailHours)
+      assert.ok(kinds(tableOnly, h).includes('missing_record'), JSON.stringify(kinds(tableOnly, h)));
   });
 });

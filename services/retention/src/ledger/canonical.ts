@@ -6,14 +6,7 @@ import { ident, join, sql, str, type SqlFragment } from '@mcp-audit/clickhouse';
  * migration order, minus the ingestion bookkeeping (ver, ingested_at, kafka_partition,
  * kafka_offset). The list is frozen for v=1: a new events column needs a v=2 ledger.
  */
-export type ColumnType =
-  | 'uuid'
-  | 'datetime'
-  | 'uint'
-  | 'uint64'
-  | 'string'
-  | 'nullable_int'
-  | 'string_array';
+export type ColumnType = 'uuid' | 'datetime' | 'uint' | 'uint64' | 'string' | 'nullable_int' | 'string_array';
 
 const c = (name: string, type: ColumnType) => ({ name, type }) as const;
 
@@ -61,11 +54,7 @@ export const CANONICAL_COLUMNS: ReadonlyArray<{ readonly name: string; readonly 
 
 export const CANONICAL_COLUMN_NAMES: readonly string[] = CANONICAL_COLUMNS.map((x) => x.name);
 /** Every events column a ledger query may name (the canonical ones plus the bookkeeping it reads). */
-export const EVENTS_COLUMNS: ReadonlySet<string> = new Set([
-  ...CANONICAL_COLUMN_NAMES,
-  'ver',
-  'ingested_at',
-]);
+export const EVENTS_COLUMNS: ReadonlySet<string> = new Set([...CANONICAL_COLUMN_NAMES, 'ver', 'ingested_at']);
 
 /** A canonical row's values, keyed by column: what the NDJSON export writes and verify-bundle reads. */
 export type CanonicalValues = Record<string, unknown>;
@@ -91,7 +80,8 @@ export function canonicalRow(v: CanonicalValues): string {
     const x = v[name];
     switch (type) {
       case 'uuid':
-        if (typeof x !== 'string' || !UUID.test(x)) throw new TypeError(`canonical row: ${name} is not a UUID`);
+        if (typeof x !== 'string' || !UUID.test(x))
+          throw new TypeError(`canonical row: ${name} is not a UUID`);
         parts.push(`"${x}"`);
         break;
       case 'datetime':

@@ -90,7 +90,12 @@ async function segmentRootsAt(
       ${merkleRootSql(sql`arrayMap(t -> tupleElement(t, 2), arraySort(groupArray((id, leaf_w))))`, levels)} AS root
     FROM (SELECT h, id, leaf_w, ia_w, ${segmentSql(cutoffs)} AS seg FROM (${currentLeavesSql(db, fromMs, toMs)}))
     GROUP BY h, seg ORDER BY h, seg`);
-  return rows.map((r) => ({ hourMs: Number(r.h) * 1000, segment: Number(r.seg), rows: Number(r.n), root: r.root }));
+  return rows.map((r) => ({
+    hourMs: Number(r.h) * 1000,
+    segment: Number(r.seg),
+    rows: Number(r.n),
+    root: r.root,
+  }));
 }
 
 export interface NewRecordSpan {
@@ -136,7 +141,9 @@ export async function writeLeavesAndRoots(
 export const seqTuple = (seqs: readonly number[]): SqlFragment => tuple(seqs);
 
 async function storedRootsSql(db: LedgerDb, seqs: readonly number[]): Promise<SqlFragment> {
-  const c = await db.ch.query<{ n: string }>(sql`SELECT count() AS n FROM ${dbIdent(db.database)}.integrity_leaves
+  const c = await db.ch.query<{
+    n: string;
+  }>(sql`SELECT count() AS n FROM ${dbIdent(db.database)}.integrity_leaves
     WHERE seq IN ${seqTuple(seqs)} GROUP BY seq ORDER BY n DESC LIMIT 1`);
   const levels = Math.min(SQL_MERKLE_LEVELS, levelsFor(Number(c[0]?.n ?? 0)));
   return sql`SELECT seq, count() AS n,
@@ -190,7 +197,13 @@ export async function diffHour(
       WHERE NOT (in_cur = 1 AND in_st = 1 AND cl = sl AND cs = ss)
     ) GROUP BY kind`);
   const empty = () => ({ count: 0, sample: [] as string[] });
-  const diff: HourDiff = { added: empty(), removed: empty(), changed: empty(), moved: empty(), unsealed: empty() };
+  const diff: HourDiff = {
+    added: empty(),
+    removed: empty(),
+    changed: empty(),
+    moved: empty(),
+    unsealed: empty(),
+  };
   for (const r of rows) {
     const k = r.kind as keyof HourDiff;
     if (k in diff) diff[k] = { count: Number(r.n), sample: [...r.ids].sort() };

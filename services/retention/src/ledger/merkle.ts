@@ -9,7 +9,11 @@ import { sql, str, type SqlFragment } from '@mcp-audit/clickhouse';
 export const EMPTY_ROOT = createHash('sha256').digest();
 
 export function nodeHash(left: Buffer, right: Buffer): Buffer {
-  return createHash('sha256').update(Buffer.from([1])).update(left).update(right).digest();
+  return createHash('sha256')
+    .update(Buffer.from([1]))
+    .update(left)
+    .update(right)
+    .digest();
 }
 
 /**

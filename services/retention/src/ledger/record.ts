@@ -1,4 +1,11 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+} from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 
 /** A ledger record of version 1 (LEDGER.md). Times are ISO-8601 UTC to the second, with `Z`. */
@@ -111,7 +118,10 @@ export function signRecord(key: SigningKey, record: LedgerRecord): SignedRecord 
 /** A trusted set of public keys by id (the published `<key_id>.pub` files). */
 export type PublicKeys = ReadonlyMap<string, KeyObject>;
 
-export function verifyRecordSignature(keys: PublicKeys, s: SignedRecord): 'ok' | 'unknown_key' | 'bad_signature' {
+export function verifyRecordSignature(
+  keys: PublicKeys,
+  s: SignedRecord,
+): 'ok' | 'unknown_key' | 'bad_signature' {
   const pk = keys.get(s.record.key_id);
   if (!pk) return 'unknown_key';
   return verifyBytes(pk, canonicalJson(s.record), s.sig) ? 'ok' : 'bad_signature';
@@ -139,6 +149,7 @@ export function parseRecord(value: unknown): LedgerRecord | string {
 }
 
 /** ISO-8601 to the second. */
-export const isoSecond = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+export const isoSecond = (ms: number) =>
+  new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 export const HOUR_MS = 3_600_000;
 export const floorHour = (ms: number) => Math.floor(ms / HOUR_MS) * HOUR_MS;

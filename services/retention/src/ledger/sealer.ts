@@ -65,7 +65,8 @@ export class LedgerStateError extends Error {
 async function chainHead(deps: SealerDeps): Promise<LedgerRecord | undefined> {
   const table = await loadTableRecords(deps.db);
   for (const r of table) {
-    if (r.error) throw new LedgerStateError(`ledger record ${r.seq} in the table is unusable (${r.error}); run verify`);
+    if (r.error)
+      throw new LedgerStateError(`ledger record ${r.seq} in the table is unusable (${r.error}); run verify`);
   }
   table.forEach((r, i) => {
     if (r.seq !== i) throw new LedgerStateError(`ledger table has a gap at seq ${i}; run verify`);
@@ -76,11 +77,15 @@ async function chainHead(deps: SealerDeps): Promise<LedgerRecord | undefined> {
     const missingRows = files.filter((f) => !inTable.has(f.seq) && f.record && f.seq === table.length);
     if (missingRows.length > 0) {
       // The file was written, the row was not: finish the append.
-      await insertRecords(deps.db, missingRows.map((f) => ({ record: f.record!, sig: f.sig })));
+      await insertRecords(
+        deps.db,
+        missingRows.map((f) => ({ record: f.record!, sig: f.sig })),
+      );
       table.push(...missingRows);
     }
     const onDisk = new Set(files.map((f) => f.seq));
-    for (const r of table) if (!onDisk.has(r.seq)) writeRecordFile(deps.dir, { record: r.record!, sig: r.sig });
+    for (const r of table)
+      if (!onDisk.has(r.seq)) writeRecordFile(deps.dir, { record: r.record!, sig: r.sig });
   }
   return table.at(-1)?.record;
 }
@@ -112,14 +117,17 @@ export async function sealOnce(deps: SealerDeps, cfg: SealerConfig): Promise<Sea
   let seq = records.length;
 
   // Addenda: rows of sealed, recent hours whose winning copy arrived after the hour's last cutoff.
-  const recent = [...cutoffs.keys()].filter((h) => h + HOUR_MS >= now - cfg.addendumWindowMs).sort((a, b) => a - b);
+  const recent = [...cutoffs.keys()]
+    .filter((h) => h + HOUR_MS >= now - cfg.addendumWindowMs)
+    .sort((a, b) => a - b);
   for (const h of await hoursWithLateRows(db, recent, cutoffs)) {
     const prior = cutoffs.get(h)!;
     const last = prior[prior.length - 1]!;
     if (cutoffMs <= last) continue;
     const segs = await segmentRoots(db, h, h + HOUR_MS, new Map([[h, [...prior, cutoffMs]]]), 1 << 16);
     const fresh = segs.find((s) => s.segment === prior.length);
-    if (fresh && fresh.rows > 0) spans.push({ kind: 'addendum', seq: seq++, hourMs: h, afterMs: last, cutoffMs });
+    if (fresh && fresh.rows > 0)
+      spans.push({ kind: 'addendum', seq: seq++, hourMs: h, afterMs: last, cutoffMs });
   }
 
   // Seals, oldest first.
@@ -194,7 +202,9 @@ async function clearLeftoverLeaves(db: LedgerDb, fromSeq: number): Promise<void>
   if (Number(r[0]?.n ?? 0) === 0) return;
   await db.ch.command(sql`ALTER TABLE ${leaves} DELETE WHERE seq >= ${fromSeq}`);
   for (let i = 0; i < 600; i++) {
-    const left = await db.ch.query<{ n: string }>(sql`SELECT count() AS n FROM ${leaves} WHERE seq >= ${fromSeq}`);
+    const left = await db.ch.query<{ n: string }>(
+      sql`SELECT count() AS n FROM ${leaves} WHERE seq >= ${fromSeq}`,
+    );
     if (Number(left[0]?.n ?? 0) === 0) return;
     await new Promise((res) => setTimeout(res, 100));
   }

@@ -88,7 +88,11 @@ interface ChainState {
  * Checks every record of the ledger: form, signature by a trusted key, the `prev` links, no gaps,
  * and (with the directory) that the table and the files hold the same records.
  */
-export function checkChain(table: LoadedRecord[], dirRecords: LoadedRecord[] | undefined, keys: PublicKeys): ChainState {
+export function checkChain(
+  table: LoadedRecord[],
+  dirRecords: LoadedRecord[] | undefined,
+  keys: PublicKeys,
+): ChainState {
   const problems: Problem[] = [];
   const good = new Map<number, LedgerRecord>();
   const check = (r: LoadedRecord): LedgerRecord | undefined => {
@@ -135,7 +139,11 @@ export function checkChain(table: LoadedRecord[], dirRecords: LoadedRecord[] | u
     const onDisk = new Set(dirRecords.map((r) => r.seq));
     for (const r of table) {
       if (!onDisk.has(r.seq))
-        problems.push({ kind: 'bad_record', seq: r.seq, detail: `record ${r.seq} is in the table but has no file` });
+        problems.push({
+          kind: 'bad_record',
+          seq: r.seq,
+          detail: `record ${r.seq} is in the table but has no file`,
+        });
     }
   }
   // The usable copy of each seq: the file's when valid (WORM), else the table's.
@@ -150,7 +158,8 @@ export function checkChain(table: LoadedRecord[], dirRecords: LoadedRecord[] | u
   for (let s = 0; s <= max; s++) {
     const r = good.get(s);
     if (!r) {
-      if (!seqs.includes(s)) problems.push({ kind: 'broken_chain', seq: s, detail: `record ${s} is missing` });
+      if (!seqs.includes(s))
+        problems.push({ kind: 'broken_chain', seq: s, detail: `record ${s} is missing` });
       prev = undefined;
       continue;
     }
@@ -195,7 +204,13 @@ export async function verifyRange(
   const report = (h: number): HourReport => {
     let r = reports.get(h);
     if (!r) {
-      r = { hour: isoSecond(h), status: 'ok', rows: 0, seqs: (byHour.get(h) ?? []).map((x) => x.seq), problems: [] };
+      r = {
+        hour: isoSecond(h),
+        status: 'ok',
+        rows: 0,
+        seqs: (byHour.get(h) ?? []).map((x) => x.seq),
+        problems: [],
+      };
       reports.set(h, r);
     }
     return r;
@@ -216,10 +231,15 @@ export async function verifyRange(
     const cutoffs = new Map<number, number[]>();
     for (let h = a; h < b; h += HOUR_MS) {
       const recs = byHour.get(h);
-      if (recs) cutoffs.set(h, recs.map((r) => Date.parse(r.cutoff)));
+      if (recs)
+        cutoffs.set(
+          h,
+          recs.map((r) => Date.parse(r.cutoff)),
+        );
     }
     let expected = 0;
-    for (const recs of [...cutoffs.keys()].map((h) => byHour.get(h) ?? [])) expected = Math.max(expected, ...recs.map((r) => r.rows));
+    for (const recs of [...cutoffs.keys()].map((h) => byHour.get(h) ?? []))
+      expected = Math.max(expected, ...recs.map((r) => r.rows));
     const segs = await segmentRoots(deps.db, a, b, cutoffs, expected);
     const byH = new Map<number, SegmentRoot[]>();
     for (const s of segs) byH.set(s.hourMs, [...(byH.get(s.hourMs) ?? []), s]);
@@ -300,11 +320,21 @@ async function explain(deps: VerifyDeps, h: number, recs: LedgerRecord[], r: Hou
       detail: 'the stored leaf list no longer matches the signed root: the ids below are indicative only',
     });
   }
-  const d = await diffHour(deps.db, h, seqs, recs.map((x) => Date.parse(x.cutoff)), sample);
+  const d = await diffHour(
+    deps.db,
+    h,
+    seqs,
+    recs.map((x) => Date.parse(x.cutoff)),
+    sample,
+  );
   const add = (kind: ProblemKind, x: { count: number; sample: string[] }, detail: string) => {
     if (x.count > 0) r.problems.push({ kind, count: x.count, sample: x.sample, detail });
   };
-  add('rows_added', d.added, 'rows present now that no record of this hour covers (ingested before its last cutoff)');
+  add(
+    'rows_added',
+    d.added,
+    'rows present now that no record of this hour covers (ingested before its last cutoff)',
+  );
   add('rows_removed', d.removed, 'rows covered by a record that are gone');
   add('rows_changed', d.changed, 'rows whose canonical content differs from the sealed one');
   add('rows_moved', d.moved, "rows whose ingested_at moved them to another record's span");
@@ -314,6 +344,9 @@ async function explain(deps: VerifyDeps, h: number, recs: LedgerRecord[], r: Hou
     "rows ingested after the hour's last cutoff: late rows awaiting an addendum, or inserted after sealing",
   );
   if (r.problems.length === 0) {
-    r.problems.push({ kind: 'rows_changed', detail: 'the hour does not match its records (no row-level difference found)' });
+    r.problems.push({
+      kind: 'rows_changed',
+      detail: 'the hour does not match its records (no row-level difference found)',
+    });
   }
 }

@@ -1,0 +1,69 @@
+import cron from 'node-cron';
+import { z } from 'zod';
+import { clickhouseEnv } from '@mcp-audit/clickhouse';
+import { kafkaEnvSchema, TOPIC_ALERTS } from '@mcp-audit/kafka';
+import { envInt, opsEnv, serviceEnv } from '@mcp-audit/service-kit';
+
+const cronExpr = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .refine((s) => cron.validate(s), 'not a valid cron expression');
+
+/**
+ * Days each table keeps its day partitions. integrity_ledger, integrity_leaves (dropped with their
+ * events' day) and retention_receipts are not in the policy: they are kept forever.
+ */
+export const retentionPolicySchema = z
+  .object({
+    events: z.number().int().min(1).max(36_500).default(90),
+    alerts: z.number().int().min(1).max(36_500).default(400),
+    alert_transitions: z.number().int().min(1).max(36_500).default(400),
+    alert_deliveries: z.number().int().min(1).max(36_500).default(400),
+    access_log: z.number().int().min(1).max(36_500).default(400),
+  })
+  .strict();
+export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
+export const POLICY_TABLES = Object.keys(retentionPolicySchema.shape) as Array<keyof RetentionPolicy>;
+
+export const retentionEnvSchema = kafkaEnvSchema.extend({
+  ...serviceEnv('RETENTION').shape,
+  ...opsEnv('RETENTION', 9477).shape,
+  ...clickhouseEnv('ADMIN').shape,
+  /** Ed25519 private key (PKCS#8 PEM, mode 0600). No other service's environment names it. */
+  MCP_AUDIT_LEDGER_SIGNING_KEY_FILE: z.string().min(1),
+  /** Published public keys, `<key_id>.pub`. */
+  MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR: z.string().min(1),
+  /** One file per ledger record (ship it to WORM storage). */
+  MCP_AUDIT_LEDGER_DIR: z.string().min(1),
+  /** One file per deletion receipt. */
+  MCP_AUDIT_RETENTION_RECEIPTS_DIR: z.string().min(1),
+  /** At least the detector's allowed lateness (2 min by default). */
+  MCP_AUDIT_LEDGER_SEALING_DELAY_MS: envInt(600_000, 120_000, 86_400_000),
+  MCP_AUDIT_LEDGER_INGEST_MARGIN_MS: envInt(300_000, 0, 3_600_000),
+  MCP_AUDIT_LEDGER_ADDENDUM_WINDOW_MS: envInt(7 * 86_400_000, 3_600_000, 90 * 86_400_000),
+  MCP_AUDIT_LEDGER_START: z.iso.datetime().optional(),
+  MCP_AUDIT_LEDGER_SEAL_CRON: cronExpr('*/5 * * * *'),
+  MCP_AUDIT_RETENTION_CRON: cronExpr('30 3 * * *'),
+  /** JSON object of days per table, e.g. {"events":90}; defaults as in retentionPolicySchema. */
+  MCP_AUDIT_RETENTION_POLICY: z
+    .string()
+    .default('{}')
+    .transform((s, ctx) => {
+      try {
+        return retentionPolicySchema.parse(JSON.parse(s));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `invalid retention policy: ${(err as Error).message}` });
+        return z.NEVER;
+      }
+    }),
+  MCP_AUDIT_ALERTS_TOPIC: z.string().default(TOPIC_ALERTS),
+});
+export type RetentionEnv = z.infer<typeof retentionEnvSchema>;
+
+/** The CLI reads the same variables, but Kafka and the signing key only for the commands that need them. */
+export const cliEnvSchema = retentionEnvSchema.partial({
+  MCP_AUDIT_LEDGER_SIGNING_KEY_FILE: true,
+  MCP_AUDIT_LEDGER_DIR: true,
+  MCP_AUDIT_RETENTION_RECEIPTS_DIR: true,
+});

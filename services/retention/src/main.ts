@@ -1,0 +1,92 @@
+import cron from 'node-cron';
+import { clickhouseFor } from '@mcp-audit/clickhouse';
+import { createKafka, createProducer, kafkaConfigFromEnv } from '@mcp-audit/kafka';
+import {
+  createLogger,
+  createRegistry,
+  defineService,
+  loadConfigOrExit,
+  serviceOptionsFromEnv,
+} from '@mcp-audit/service-kit';
+import { retentionEnvSchema } from './config.js';
+import { createLegalHolds } from './holds.js';
+import { loadPublicKeys, loadSigningKey } from './ledger/keys.js';
+import { DEFAULT_SEALER, sealOnce } from './ledger/sealer.js';
+import { runRetention } from './retention.job.js';
+
+const env = loadConfigOrExit(retentionEnvSchema);
+const log = createLogger('retention', { level: env.MCP_AUDIT_LOG_LEVEL });
+const registry = createRegistry('retention');
+// The key is read once at boot; its file is readable by this service's account only.
+const key = loadSigningKey(env.MCP_AUDIT_LEDGER_SIGNING_KEY_FILE);
+const ch = clickhouseFor(env, 'ADMIN', {
+  insertTables: ['integrity_ledger', 'retention_receipts', 'legal_holds'],
+  application: 'mcp-audit-retention',
+  requestTimeoutMs: 3_600_000,
+  logger: log,
+});
+const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-retention'), log);
+const producer = createProducer(kafka);
+const db = { ch, database: env.MCP_AUDIT_CLICKHOUSE_DATABASE };
+const sealer = {
+  ...DEFAULT_SEALER,
+  sealingDelayMs: env.MCP_AUDIT_LEDGER_SEALING_DELAY_MS,
+  ingestMarginMs: env.MCP_AUDIT_LEDGER_INGEST_MARGIN_MS,
+  addendumWindowMs: env.MCP_AUDIT_LEDGER_ADDENDUM_WINDOW_MS,
+  startMs: env.MCP_AUDIT_LEDGER_START ? Date.parse(env.MCP_AUDIT_LEDGER_START) : undefined,
+};
+let busy: Promise<unknown> = Promise.resolve();
+let lastError: string | undefined;
+// One job at a time: sealing and retention both read the ledger's head.
+const serial = (name: string, fn: () => Promise<unknown>) => () => {
+  busy = busy.then(fn).then(
+    () => (lastError = undefined),
+    (err: unknown) => {
+      lastError = `${name}: ${(err as Error).message}`;
+      log.error({ err, job: name }, 'job failed');
+    },
+  );
+};
+const seal = serial('seal', () => sealOnce({ db, key, dir: env.MCP_AUDIT_LEDGER_DIR, log }, sealer));
+const retain = serial('retention', async () => {
+  const r = await runRetention(
+    {
+      ch,
+      database: db.database,
+      holds: createLegalHolds(db),
+      publicKeys: loadPublicKeys(env.MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR),
+      ledgerDir: env.MCP_AUDIT_LEDGER_DIR,
+      verify: { sealGraceMs: sealer.sealingDelayMs + 15 * 60_000, addendumWindowMs: sealer.addendumWindowMs },
+      key,
+      receiptsDir: env.MCP_AUDIT_RETENTION_RECEIPTS_DIR,
+      raiseAlerts: (alerts) =>
+        producer.send(
+          env.MCP_AUDIT_ALERTS_TOPIC,
+          alerts.map((a) => ({ key: a.dedup_key, value: JSON.stringify(a) })),
+        ),
+    },
+    env.MCP_AUDIT_RETENTION_POLICY,
+  );
+  log.info({ removed: r.removed.length, kept: r.kept.length, alerts: r.alerts.length }, 'retention run');
+});
+const jobs = [
+  cron.schedule(env.MCP_AUDIT_LEDGER_SEAL_CRON, seal, { timezone: 'UTC' }),
+  cron.schedule(env.MCP_AUDIT_RETENTION_CRON, retain, { timezone: 'UTC' }),
+];
+
+const service = defineService({
+  name: 'retention',
+  log,
+  registry,
+  ...serviceOptionsFromEnv(env, 'RETENTION'),
+})
+  .health(() => ({ ok: true, details: { keyId: key.keyId, lastError } }))
+  .onStop('intake', 'stop cron jobs', () => jobs.forEach((j) => j.stop()))
+  .onStop('drain', 'finish the job in hand', () => busy)
+  .onStop('commit', 'disconnect producer', () => producer.disconnect())
+  .onStop('close', 'close clickhouse', () => ch.close());
+
+await service.run(async () => {
+  await producer.connect();
+  seal();
+});
