@@ -3,3 +3,5 @@ export * from './client.js';
 export * from './topics.js';
 export * from './producer.js';
 export * from './consumer.js';
+export * from './sealed-box.js';
+export * from './dead-letter.js';

@@ -5,3 +5,4 @@ export * from './json.js';
 export * from './canonical.js';
 export * from './json-schema.js';
 export * from './alert.js';
+export * from './event-key.js';

@@ -1,6 +1,13 @@
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
-import { parseEvent } from '@mcp-audit/schema';
-import type { AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
+import { eventKeyFor, parseEvent } from '@mcp-audit/schema';
+import {
+  chunkBySize,
+  createDeadLetterBuilder,
+  DLQ_HEADERS,
+  type AuditProducer,
+  type OutgoingMessage,
+  type Sealer,
+} from '@mcp-audit/kafka';
 import {
   AuditError,
   createRateLimiter,
@@ -33,6 +40,8 @@ export interface CollectorDeps {
   producer: AuditProducer;
   tokens: TokenStore;
   redactor: EventRedactor;
+  /** Seals rejected events' original bytes to the `dlq replay` key; without it only redacted previews are kept. */
+  dlqSealer?: Sealer;
   log: Logger;
   registry: Registry;
   now?: () => number;
@@ -79,6 +88,10 @@ function authenticate(tokens: TokenStore, header: string | undefined): SourceCre
 export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
   const now = deps.now ?? Date.now;
   const log = deps.log.child({ component: 'collector' });
+  const deadLetters = createDeadLetterBuilder({
+    redactor: deps.redactor,
+    ...(deps.dlqSealer ? { sealer: deps.dlqSealer } : {}),
+  });
   const accepted = new Counter({
     name: 'mcp_audit_collector_events_accepted_total',
     help: 'Events acknowledged by Kafka',
@@ -237,18 +250,20 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
       const reject = (index: number, raw: Buffer, r: { code: string; reason: string; event_id?: string }) => {
         results.push({ index, status: 'rejected', ...r });
         rejected.inc({ code: r.code });
-        // The bytes as sent, like the ingester's dead letters: the DLQ is for forensics and replay.
-        dead.push({
-          key: null,
-          value: raw,
-          headers: {
-            'mcp-audit-dlq-code': r.code,
-            'mcp-audit-dlq-reason': r.reason.slice(0, 2048),
-            'mcp-audit-source-topic': 'collector',
-            'mcp-audit-collector-source-id': source.source_id,
-            'mcp-audit-dlq-at': new Date(t).toISOString(),
-          },
-        });
+        // Redacted like everything else; the bytes as sent only sealed to the replay key.
+        dead.push(
+          deadLetters.build({
+            original: raw,
+            key: null,
+            code: r.code,
+            reason: r.reason,
+            context: {
+              [DLQ_HEADERS.topic]: 'collector',
+              'mcp-audit-collector-source-id': source.source_id,
+            },
+            atMs: t,
+          }),
+        );
       };
       body.items.forEach((raw, index) => {
         // The same parser as a Kafka message's, on the same bytes, whatever the content type.
@@ -260,21 +275,24 @@ export function buildCollector(cfg: CollectorConfig, deps: CollectorDeps) {
         if (parsed.event.source.id !== source.source_id) {
           reject(index, raw, {
             code: 'AUDIT_ERR_SOURCE_MISMATCH',
-            reason: `source.id "${parsed.event.source.id}" does not match the token's source "${source.source_id}"`,
+            reason: deps.redactor.redactString(
+              `source.id "${parsed.event.source.id}" does not match the token's source "${source.source_id}"`,
+            ).value,
             event_id: parsed.event.event_id,
           });
           return;
         }
         // Byte-identical to what the source sent unless redaction replaced something.
-        const { raw: redactedRaw } = deps.redactor.redactEvent(parsed.event, parsed.raw);
-        out.push({ key: parsed.event.client.id, value: redactedRaw });
+        const { event: redacted, raw: redactedRaw } = deps.redactor.redactEvent(parsed.event, parsed.raw);
+        // Keyed by the redacted identity: a secret pasted into client.id never reaches the key.
+        out.push({ key: eventKeyFor(redacted.client.id), value: redactedRaw });
         results.push({ index, status: 'accepted', event_id: parsed.event.event_id });
       });
       // Nothing is acknowledged before Kafka has it (acks=-1); a failure here is a 503, never a 2xx.
       await deps.producer.send(cfg.eventsTopic, out);
       if (dead.length > 0) {
         try {
-          await deps.producer.send(cfg.dlqTopic, dead);
+          for (const chunk of chunkBySize(dead)) await deps.producer.send(cfg.dlqTopic, chunk);
         } catch (err) {
           // The caller is told per event why it was rejected, so nothing valid is lost here.
           log.warn({ err, count: dead.length }, 'could not dead-letter rejected events');

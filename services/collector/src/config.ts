@@ -17,6 +17,11 @@ export const collectorEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_COLLECTOR_REQUEST_TIMEOUT_MS: envInt(15_000, 100, 300_000),
   MCP_AUDIT_EVENTS_TOPIC: z.string().default(TOPIC_EVENTS),
   MCP_AUDIT_DLQ_TOPIC: z.string().default(TOPIC_EVENTS_DLQ),
+  /**
+   * X25519 public key (PEM) that dead-lettered originals are sealed to. Only `dlq replay` holds the
+   * private key. Unset: dead letters keep only their redacted preview and cannot be replayed.
+   */
+  MCP_AUDIT_DLQ_PUBLIC_KEY_FILE: z.string().optional(),
   MCP_AUDIT_REDACTION_KEY: z.string().min(16, 'MCP_AUDIT_REDACTION_KEY must be at least 16 characters'),
 });
 

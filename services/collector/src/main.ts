@@ -1,4 +1,11 @@
-import { createKafka, createProducer, ensureDeclaredTopics, kafkaConfigFromEnv } from '@mcp-audit/kafka';
+import {
+  createKafka,
+  createProducer,
+  createSealer,
+  ensureDeclaredTopics,
+  kafkaConfigFromEnv,
+  loadDlqPublicKey,
+} from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { boot, defineService } from '@mcp-audit/service-kit';
 import { collectorEnvSchema } from './config.js';
@@ -8,6 +15,11 @@ import { loadTokenStore } from './source-tokens.js';
 const { env, log, registry } = boot('collector', collectorEnvSchema);
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-collector'), log);
 const producer = createProducer(kafka);
+const dlqSealer = env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE
+  ? createSealer(loadDlqPublicKey(env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE))
+  : undefined;
+if (dlqSealer) log.info({ key_id: dlqSealer.keyId }, 'dead-lettered originals are sealed to the replay key');
+else log.warn('MCP_AUDIT_DLQ_PUBLIC_KEY_FILE is not set: dead letters keep only a redacted preview');
 
 const app = buildCollector(
   {
@@ -23,6 +35,7 @@ const app = buildCollector(
     producer,
     tokens: loadTokenStore(env.MCP_AUDIT_COLLECTOR_TOKENS_FILE),
     redactor: createEventRedactor({ fingerprintKey: env.MCP_AUDIT_REDACTION_KEY }),
+    ...(dlqSealer ? { dlqSealer } : {}),
     log,
     registry,
   },

@@ -1,13 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
+import { generateKeyPairSync } from 'node:crypto';
+import {
+  createOpener,
+  createSealer,
+  DLQ_HEADERS,
+  type AuditProducer,
+  type OutgoingMessage,
+} from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import { buildCollector, type CollectorConfig } from '../src/app.js';
 import { createTokenStore, generateToken, hashToken } from '../src/source-tokens.js';
 
 const log = createLogger('collector-unit', { level: 'silent' });
+const dlqKeys = generateKeyPairSync('x25519');
+const opener = createOpener([dlqKeys.privateKey]);
 const ingestToken = generateToken();
 const analystToken = generateToken();
 
@@ -64,6 +73,7 @@ function build(
         },
       ]),
       redactor: createEventRedactor({ fingerprintKey: 'collector-unit-key-0123456789' }),
+      dlqSealer: createSealer(dlqKeys.publicKey),
       log,
       registry,
       ...(health ? { health } : {}),
@@ -260,9 +270,17 @@ test('JSON array and NDJSON take the same parse path: same results, same bytes o
     events.map((m) => String(m.value)),
     [ok, ok],
   );
+  // The readable value is redacted (a duplicate key is gone once parsed); the bytes as sent are
+  // kept only sealed to the replay key.
+  assert.deepEqual(
+    dead.map((m) =>
+      String(opener.open(m.headers![DLQ_HEADERS.sealed] as Buffer, String(m.headers![DLQ_HEADERS.keyId]))),
+    ),
+    [dup, bad, '42', dup, bad, '42'],
+  );
   assert.deepEqual(
     dead.map((m) => String(m.value)),
-    [dup, bad, '42', dup, bad, '42'],
+    [dup.replace('"id":"client-1",', ''), bad, '42', dup.replace('"id":"client-1",', ''), bad, '42'],
   );
   await app.close();
 });

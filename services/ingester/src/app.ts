@@ -1,4 +1,4 @@
-import type { AuditProducer, BatchConsumer, Kafka } from '@mcp-audit/kafka';
+import type { AuditProducer, BatchConsumer, Kafka, Sealer } from '@mcp-audit/kafka';
 import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { BatchWriter } from '@mcp-audit/service-kit';
@@ -23,6 +23,8 @@ export interface IngesterDeps {
   insertEvents: (rows: EventRow[]) => Promise<void>;
   isRetryableInsertError: (err: unknown) => boolean;
   redactor: EventRedactor;
+  /** Seals dead-lettered originals to the `dlq replay` key (MCP_AUDIT_DLQ_PUBLIC_KEY_FILE). */
+  dlqSealer?: Sealer;
   log: Logger;
   registry: Registry;
   producer?: AuditProducer;
@@ -59,6 +61,7 @@ export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester
     writer,
     producer,
     redactor: deps.redactor,
+    ...(deps.dlqSealer ? { dlqSealer: deps.dlqSealer } : {}),
     dlqTopic: cfg.dlqTopic,
     log,
     metrics,

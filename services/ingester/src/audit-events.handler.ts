@@ -1,5 +1,15 @@
 import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
-import type { ConsumedMessage, BatchContext, AuditProducer, OutgoingMessage } from '@mcp-audit/kafka';
+import {
+  chunkBySize,
+  createDeadLetterBuilder,
+  DLQ_HEADERS,
+  type AuditProducer,
+  type BatchContext,
+  type ConsumedMessage,
+  type DeadLetterBuilder,
+  type OutgoingMessage,
+  type Sealer,
+} from '@mcp-audit/kafka';
 import type { Logger } from '@mcp-audit/service-kit';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import type { BatchWriter } from '@mcp-audit/service-kit';
@@ -10,6 +20,8 @@ export interface HandlerDeps {
   writer: BatchWriter<EventRow>;
   producer: AuditProducer;
   redactor: EventRedactor;
+  /** Seals dead-lettered originals to the `dlq replay` key; without it only redacted previews are kept. */
+  dlqSealer?: Sealer;
   dlqTopic: string;
   log: Logger;
   metrics: IngesterMetrics;
@@ -22,33 +34,27 @@ interface DeadLetter {
   reason: string;
 }
 
-/** Header names on dead-lettered messages (documented in the README). */
-export const DLQ_HEADERS = {
-  code: 'mcp-audit-dlq-code',
-  reason: 'mcp-audit-dlq-reason',
-  topic: 'mcp-audit-source-topic',
-  partition: 'mcp-audit-source-partition',
-  offset: 'mcp-audit-source-offset',
-  at: 'mcp-audit-dlq-at',
-} as const;
+/** Header names on dead-lettered messages (documented in the README; defined with the envelope). */
+export { DLQ_HEADERS };
 
-const MAX_REASON_BYTES = 2_048;
-
-export function toDeadLetterMessage(d: DeadLetter, nowMs: number): OutgoingMessage {
-  const reason = Buffer.from(d.reason, 'utf8').subarray(0, MAX_REASON_BYTES).toString('utf8');
-  return {
+/** A dead letter as the ingester writes it: redacted preview, redacted headers, original sealed. */
+export function toDeadLetterMessage(
+  d: DeadLetter,
+  nowMs: number,
+  builder: DeadLetterBuilder,
+): OutgoingMessage {
+  return builder.build({
+    original: d.message.value,
     key: d.message.key,
-    // The original bytes, untouched: the DLQ is for forensics and replay.
-    value: d.message.value ?? Buffer.alloc(0),
-    headers: {
-      [DLQ_HEADERS.code]: d.code,
-      [DLQ_HEADERS.reason]: reason,
+    code: d.code,
+    reason: d.reason,
+    context: {
       [DLQ_HEADERS.topic]: d.message.topic,
       [DLQ_HEADERS.partition]: String(d.message.partition),
       [DLQ_HEADERS.offset]: d.message.offset,
-      [DLQ_HEADERS.at]: new Date(nowMs).toISOString(),
     },
-  };
+    atMs: nowMs,
+  });
 }
 
 /**
@@ -58,13 +64,22 @@ export function toDeadLetterMessage(d: DeadLetter, nowMs: number): OutgoingMessa
 export function createAuditEventsHandler(deps: HandlerDeps) {
   const now = deps.now ?? Date.now;
   const log = deps.log.child({ component: 'handler' });
+  const deadLetters = createDeadLetterBuilder({
+    redactor: deps.redactor,
+    ...(deps.dlqSealer ? { sealer: deps.dlqSealer } : {}),
+  });
 
   async function sendDeadLetters(letters: DeadLetter[], ctx: BatchContext): Promise<void> {
     if (letters.length === 0) return;
-    const msgs = letters.map((d) => toDeadLetterMessage(d, now()));
+    const msgs = letters.map((d) => toDeadLetterMessage(d, now(), deadLetters));
+    const chunks = chunkBySize(msgs);
     for (let attempt = 1; ; attempt++) {
       try {
-        await deps.producer.send(deps.dlqTopic, msgs);
+        // A retry after a partial failure re-sends sent chunks: at-least-once, like the consumer.
+        while (chunks.length > 0) {
+          await deps.producer.send(deps.dlqTopic, chunks[0]!);
+          chunks.shift();
+        }
         break;
       } catch (err) {
         // Never resolve past a message that is neither stored nor dead-lettered.
@@ -80,7 +95,7 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
       {
         messages: letters.length,
         codes: [...new Set(letters.map((d) => d.code))],
-        sample: letters[0]!.reason,
+        sample: deps.redactor.redactString(letters[0]!.reason).value,
       },
       'dead-lettered',
     );

@@ -10,6 +10,11 @@ export const ingesterEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_INGESTER_GROUP_ID: z.string().default('mcp-audit-ingester'),
   MCP_AUDIT_EVENTS_TOPIC: z.string().default(TOPIC_EVENTS),
   MCP_AUDIT_DLQ_TOPIC: z.string().default(TOPIC_EVENTS_DLQ),
+  /**
+   * X25519 public key (PEM) that dead-lettered originals are sealed to. Only `dlq replay` holds the
+   * private key. Unset: dead letters keep only their redacted preview and cannot be replayed.
+   */
+  MCP_AUDIT_DLQ_PUBLIC_KEY_FILE: z.string().optional(),
   /** ClickHouse guidance: thousands of rows per insert, about one insert per second per table. */
   MCP_AUDIT_INGESTER_BATCH_ROWS: envInt(10_000, 1, 1_000_000),
   MCP_AUDIT_INGESTER_FLUSH_MS: envInt(1_000, 10, 60_000),

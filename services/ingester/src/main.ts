@@ -1,4 +1,10 @@
-import { createKafka, ensureDeclaredTopics, kafkaConfigFromEnv } from '@mcp-audit/kafka';
+import {
+  createKafka,
+  createSealer,
+  ensureDeclaredTopics,
+  kafkaConfigFromEnv,
+  loadDlqPublicKey,
+} from '@mcp-audit/kafka';
 import { clickhouseFor, isRetryableClickHouseError } from '@mcp-audit/clickhouse';
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
@@ -8,6 +14,11 @@ import { buildIngester } from './app.js';
 const { env, log, registry } = boot('ingester', ingesterEnvSchema);
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-ingester'), log);
 const clickhouse = clickhouseFor(env, 'WRITER', { logger: log });
+const dlqSealer = env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE
+  ? createSealer(loadDlqPublicKey(env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE))
+  : undefined;
+if (dlqSealer) log.info({ key_id: dlqSealer.keyId }, 'dead-lettered originals are sealed to the replay key');
+else log.warn('MCP_AUDIT_DLQ_PUBLIC_KEY_FILE is not set: dead letters keep only a redacted preview');
 
 const ingester = buildIngester(
   {
@@ -23,6 +34,7 @@ const ingester = buildIngester(
     insertEvents: (rows) => clickhouse.insert('events', rows),
     isRetryableInsertError: isRetryableClickHouseError,
     redactor: createEventRedactor({ fingerprintKey: env.MCP_AUDIT_REDACTION_KEY }),
+    ...(dlqSealer ? { dlqSealer } : {}),
     log,
     registry,
   },
