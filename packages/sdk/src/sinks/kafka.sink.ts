@@ -1,4 +1,5 @@
 import { createKafka, createProducer, TOPIC_EVENTS, type AuditProducer } from '@mcp-audit/kafka';
+import { eventKeyFor } from '@mcp-audit/schema';
 import { sdkLog, stderrLogger, type AuditLogger, type AuditLogLevel } from '../logger.js';
 import type { AuditEvent, AuditSink } from '../sink.js';
 
@@ -22,8 +23,9 @@ export interface KafkaSinkOptions {
 }
 
 /**
- * Produces each event to the events topic with key = `client.id` (DESIGN: one client's events stay
- * ordered on one partition), idempotent with acks=-1 through packages/kafka. Connects on first use
+ * Produces each event to the events topic keyed by `eventKeyFor(client.id)` of the redacted event
+ * (the emitter redacts before the sink; DESIGN: one client's events stay ordered on one partition,
+ * and a secret in a client id never reaches the key), idempotent with acks=-1 through packages/kafka. Connects on first use
  * and reconnects after the broker went away, so a sink built while Kafka is down starts working
  * when Kafka comes back.
  */
@@ -68,7 +70,7 @@ export function createKafkaSink(opts: KafkaSinkOptions): AuditSink {
       await ensureConnected();
       await producer.send(
         topic,
-        events.map((e) => ({ key: e.client.id, value: JSON.stringify(e) })),
+        events.map((e) => ({ key: eventKeyFor(e.client.id), value: JSON.stringify(e) })),
       );
     },
     async close(): Promise<void> {
