@@ -62,12 +62,18 @@ test('the repo migrations load: numbered, idempotent, checksummed', () => {
       [3, '003_alert_deliveries.sql'],
       [4, '004_detection.sql'],
       [5, '005_periodic_progress.sql'],
+      [6, '006_api.sql'],
+      [7, '007_retention.sql'],
     ],
   );
   for (const f of files) {
     assert.match(f.checksum, /^[0-9a-f]{64}$/);
     for (const s of f.statements)
-      assert.match(s, /^CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS mcp_audit\./);
+      // Idempotent: CREATE … IF NOT EXISTS, or a single-column ALTER the runner skips once applied.
+      assert.match(
+        s,
+        /^(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS mcp_audit\.|ALTER TABLE mcp_audit\.\w+ ADD COLUMN )/,
+      );
   }
   assert.equal(files[1]!.statements.length, 2);
 });
