@@ -3,12 +3,23 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Kafka, logLevel, type Admin, type KafkaMessage } from 'kafkajs';
 import { buildCollector, createTokenStore, hashToken, generateToken } from '@mcp-audit/collector';
-import { createKafka, createProducer, type AuditProducer } from '@mcp-audit/kafka';
+import { generateKeyPairSync } from 'node:crypto';
+import {
+  createKafka,
+  createOpener,
+  createProducer,
+  createSealer,
+  DLQ_HEADERS,
+  type AuditProducer,
+} from '@mcp-audit/kafka';
+import { eventKeyFor } from '@mcp-audit/schema';
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import { brokers, createTestTopics, kafka, makeEvent, rng, suffix, waitFor } from '../lib/index.js';
 
 const log = createLogger('collector-test', { level: 'silent' });
+const dlqKeys = generateKeyPairSync('x25519');
+const dlqOpener = createOpener([dlqKeys.privateKey]);
 let admin: Admin;
 let producer: AuditProducer;
 let topics: { events: string; dlq: string };
@@ -65,6 +76,7 @@ function build(
     },
     {
       producer: over.producer ?? producer,
+      dlqSealer: createSealer(dlqKeys.publicKey),
       tokens: createTokenStore([
         {
           id: 'gw',
@@ -262,8 +274,14 @@ test('JSON array: a duplicate-key event is rejected exactly as over NDJSON, and 
   assert.match(results[0].results[0].reason, /client\.id: duplicate key/);
   assert.equal(await endOffset(topics.events), before.events, 'nothing reached the events topic');
   const dead = await readTopic(topics.dlq, before.dlq, 2);
+  // The bytes as sent are kept for forensics and replay, sealed to the replay key (the readable
+  // value is the redacted preview).
   assert.deepEqual(
-    dead.map((m) => m.value?.toString('utf8')),
+    dead.map((m) =>
+      dlqOpener
+        .open(m.headers![DLQ_HEADERS.sealed] as Buffer, String(m.headers![DLQ_HEADERS.keyId]))
+        .toString('utf8'),
+    ),
     [hostile, hostile],
   );
   await app.close();
@@ -288,7 +306,7 @@ test('JSON array: a valid event reaches Kafka byte-equal to what was posted', as
   assert.equal(got.length, 2);
   assert.ok(got[0]!.value!.equals(Buffer.from(first, 'utf8')), got[0]!.value!.toString());
   assert.ok(got[1]!.value!.equals(Buffer.from(second, 'utf8')), got[1]!.value!.toString());
-  assert.equal(got[0]!.key?.toString(), (a!.client as { id: string }).id);
+  assert.equal(got[0]!.key?.toString(), eventKeyFor((a!.client as { id: string }).id));
   await app.close();
 });
 
