@@ -80,8 +80,18 @@ ensure_notifier_routes() {
   [[ -f $routes ]] || printf '{"destinations":[{"id":"local-webhook","kind":"webhook","url":{"env":"MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL"},"secret":{"file":"%s"},"allow_http":true,"allow_networks":[%s]}],"rules":[{"name":"everything","destinations":["local-webhook"]}]}\n' "$secret" "$allow" >"$routes"
 }
 
+# The dead-letter key pair: the collector and the ingester get only the public key (they seal
+# rejected originals to it); the private key is for `dlq replay` and is never exported to a service.
+ensure_dlq_keys() {
+  [[ -f $LOCAL/dlq-private.pem && -f $LOCAL/dlq-public.pem ]] && return
+  (umask 077 && openssl genpkey -algorithm X25519 -out "$LOCAL/dlq-private.pem")
+  openssl pkey -in "$LOCAL/dlq-private.pem" -pubout -out "$LOCAL/dlq-public.pem"
+  log "created the dead-letter key pair (public: $LOCAL/dlq-public.pem; private, for dlq replay only: $LOCAL/dlq-private.pem)"
+}
+
 init() {
   mkdir -p "$LOCAL"
+  ensure_dlq_keys
   touch "$LOCAL/secrets.env"
   ensure_collector_token
   ensure_gateway_key
@@ -95,6 +105,8 @@ start() {
   ensure_collector_token
   set -a; source "$LOCAL/secrets.env"; set +a
   export MCP_AUDIT_COLLECTOR_TOKENS_FILE="$LOCAL/collector-tokens.json"
+  ensure_dlq_keys
+  export MCP_AUDIT_DLQ_PUBLIC_KEY_FILE="${MCP_AUDIT_DLQ_PUBLIC_KEY_FILE:-$LOCAL/dlq-public.pem}"
   ensure_notifier_routes
   export MCP_AUDIT_NOTIFIER_ROUTES_FILE="${MCP_AUDIT_NOTIFIER_ROUTES_FILE:-$LOCAL/notifier-routes.json}"
   export MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL="${MCP_AUDIT_NOTIFIER_LOCAL_WEBHOOK_URL:-http://127.0.0.1:9479/webhook}"
