@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { createClickHouse, dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import { eventKeyFor } from '@mcp-audit/schema';
 import {
   env,
   kafka,
@@ -247,7 +248,7 @@ async function main() {
         const now = Date.now();
         const msgs = Array.from({ length: due }, () => {
           const c = next++ % CLIENTS;
-          return { key: `${tag}-${c}`, value: JSON.stringify(event(c, now)) };
+          return { key: eventKeyFor(`${tag}-${c}`), value: JSON.stringify(event(c, now)) };
         });
         await producer.send({ topic: topics.events, acks: -1, messages: msgs });
         produced += due;
@@ -259,7 +260,7 @@ async function main() {
           topic: topics.events,
           acks: -1,
           messages: Array.from({ length: 12 }, (_, i) => ({
-            key: `${tag}-${c}`,
+            key: eventKeyFor(`${tag}-${c}`),
             value: JSON.stringify(event(c, now + i, true)),
           })),
         });

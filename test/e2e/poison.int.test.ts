@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { eventKeyFor } from '@mcp-audit/schema';
 import {
   analyst,
   createTestTopics,
@@ -77,7 +78,10 @@ test('1,000 poison messages interleaved with valid ones: each in the DLQ with a 
   const messages: Array<{ key: string; value: Buffer }> = [];
   let p = 0;
   valid.forEach((e, i) => {
-    messages.push({ key: String((e.client as { id: string }).id), value: Buffer.from(JSON.stringify(e)) });
+    messages.push({
+      key: eventKeyFor(String((e.client as { id: string }).id)),
+      value: Buffer.from(JSON.stringify(e)),
+    });
     if (i % 5 === 0) {
       const bad = poison(p, e);
       const key = `poison-${p++}`;

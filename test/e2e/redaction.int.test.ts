@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { sql } from '@mcp-audit/clickhouse';
+import { eventKeyFor } from '@mcp-audit/schema';
 // The corpus of fake secrets with real shapes (the redaction package's unit tests use the same).
 import { secretCorpus } from '../fixtures/secret-corpus.js';
 import {
@@ -53,7 +54,7 @@ test('secrets in args, error text, labels and unknown fields never reach ClickHo
       topic: topics.events,
       acks: -1,
       messages: events.map((e) => ({
-        key: String((e.client as { id: string }).id),
+        key: eventKeyFor(String((e.client as { id: string }).id)),
         value: JSON.stringify(e),
       })),
     });

@@ -1,6 +1,7 @@
 import { after, before } from 'node:test';
 import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 import { createClickHouse, sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import { eventKeyFor } from '@mcp-audit/schema';
 import { need, stackEnv, suffix, waitFor } from './env.js';
 
 export const env = stackEnv();
@@ -37,7 +38,7 @@ export async function produceEvents(
       messages: events.slice(i, i + batch).map((e) => {
         if (Buffer.isBuffer(e) || typeof e === 'string') return { key: 'poison', value: e };
         return {
-          key: String((e.client as { id?: string } | undefined)?.id ?? 'x'),
+          key: eventKeyFor(String((e.client as { id?: string } | undefined)?.id ?? 'x')),
           value: JSON.stringify(e),
         };
       }),

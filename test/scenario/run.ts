@@ -28,6 +28,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type { Admin, Consumer, Producer } from 'kafkajs';
 import { createClickHouse, dbIdent, sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import { eventKeyFor } from '@mcp-audit/schema';
 import {
   env,
   kafka,
@@ -146,7 +147,7 @@ async function produce(
       const value = JSON.stringify(e);
       const size = Buffer.byteLength(value) + 64;
       if (messages.length > 0 && bytes + size > maxBytes) break;
-      messages.push({ key: (e.client as { id: string }).id, value });
+      messages.push({ key: eventKeyFor((e.client as { id: string }).id), value });
       slice.push(e);
       bytes += size;
       i++;
