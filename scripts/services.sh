@@ -18,6 +18,35 @@ declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingest
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
+# Least privilege: each service is started with an environment of its own (env -i), holding the
+# non-secret MCP_AUDIT_* settings and only the credentials it uses. Credentials are the variables whose
+# names end in PASSWORD, TOKEN, API_KEY, REDACTION_KEY or SECRET; nothing else is passed (no admin
+# password but to migrations and retention). test/e2e/service-secrets.int.test.ts reads each started
+# service's /proc/<pid>/environ against this table.
+declare -A SECRETS=(
+  [receiver]=""
+  [ingester]="MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD MCP_AUDIT_REDACTION_KEY"
+  [collector]="MCP_AUDIT_REDACTION_KEY"
+  [notifier]="MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD"
+  [gateway]="MCP_AUDIT_REDACTION_KEY"
+  [detector]="MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD"
+  [api]="MCP_AUDIT_CLICKHOUSE_API_PASSWORD MCP_AUDIT_CLICKHOUSE_API_READER_PASSWORD"
+  [retention]="MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD"
+)
+is_secret() { [[ $1 =~ (PASSWORD|TOKEN|API_KEY|REDACTION_KEY|SECRET)$ ]]; }
+
+# The environment service $1 is started with, one NAME=VALUE per line (also: `services.sh env <service>`).
+service_env() {
+  local svc=$1 name allowed=" ${SECRETS[$1]:-} "
+  printf 'PATH=%s\nHOME=%s\n' "$PATH" "${HOME:-/root}"
+  [[ -n ${NODE_OPTIONS:-} ]] && printf 'NODE_OPTIONS=%s\n' "$NODE_OPTIONS"
+  while IFS= read -r name; do
+    if is_secret "$name" && [[ $allowed != *" $name "* ]]; then continue; fi
+    printf '%s=%s\n' "$name" "${!name}"
+  done < <(compgen -e | grep '^MCP_AUDIT_' || true)
+  return 0
+}
+
 pid_of() {
   local f="$RUN/$1.pid" pid
   [[ -f $f ]] || return 1
@@ -99,8 +128,8 @@ init() {
   ensure_api_key
 }
 
-start() {
-  mkdir -p "$RUN" "$LOGS"
+# Loads .local/secrets.env, creates what is missing, exports every service's settings.
+prepare() {
   set -a; source "$LOCAL/secrets.env"; set +a
   ensure_collector_token
   set -a; source "$LOCAL/secrets.env"; set +a
@@ -121,11 +150,17 @@ start() {
   export MCP_AUDIT_SDK_SINK="${MCP_AUDIT_SDK_SINK:-kafka}"
   # Detector tuning (time zones, business hours, thresholds): .local/detector.json when present.
   if [[ -z ${MCP_AUDIT_DETECTOR_CONFIG:-} && -f $LOCAL/detector.json ]]; then export MCP_AUDIT_DETECTOR_CONFIG="$LOCAL/detector.json"; fi
+}
+
+start() {
+  mkdir -p "$RUN" "$LOGS"
+  prepare
   for s in "${SERVICES[@]}"; do
     if pid=$(pid_of "$s"); then log "$s already running (pid $pid)"; continue; fi
     log "starting $s"
     (cd "$ROOT" || exit 1
-      setsid node "${MAIN[$s]}" </dev/null >>"$LOGS/$s.log" 2>&1 &
+      mapfile -t senv < <(service_env "$s")
+      setsid env -i "${senv[@]}" node "${MAIN[$s]}" </dev/null >>"$LOGS/$s.log" 2>&1 &
       echo $! >"$RUN/$s.pid")
   done
   for s in "${SERVICES[@]}"; do
@@ -162,5 +197,10 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   init) init ;;
-  *) echo "usage: $0 start|stop|status|init" >&2; exit 2 ;;
+  # The environment a service gets, after loading .local/secrets.env like `start` (for tests and audits).
+  env)
+    [[ -n ${2:-} && -n ${MAIN[${2}]:-} ]] || { echo "usage: $0 env <${SERVICES[*]}>" >&2; exit 2; }
+    prepare
+    service_env "$2" ;;
+  *) echo "usage: $0 start|stop|status|init|env <service>" >&2; exit 2 ;;
 esac
