@@ -53,9 +53,8 @@ export function rateChart(el: HTMLElement, points: Array<{ ts: string; count: nu
       series: [
         {
           name: 'events',
-          type: 'line',
-          showSymbol: false,
-          areaStyle: { opacity: 0.15 },
+          type: 'bar',
+          barMaxWidth: 24,
           color: COLORS.line,
           data: points.map((p) => [p.ts, p.count]),
         },
