@@ -53,7 +53,8 @@ export function alertsTable(
         : [
             {
               label: 'Client',
-              cell: (a: AlertSummary) => h('a', { href: `/clients/${seg(a.client_id)}` }, a.client_id),
+              cell: (a: AlertSummary) =>
+                h('a', { href: `/clients/${seg(a.client_id)}`, class: 'nowrap' }, a.client_id),
             },
           ]),
       { label: 'Detector', cell: (a) => a.detector, class: 'hide-narrow' },

@@ -117,7 +117,6 @@ function shell(active: string | undefined): HTMLElement {
           )
         : null,
     ),
-    h('div', { id: 'flash', 'aria-live': 'polite' }),
     main,
   );
   return main;

@@ -141,8 +141,12 @@ export function openDialog(opts: {
 }
 
 export function flash(text: string, kind: 'ok' | 'error' = 'ok'): void {
-  const region = document.getElementById('flash');
-  if (!region) return;
+  // Outside #app, so the message survives the page re-rendering after the action.
+  let region = document.getElementById('flash');
+  if (!region) {
+    region = h('div', { id: 'flash', role: 'status', 'aria-live': 'polite' });
+    document.body.append(region);
+  }
   const msg = h('div', { class: `flash ${kind}` }, text);
   replace(region, msg);
   setTimeout(() => msg.remove(), 6000);
