@@ -20,6 +20,7 @@ import { createLegalHolds } from './holds.js';
 import { createSigningKey, loadPublicKeys, loadSigningKey } from './ledger/keys.js';
 import { HOUR_MS } from './ledger/record.js';
 import { sealOnce, DEFAULT_SEALER } from './ledger/sealer.js';
+import { createRowStream } from './ledger/stream.js';
 import { verifyRange, type VerifyReport } from './ledger/verify.js';
 import { retiredHours } from './receipts.js';
 import { planRetention, runRetention } from './retention.job.js';
@@ -32,7 +33,16 @@ const ch = clickhouseFor(env, 'ADMIN', {
   requestTimeoutMs: 3_600_000,
 });
 const database = env.MCP_AUDIT_CLICKHOUSE_DATABASE;
-const db = { ch, database };
+const db = {
+  ch,
+  database,
+  stream: createRowStream({
+    url: env.MCP_AUDIT_CLICKHOUSE_URL,
+    username: env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER,
+    password: env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD,
+    database,
+  }),
+};
 const need = (v: string | undefined, name: string): string => {
   if (!v) throw new Error(`${name} is required for this command`);
   return v;
@@ -126,6 +136,7 @@ async function main(): Promise<number> {
       const deps = {
         ch,
         database,
+        stream: db.stream,
         holds: createLegalHolds({ ch, database }),
         publicKeys: loadPublicKeys(env.MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR),
         ledgerDir: env.MCP_AUDIT_LEDGER_DIR,

@@ -12,6 +12,7 @@ import { retentionEnvSchema } from './config.js';
 import { createLegalHolds } from './holds.js';
 import { loadPublicKeys, loadSigningKey } from './ledger/keys.js';
 import { DEFAULT_SEALER, sealOnce } from './ledger/sealer.js';
+import { createRowStream } from './ledger/stream.js';
 import { runRetention } from './retention.job.js';
 
 const env = loadConfigOrExit(retentionEnvSchema);
@@ -27,7 +28,16 @@ const ch = clickhouseFor(env, 'ADMIN', {
 });
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-retention'), log);
 const producer = createProducer(kafka);
-const db = { ch, database: env.MCP_AUDIT_CLICKHOUSE_DATABASE };
+const db = {
+  ch,
+  database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
+  stream: createRowStream({
+    url: env.MCP_AUDIT_CLICKHOUSE_URL,
+    username: env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER,
+    password: env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD,
+    database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
+  }),
+};
 const sealer = {
   ...DEFAULT_SEALER,
   sealingDelayMs: env.MCP_AUDIT_LEDGER_SEALING_DELAY_MS,
@@ -53,6 +63,7 @@ const retain = serial('retention', async () => {
     {
       ch,
       database: db.database,
+      stream: db.stream,
       holds: createLegalHolds(db),
       publicKeys: loadPublicKeys(env.MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR),
       ledgerDir: env.MCP_AUDIT_LEDGER_DIR,

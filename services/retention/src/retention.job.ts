@@ -7,6 +7,7 @@ import { HOUR_MS, isoSecond, recordHash, type PublicKeys, type SigningKey } from
 import { loadTableRecords } from './ledger/store.js';
 import { verifyRange, type VerifyOptions } from './ledger/verify.js';
 import { retiredHours, writeReceipt } from './receipts.js';
+import type { RowStream } from './ledger/stream.js';
 
 const DAY_MS = 86_400_000;
 const TABLES = new Set<string>([...POLICY_TABLES, 'integrity_leaves']);
@@ -24,6 +25,8 @@ export interface PartitionPlan {
 export interface RetentionDeps {
   ch: ClickHouse;
   database: string;
+  /** Streaming reads for verification (createRowStream); buffered queries without it. */
+  stream?: RowStream | undefined;
   holds: LegalHolds;
   publicKeys: PublicKeys;
   ledgerDir?: string | undefined;
@@ -61,7 +64,7 @@ export async function planRetention(deps: RetentionDeps, policy: RetentionPolicy
     if (p.table === 'events') {
       const v = await verifyRange(
         {
-          db: { ch: deps.ch, database: deps.database },
+          db: { ch: deps.ch, database: deps.database, stream: deps.stream },
           publicKeys: deps.publicKeys,
           dir: deps.ledgerDir,
           now: () => now,

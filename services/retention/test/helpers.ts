@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClickHouse, dbIdent, runMigrations, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import { CANONICAL_COLUMN_NAMES, type CanonicalValues } from '../src/ledger/canonical.js';
+import { createRowStream, type RowStream } from '../src/ledger/stream.js';
 
 export const env = process.env;
 export const stackAvailable = Boolean(env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD);
@@ -26,6 +27,7 @@ export const RETENTION_TABLES = [
 export interface TestDb {
   database: string;
   ch: ClickHouse;
+  stream: RowStream;
   drop(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function testDb(prefix = 'retention_test'): Promise<TestDb> {
   return {
     database,
     ch,
+    stream: createRowStream({ ...base, database }),
     async drop() {
       await ch.command(sql`DROP DATABASE IF EXISTS ${dbIdent(database)}`);
       await ch.close();

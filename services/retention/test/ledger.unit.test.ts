@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { inclusionProof, merkleRoot, merkleRootRecursive, verifyInclusion } from '../src/ledger/merkle.js';
+import {
+  inclusionProof,
+  MerkleBuilder,
+  merkleRoot,
+  merkleRootRecursive,
+  verifyInclusion,
+} from '../src/ledger/merkle.js';
 import {
   canonicalJson,
   parseRecord,
@@ -14,6 +20,15 @@ import { EXAMPLE_KEY_PEM, example } from './example.js';
 const leaves = (n: number) => Array.from({ length: n }, () => randomBytes(32));
 
 describe('merkle', () => {
+  it('the streaming builder equals the RFC 6962 recursive definition for every size up to 140', () => {
+    for (let n = 0; n <= 140; n++) {
+      const l = leaves(n);
+      const b = new MerkleBuilder();
+      for (const x of l) b.push(x);
+      assert.equal(b.count, n);
+      assert.deepEqual(b.root(), merkleRootRecursive(l), `n=${n}`);
+    }
+  });
   it('bottom-up root equals the RFC 6962 recursive definition for every size up to 70', () => {
     for (let n = 0; n <= 70; n++) {
       const l = leaves(n);

@@ -124,7 +124,7 @@ export async function sealOnce(deps: SealerDeps, cfg: SealerConfig): Promise<Sea
     const prior = cutoffs.get(h)!;
     const last = prior[prior.length - 1]!;
     if (cutoffMs <= last) continue;
-    const segs = await segmentRoots(db, h, h + HOUR_MS, new Map([[h, [...prior, cutoffMs]]]), 1 << 16);
+    const segs = await segmentRoots(db, h, h + HOUR_MS, new Map([[h, [...prior, cutoffMs]]]));
     const fresh = segs.find((s) => s.segment === prior.length);
     if (fresh && fresh.rows > 0)
       spans.push({ kind: 'addendum', seq: seq++, hourMs: h, afterMs: last, cutoffMs });

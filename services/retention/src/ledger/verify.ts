@@ -237,10 +237,7 @@ export async function verifyRange(
           recs.map((r) => Date.parse(r.cutoff)),
         );
     }
-    let expected = 0;
-    for (const recs of [...cutoffs.keys()].map((h) => byHour.get(h) ?? []))
-      expected = Math.max(expected, ...recs.map((r) => r.rows));
-    const segs = await segmentRoots(deps.db, a, b, cutoffs, expected);
+    const segs = await segmentRoots(deps.db, a, b, cutoffs);
     const byH = new Map<number, SegmentRoot[]>();
     for (const s of segs) byH.set(s.hourMs, [...(byH.get(s.hourMs) ?? []), s]);
     for (let h = a; h < b; h += HOUR_MS) {
