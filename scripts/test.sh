@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, builds, lints, brings the local stack up
+# The README's test command: installs what is missing, builds, lints, brings the tests' own stack up
 # (real Kafka and ClickHouse), applies migrations and runs every test.
+#
+# The tests get a stack of their own, under .local/test on other ports (ClickHouse 18123/19000, Kafka
+# 19092/19093): a suite run never writes into the audit log of the stack `npm start` runs (an
+# append-only log cannot take test events back out, and its detector and notifier would act on them),
+# and the fault tests stop and restart only the tests' Kafka and ClickHouse. Before and after the run,
+# scripts/stack-fingerprint.mjs checks that the `npm start` stack's tables and topics are unchanged
+# (and, when none of its services runs, its row counts and topic offsets too).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,11 +26,26 @@ if [[ ! -x /usr/bin/chromium ]]; then
 fi
 echo "== lint"
 npm run -s lint
-echo "== local stack"
+USER_LOCAL="$ROOT/.local"
+export MCP_AUDIT_LOCAL_DIR="${MCP_AUDIT_TEST_LOCAL_DIR:-$ROOT/.local/test}"
+export MCP_AUDIT_STACK_CLICKHOUSE_HTTP_PORT="${MCP_AUDIT_TEST_CLICKHOUSE_HTTP_PORT:-18123}"
+export MCP_AUDIT_STACK_CLICKHOUSE_TCP_PORT="${MCP_AUDIT_TEST_CLICKHOUSE_TCP_PORT:-19000}"
+export MCP_AUDIT_STACK_KAFKA_PORT="${MCP_AUDIT_TEST_KAFKA_PORT:-19092}"
+export MCP_AUDIT_STACK_KAFKA_CONTROLLER_PORT="${MCP_AUDIT_TEST_KAFKA_CONTROLLER_PORT:-19093}"
+fingerprint="$(mktemp)"
+trap 'rm -f "$fingerprint"' EXIT
+node scripts/stack-fingerprint.mjs "$USER_LOCAL/secrets.env" >"$fingerprint" 2>/dev/null
+echo "== the tests' own stack ($MCP_AUDIT_LOCAL_DIR)"
 bash deploy/local/stack.sh up
-set -a; source "${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}/secrets.env"; set +a
+set -a; source "$MCP_AUDIT_LOCAL_DIR/secrets.env"; set +a
 echo "== migrations"
 node packages/clickhouse/dist/src/migrate.js
 node packages/kafka/dist/src/ensure-topics.js
 echo "== tests"
-node scripts/run-tests.mjs "$@"
+rc=0
+node scripts/run-tests.mjs "$@" || rc=$?
+echo "== the npm start stack ($USER_LOCAL)"
+counts=--counts
+if MCP_AUDIT_LOCAL_DIR="$USER_LOCAL" bash scripts/services.sh status 2>/dev/null | grep -q ' running '; then counts=; fi
+node scripts/stack-fingerprint.mjs "$USER_LOCAL/secrets.env" --against "$fingerprint" $counts 2>&1 | grep -v '^\[' || rc=1
+exit $rc

@@ -14,10 +14,10 @@ CH_DIR="$LOCAL/clickhouse"
 KAFKA_DIR="$LOCAL/kafka"
 RUN_DIR="$LOCAL/run"
 SECRETS="$LOCAL/secrets.env"
-CH_HTTP_PORT=8123
-CH_TCP_PORT=9000
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
+CH_HTTP_PORT=${MCP_AUDIT_STACK_CLICKHOUSE_HTTP_PORT:-8123}
+CH_TCP_PORT=${MCP_AUDIT_STACK_CLICKHOUSE_TCP_PORT:-9000}
+KAFKA_PORT=${MCP_AUDIT_STACK_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${MCP_AUDIT_STACK_KAFKA_CONTROLLER_PORT:-9093}
 READY_TIMEOUT="${MCP_AUDIT_STACK_TIMEOUT:-120}"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
@@ -111,7 +111,8 @@ clickhouse_bin() { command -v clickhouse-server || echo /usr/sbin/clickhouse-ser
 
 render_clickhouse_config() {
   mkdir -p "$CH_DIR"/{log,data,tmp,user_files,format_schemas}
-  sed "s#@ROOT@#$CH_DIR#g" "$ROOT/deploy/clickhouse/config.xml.tmpl" >"$CH_DIR/config.xml.new"
+  sed -e "s#@ROOT@#$CH_DIR#g" -e "s#@HTTP_PORT@#$CH_HTTP_PORT#g" -e "s#@TCP_PORT@#$CH_TCP_PORT#g" \
+    "$ROOT/deploy/clickhouse/config.xml.tmpl" >"$CH_DIR/config.xml.new"
   sed -e "s/@ADMIN_SHA256@/$(sha256_hex "$MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD")/" \
       -e "s/@WRITER_SHA256@/$(sha256_hex "$MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD")/" \
       -e "s/@ANALYST_SHA256@/$(sha256_hex "$MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD")/" \
@@ -178,7 +179,8 @@ kafka_java() {
 
 format_kafka_storage() {
   mkdir -p "$KAFKA_DIR"/{data,log}
-  sed "s#@DATA@#$KAFKA_DIR/data#g" "$ROOT/deploy/local/server.properties.tmpl" >"$KAFKA_DIR/server.properties"
+  sed -e "s#@DATA@#$KAFKA_DIR/data#g" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    "$ROOT/deploy/local/server.properties.tmpl" >"$KAFKA_DIR/server.properties"
   if [[ -f "$KAFKA_DIR/data/meta.properties" ]]; then return; fi
   local cluster_id
   cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_DIR/log/format.log" | tail -n1)

@@ -40,7 +40,12 @@ const CREDENTIAL = /(PASSWORD|TOKEN|API_KEY|REDACTION_KEY|SECRET)$/;
 function envOf(service: string): Record<string, string> {
   const out = execFileSync('bash', [`${REPO_ROOT}scripts/services.sh`, 'env', service], {
     encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' },
+    // Only where the stack lives (npm test: the tests' own, .local/test): services.sh reads its secrets.env.
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/root',
+      ...(process.env.MCP_AUDIT_LOCAL_DIR ? { MCP_AUDIT_LOCAL_DIR: process.env.MCP_AUDIT_LOCAL_DIR } : {}),
+    },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   const env: Record<string, string> = {};

@@ -7,11 +7,11 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /**
  * Integration tests read the local stack's credentials from the environment; when run outside
- * `npm test`, fall back to .local/secrets.env written by deploy/local/stack.sh.
+ * `npm test`, fall back to $MCP_AUDIT_LOCAL_DIR/secrets.env (default .local) written by deploy/local/stack.sh.
  */
 export function stackEnv(): Record<string, string> {
   const out: Record<string, string> = {};
-  const file = `${REPO_ROOT}.local/secrets.env`;
+  const file = `${process.env.MCP_AUDIT_LOCAL_DIR ?? `${REPO_ROOT}.local`}/secrets.env`;
   if (existsSync(file)) {
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());

@@ -12,7 +12,7 @@ export const SCHEMAS_DIR = `${REPO_ROOT}schemas/clickhouse/`;
 /** The local stack's credentials: the environment first, then .local/secrets.env. */
 function stackEnv(): Record<string, string> {
   const out: Record<string, string> = {};
-  const file = `${REPO_ROOT}.local/secrets.env`;
+  const file = `${process.env.MCP_AUDIT_LOCAL_DIR ?? `${REPO_ROOT}.local`}/secrets.env`;
   if (existsSync(file)) {
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
