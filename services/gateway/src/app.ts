@@ -5,6 +5,7 @@ import { createHttpAudit } from './audit.js';
 import { createClientAuth, protectedResourceRoutes } from './client-auth.js';
 import type { ClientKeyStore } from './client-keys.js';
 import type { GatewayFile } from './config.js';
+import { createHostOriginCheck } from './host-origin.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { createSessionPool } from './sessions.js';
 import { toolApprovalRoutes } from './tool-approval.routes.js';
@@ -16,6 +17,8 @@ export interface GatewayConfig {
   file: GatewayFile;
   /** Base URL clients reach the gateway at (RFC 9728 `resource`), without a trailing slash. */
   publicUrl: string;
+  /** The address the HTTP front listens on (default 127.0.0.1): decides the Host/Origin defaults. */
+  host?: string;
 }
 
 export interface GatewayDeps {
@@ -73,7 +76,21 @@ export function buildGateway(cfg: GatewayConfig, deps: GatewayDeps) {
   });
   app.decorateRequest('identity', undefined);
   app.register(protectedResourceRoutes, { publicUrl, upstreams });
-  app.register(toolCallRoute, { upstreams, auth, sessions, audit, log, bodyBytes: file.limits.body_bytes });
+  const hostOrigin = createHostOriginCheck({
+    bindHost: cfg.host ?? '127.0.0.1',
+    publicUrl,
+    allowedHosts: file.allowed_hosts,
+    allowedOrigins: file.allowed_origins,
+  });
+  app.register(toolCallRoute, {
+    upstreams,
+    auth,
+    sessions,
+    audit,
+    log,
+    bodyBytes: file.limits.body_bytes,
+    hostOrigin,
+  });
   app.register(toolApprovalRoutes, { auth, audit, guard, log, bodyBytes: file.limits.body_bytes });
 
   return {

@@ -86,6 +86,33 @@ export const clientCredentialSchema = z.strictObject({
 export type ClientCredential = z.infer<typeof clientCredentialSchema>;
 export const clientsFileSchema = z.array(clientCredentialSchema);
 
+/** `name` or `name:port` as a Host header carries it (IPv6 in brackets), lower-cased. */
+const hostEntry = z
+  .string()
+  .transform((s) => s.trim().toLowerCase())
+  .refine((s) => /^(?:[a-z0-9._-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/.test(s), {
+    message:
+      'must be a host name or host:port as sent in the Host header, e.g. mcp.example.com or gw.internal:8443',
+  });
+
+/** `scheme://host[:port]`, kept as URL.origin spells it (lower case, default port dropped). */
+const originEntry = z.string().transform((s, ctx) => {
+  let u: URL | undefined;
+  try {
+    u = new URL(s.trim());
+  } catch {
+    u = undefined;
+  }
+  if (!u || u.origin === 'null' || (u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be an origin: scheme://host[:port], e.g. https://app.example.com',
+    });
+    return z.NEVER;
+  }
+  return u.origin;
+});
+
 export const gatewayFileSchema = z
   .strictObject({
     /** `source.id` of the events; must match the collector token's source when the collector sink is used. */
@@ -107,6 +134,18 @@ export const gatewayFileSchema = z
         'the gateway authenticates with its own API keys, not OAuth: it validates no access token, so it advertises no authorization server (see services/gateway/README.md, Authentication)',
       )
       .optional(),
+    /**
+     * Host header names (`name` for any port, `name:port` for one) the MCP endpoint answers. Default:
+     * localhost, 127.0.0.1, [::1], the bound address, the address a connection arrived on and the
+     * public_url's host. A list replaces the defaults.
+     */
+    allowed_hosts: z.array(hostEntry).optional(),
+    /**
+     * Origins (`scheme://host[:port]`) a browser may call the MCP endpoint from. Default: none but
+     * loopback origins, and those only while the gateway is bound to loopback; a request without
+     * Origin (any non-browser client) always passes. A list replaces the default.
+     */
+    allowed_origins: z.array(originEntry).optional(),
     guard: z
       .strictObject({
         /** Refuse calls to a tool whose definition changed until an operator re-approves it. */
@@ -132,6 +171,17 @@ export const gatewayFileSchema = z
           .max(64 * 1024 * 1024)
           .default(4 * 1024 * 1024),
         max_sessions: z.int().min(1).max(100_000).default(200),
+        /**
+         * SSE events kept per session so a client can resume a broken stream with Last-Event-ID
+         * (event-store.ts); 0 turns resumability off (no event ids are sent).
+         */
+        resume_events: z.int().min(0).max(100_000).default(1000),
+        /** The JSON bytes those events may hold per session (the newest one is always kept). */
+        resume_bytes: z
+          .int()
+          .min(1024)
+          .max(256 * 1024 * 1024)
+          .default(512 * 1024),
         session_idle_ms: z
           .int()
           .min(1000)

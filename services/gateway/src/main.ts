@@ -71,7 +71,10 @@ if (stdio) {
   void gw.done.then(() => service.stop('client closed')).then((code) => process.exit(code));
 } else {
   const publicUrl = file.public_url ?? `http://${env.MCP_AUDIT_GATEWAY_HOST}:${env.MCP_AUDIT_GATEWAY_PORT}`;
-  const gw = buildGateway({ file, publicUrl: publicUrl.replace(/\/$/, '') }, { ...deps, registry });
+  const gw = buildGateway(
+    { file, publicUrl: publicUrl.replace(/\/$/, ''), host: env.MCP_AUDIT_GATEWAY_HOST },
+    { ...deps, registry },
+  );
   service
     .health(() => {
       const h = gw.health();

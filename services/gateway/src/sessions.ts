@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '@mcp-audit/service-kit';
+import { SessionEventStore } from './event-store.js';
 import type { Refusal } from './audit.js';
 import type { ClientIdentity } from './client-keys.js';
 import type { GatewayFile, UpstreamConfig } from './config.js';
@@ -90,6 +91,16 @@ export function createSessionPool(deps: SessionPoolDeps) {
   ): Promise<HttpSession | undefined> {
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
+      // The client's stream is the gateway's: its event ids and Last-Event-ID resumption come from
+      // this per-session store (event-store.ts says why the upstream's ids cannot pass through).
+      ...(limits.resume_events > 0
+        ? {
+            eventStore: new SessionEventStore({
+              maxEvents: limits.resume_events,
+              maxBytes: limits.resume_bytes,
+            }),
+          }
+        : {}),
       onsessioninitialized: (id) => {
         sessions.set(id, { proxy, transport });
       },

@@ -5,6 +5,7 @@ import { cleanText } from './audit-events.js';
 import { MAX_AUDITED_PER_POST, requestMeta, type HttpAudit, type Refusal } from './audit.js';
 import type { ClientAuth } from './client-auth.js';
 import type { UpstreamConfig } from './config.js';
+import type { createHostOriginCheck } from './host-origin.js';
 import { RPC_RATE_LIMITED, RPC_UPSTREAM_UNAVAILABLE } from './mcp-proxy.js';
 import { requestErrorHandler } from './request-errors.js';
 import { upstreamUnavailable, type HttpSession, type SessionPool } from './sessions.js';
@@ -17,12 +18,18 @@ export interface ToolCallRouteOptions {
   log: Logger;
   /** `limits.body_bytes`, named in the 413 message. */
   bodyBytes: number;
+  /** DNS rebinding protection: Host and Origin of every request (host-origin.ts). */
+  hostOrigin: ReturnType<typeof createHostOriginCheck>;
 }
+
+/** What the SDK's transport answers a bad Host or Origin with (its DNS rebinding protection). */
+const RPC_REBINDING_REFUSED = -32000;
 
 /**
  * `POST|GET|DELETE /mcp/<upstream>`: the path of one MCP request (a tool call, or any other
  * JSON-RPC message) through the HTTP gateway, in order:
  *
+ *  0. Host and Origin (host-origin.ts): a DNS rebinding page is answered 403 before anything else;
  *  1. authenticate: `onRequest` hook (client-auth.ts), before the body is read: 401/403/429, audited;
  *  2. body: parsed by fastify; 413/400/415 go to this plugin's error handler, audited as refusals;
  *  3. the gateway is not stopping, the upstream exists;
@@ -59,9 +66,31 @@ export const toolCallRoute: FastifyPluginAsync<ToolCallRouteOptions> = async (ap
   app.route({
     method: ['POST', 'GET', 'DELETE'],
     url: '/mcp/:upstream',
-    onRequest: auth.hook('mcp'),
+    onRequest: [checkHostOrigin, auth.hook('mcp')],
     handler: handleMcp,
   });
+
+  async function checkHostOrigin(
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<FastifyReply | undefined> {
+    const v = opts.hostOrigin(req);
+    if (v.ok) return undefined;
+    const name = (req.params as { upstream?: string }).upstream;
+    const header = cleanText(v.header, 256) ?? '';
+    const message = `${v.code === 'host_not_allowed' ? 'Invalid Host header' : 'Invalid Origin header'}: ${header}`;
+    opts.log.warn({ code: v.code, header, ip: req.ip }, 'refused a request for its Host or Origin');
+    // The body is not read: one event for the HTTP request, whoever sent it.
+    return audit.refuse(req, reply, {
+      status: 403,
+      outcome: 'denied',
+      code: v.code,
+      message,
+      rpcCode: RPC_REBINDING_REFUSED,
+      upstream: name === undefined ? undefined : upstreams.get(name),
+      labels: { [v.code === 'host_not_allowed' ? 'host' : 'origin']: header },
+    });
+  }
 
   async function handleMcp(req: FastifyRequest<{ Params: { upstream: string } }>, reply: FastifyReply) {
     const identity = req.identity!;

@@ -60,12 +60,22 @@ export function testGateway(
     upstreams?: UpstreamConfig[];
     guard?: boolean;
     rate?: { per_second: number; burst: number };
-    limits?: { max_sessions?: number; session_idle_ms?: number; body_bytes?: number };
+    limits?: {
+      max_sessions?: number;
+      session_idle_ms?: number;
+      body_bytes?: number;
+      resume_events?: number;
+      resume_bytes?: number;
+    };
     /** alice's own `rate_limit` (ops keeps the gateway's). */
     aliceRateLimit?: { per_second?: number; burst?: number };
     connect?: ReturnType<typeof createUpstreamConnector>;
     now?: () => number;
     log?: Logger;
+    /** Extra fields of the gateway file (allowed_hosts, allowed_origins, ...). */
+    file?: Record<string, unknown>;
+    /** The address the gateway is bound to (default 127.0.0.1). */
+    host?: string;
   } = {},
 ) {
   const user = generateKey(CLIENT_KEY_PREFIX);
@@ -85,13 +95,14 @@ export function testGateway(
     ],
     rate_limit: over.rate ?? { per_second: 1000, burst: 1000 },
     ...(over.limits ? { limits: over.limits } : {}),
+    ...over.file,
   });
   const emitter = recordingEmitter();
   const guard = createToolGuard({ enabled: over.guard ?? true, store: memoryGuardStore() });
   let connects = 0;
   const real = over.connect ?? createUpstreamConnector({ log: over.log ?? log });
   const gw = buildGateway(
-    { file, publicUrl: 'http://127.0.0.1:9473' },
+    { file, publicUrl: 'http://127.0.0.1:9473', ...(over.host !== undefined ? { host: over.host } : {}) },
     {
       keys: createClientKeyStore(file.clients),
       guard,
