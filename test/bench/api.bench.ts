@@ -3,11 +3,11 @@
  * ClickHouse. Prints figures; asserts nothing about speed (shared, noisy machine).
  *
  * Loads BENCH_EVENTS (10,000,000) events over BENCH_DAYS (30) days for BENCH_CLIENTS (1,000) clients
- * into a database of its own, generated server-side (INSERT … SELECT FROM numbers(), one INSERT per
- * day so each day partition starts as one part): skewed client volumes, half-hour sessions, 3 of 8
- * servers per client with 5 tools each, outcomes, labels, args text, 0.3% redelivered copies. The
- * events_hourly rollup fills through its materialized view; client_state, baselines and alerts rows
- * are written for every client.
+ * into a database of its own, generated server-side (one day by INSERT … SELECT FROM numbers(), the
+ * other days copies of it shifted by whole days with new event ids and sessions; one INSERT per day):
+ * skewed client volumes, half-hour sessions, 3 of 8 servers per client with 5 tools each, outcomes,
+ * labels, args text, 0.3% redelivered copies. events_hourly is filled once after the load with its
+ * materialized view's SELECT; client_state, baselines and alerts rows are written for every client.
  *
  * Then, for each of: a 24 h search with two filters, facet counts (same filters), a client page, a
  * session timeline — BENCH_RUNS requests with varying values through buildApi + inject() (the whole
@@ -82,7 +82,7 @@ function dayInsert(day: number, n: number, base: number): SqlFragment {
               outcome = 'denied', concat('policy denied ', tool), outcome = 'auth_failed', 'invalid credentials', ''),
       toUInt32(${h(11)} % 2000), toUInt64(200 + ${h(12)} % 2000), toUInt64(500 + ${h(13)} % 20000), args, '',
       ['env', 'team'], [arrayElement(['prod', 'staging', 'dev'], c % 3 + 1), concat('team-', toString(c % 20))],
-      concat('{"schema_version":1,"event_id":"', toString(event_id), '","kind":"', kind, '","client":{"id":"', client_id,
+      concat('{"schema_version":1,"kind":"', kind, '","client":{"id":"', client_id,
              '"},"server":{"name":"', server, '"},"tool":{"name":"', tool, '","arguments":', args, '},"outcome":"', outcome,
              '","labels":{"env":"prod"},"note":"', substring(${'lorem ipsum dolor sit amet '.repeat(12)}, 1, toUInt32(${h(14)} % 300)), '"}'),
       toInt32(c % 6), toInt64(number)
@@ -112,10 +112,27 @@ async function loadData(admin: ClickHouse, now: number) {
   const start = Math.floor(now / 1000 / 3600) * 3600 - DAYS * DAY;
   const perDay = Math.ceil(EVENTS / DAYS);
   let t = Date.now();
-  for (let d = 0; d < DAYS; d++) {
-    const n = Math.min(perDay, EVENTS - d * perDay);
-    if (n <= 0) break;
-    await admin.command(dayInsert(start + d * DAY, n, d * perDay));
+  // NOTE: the materialized view would re-merge the month's aggregate states after every insert block
+  // (that made a day take ~90 s here); the bench database fills events_hourly once after the load.
+  await admin.command(sql`DROP TABLE events_hourly_mv`);
+  // One part per insert and partition: big blocks.
+  const settings = { max_block_size: '1048576', min_insert_block_size_rows: '1048576' };
+  // Day 0 from the generator; the other days copy it shifted by whole days with new event ids and
+  // sessions (evaluating the generator's expressions costs ~40 µs a row on this loaded machine).
+  await admin.command(dayInsert(start, perDay, 0), { settings });
+  for (let d = 1; d < DAYS; d++) {
+    await admin.command(
+      sql`
+      INSERT INTO events SELECT generateUUIDv4(), ts + ${d * DAY}, ts_ms, ingested_at + ${d * DAY}, toUInt32(ver - ${d * DAY}),
+        schema_version, kind, source_type, source_id, source_version, client_id, client_name, client_user, client_agent,
+        client_ip, client_user_agent, concat(client_id, '-', toString(intDiv(toUInt32(ts) + ${d * DAY}, 1800)), '-', toString(kafka_offset % 3)),
+        server_name, server_version, server_transport, method, tool_name, tool_definition_hash, outcome, http_status,
+        rpc_error_code, tool_is_error, trace_id, auth_method, auth_result, auth_reason, error_code, error_message,
+        duration_ms, request_bytes, response_bytes, args, response_digest, label_keys, label_values, raw,
+        kafka_partition, kafka_offset + ${d * perDay}
+      FROM events WHERE ts < ${new Date((start + DAY) * 1000)} AND kafka_offset < ${Math.min(perDay, EVENTS - d * perDay)}`,
+      { settings },
+    );
     process.stdout.write(`\r  loaded day ${d + 1}/${DAYS} (${((Date.now() - t) / 1000).toFixed(0)} s)`);
   }
   // Redelivered copies (0.3%): the same row again, ingested later (lower ver): one event each.
@@ -128,6 +145,22 @@ async function loadData(admin: ClickHouse, now: number) {
       label_keys, label_values, raw, kafka_partition, kafka_offset
     FROM events WHERE kafka_offset % 333 = 0`);
   console.log(`\n  events loaded in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+  t = Date.now();
+  // events_hourly as its materialized view (002_events_hourly.sql) computes it, a few days at a time.
+  for (let d = 0; d < DAYS; d += 5) {
+    await admin.command(sql`
+      INSERT INTO events_hourly
+      SELECT toStartOfHour(ts) AS hour, client_id, uniqExactState(event_id),
+        uniqExactIfState(event_id, toUInt8(outcome IN ('error', 'denied') OR ifNull(tool_is_error, 0) = 1)),
+        uniqExactIfState(event_id, toUInt8(outcome = 'auth_failed' OR auth_result = 'failure')),
+        uniqExactStateIf(tool_name, tool_name != ''), uniqExactStateIf(server_name, server_name != ''),
+        groupUniqArrayStateIf(tool_name, tool_name != ''), groupUniqArrayStateIf(server_name, server_name != ''),
+        sumState(request_bytes), sumState(response_bytes)
+      FROM events
+      WHERE ts >= ${new Date((start + d * DAY) * 1000)} AND ts < ${new Date((start + (d + 5) * DAY) * 1000)}
+      GROUP BY hour, client_id`);
+  }
+  console.log(`  events_hourly in ${((Date.now() - t) / 1000).toFixed(0)} s`);
   t = Date.now();
   const asOf = Math.floor(now / 1000 / 3600) * 3600 - 3600;
   await admin.command(sql`
