@@ -6,7 +6,9 @@ import type { Range } from './query.params.js';
  * The client page. State from client_state (newest row), the baseline band from the newest
  * `baselines` version at or before the range's end (its 48 pooled cells: day type × 24 + local hour
  * in the baseline's time zone, as services/detector/src/time.ts indexes them), hourly activity from
- * events_hourly (never raw events), servers and tools with first/last use from the events.
+ * events_hourly (never raw events), servers and tools with first/last use from the events: one scan of
+ * the client's rows in the range (the primary key starts with client_id), grouped by (server, tool),
+ * events counted once per event_id (uniqExact, not FINAL: redelivered copies count once).
  */
 
 const HOUR = 3_600_000;
@@ -54,9 +56,9 @@ interface BaselineBand {
 async function baseline(ch: ClickHouse, clientId: string, at: number): Promise<BaselineBand | undefined> {
   const db = dbIdent(ch.database);
   const rows = await ch.query<BaselineBand>(sql`
-    SELECT time_zone, calls_median, calls_mad, calls_q95 FROM ${db}.baselines FINAL
+    SELECT time_zone, calls_median, calls_mad, calls_q95 FROM ${db}.baselines
     WHERE client_id = ${clientId} AND kind = 'client' AND as_of <= ${chSec(at)}
-    ORDER BY as_of DESC LIMIT 1`);
+    ORDER BY as_of DESC, computed_at DESC LIMIT 1`);
   return rows[0];
 }
 
@@ -98,35 +100,67 @@ function band(b: BaselineBand, cell: number): { low: number; high: number } {
   return { low: Math.max(0, med - 3 * mad), high: Math.max(q95, med + 3 * mad) };
 }
 
+interface Use {
+  first_s: number;
+  last_s: number;
+  calls: number;
+}
+const byCalls = <T extends Use & { name: string }>(a: T, b: T) =>
+  b.calls - a.calls || (a.name < b.name ? -1 : 1);
+
+/**
+ * Servers (top 200) and tools (top 500) by calls from the (server, tool) groups: an event has one
+ * server and one tool, so a server's distinct events are the sum over its tools'.
+ */
+export function serversAndTools(
+  rows: ReadonlyArray<{ server: string; tool: string; first_s: number; last_s: number; calls: string }>,
+) {
+  const servers = new Map<string, Use & { name: string }>();
+  const tools: Array<Use & { name: string; server: string }> = [];
+  for (const r of rows) {
+    const u = { first_s: Number(r.first_s), last_s: Number(r.last_s), calls: Number(r.calls) };
+    if (r.tool !== '') tools.push({ ...u, name: r.tool, server: r.server });
+    if (r.server === '') continue;
+    const s = servers.get(r.server);
+    if (!s) servers.set(r.server, { ...u, name: r.server });
+    else {
+      s.first_s = Math.min(s.first_s, u.first_s);
+      s.last_s = Math.max(s.last_s, u.last_s);
+      s.calls += u.calls;
+    }
+  }
+  return {
+    servers: [...servers.values()].sort(byCalls).slice(0, 200),
+    tools: tools.sort(byCalls).slice(0, 500),
+  };
+}
+
 // 2024-01-01 00:00 UTC was a Monday.
 const MONDAY = Date.UTC(2024, 0, 1);
 
 export async function clientPage(ch: ClickHouse, clientId: string, range: Range) {
   const db = dbIdent(ch.database);
   const hFrom = Math.floor(range.from / HOUR) * HOUR;
-  const [state, b, hourly, servers, tools, labels] = await Promise.all([
+  const [state, b, hourly, used, labels] = await Promise.all([
     clientState(ch, clientId),
     baseline(ch, clientId, range.to),
     ch.query<{ hour_s: number; calls: string }>(sql`
       SELECT toUInt32(hour) AS hour_s, uniqExactMerge(calls) AS calls FROM ${db}.events_hourly
       WHERE client_id = ${clientId} AND hour >= ${chSec(hFrom)} AND hour <= ${chSec(range.to)}
       GROUP BY hour ORDER BY hour`),
-    ch.query<{ name: string; first_s: number; last_s: number; calls: string }>(sql`
-      SELECT server_name AS name, toUInt32(min(ts)) AS first_s, toUInt32(max(ts)) AS last_s, count() AS calls
-      FROM ${db}.events FINAL
-      WHERE client_id = ${clientId} AND ${timeBounds(range)} AND server_name != ''
-      GROUP BY name ORDER BY calls DESC LIMIT 200`),
-    ch.query<{ server: string; name: string; first_s: number; last_s: number; calls: string }>(sql`
-      SELECT server_name AS server, tool_name AS name, toUInt32(min(ts)) AS first_s, toUInt32(max(ts)) AS last_s,
-             count() AS calls
-      FROM ${db}.events FINAL
-      WHERE client_id = ${clientId} AND ${timeBounds(range)} AND tool_name != ''
-      GROUP BY server, name ORDER BY calls DESC LIMIT 500`),
+    ch.query<{ server: string; tool: string; first_s: number; last_s: number; calls: string }>(sql`
+      SELECT server_name AS server, tool_name AS tool, toUInt32(min(ts)) AS first_s, toUInt32(max(ts)) AS last_s,
+             uniqExact(event_id) AS calls
+      FROM ${db}.events
+      WHERE client_id = ${clientId} AND ${timeBounds(range)} AND (server_name != '' OR tool_name != '')
+      GROUP BY server, tool
+      LIMIT 100000`),
     ch.query<{ label_keys: string[]; label_values: string[] }>(sql`
       SELECT label_keys, label_values FROM ${db}.events
       WHERE client_id = ${clientId} AND ${timeBounds(range)}
       ORDER BY ts DESC LIMIT 1`),
   ]);
+  const { servers, tools } = serversAndTools(used);
   const byHour = new Map(hourly.map((h) => [Number(h.hour_s) * 1000, Number(h.calls)]));
   const activity: Array<{
     hour: string;
