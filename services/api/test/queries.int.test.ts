@@ -1,0 +1,227 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { dbIdent, sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import { clientPage } from '../src/clients.queries.js';
+import {
+  eventWhere,
+  facets,
+  FACET_FIELDS,
+  searchEvents,
+  toSummary,
+  type SummaryRow,
+} from '../src/events.queries.js';
+import type { EventFilterInput, Range } from '../src/query.params.js';
+import { adminClient, eventRow, freshDatabase } from './helpers.js';
+
+/**
+ * The query rewrites (two-phase search, one-scan facets, the client page without FINAL) give the
+ * same answers as the FINAL queries they replaced, on a real ClickHouse database of the test's own:
+ * several clients, tools, outcomes, labels, redelivered copies (same sort key, lower ver), and for
+ * the search also forged copies (another ts or client, lower ver), against a model in JS.
+ */
+let db: { name: string; drop: () => Promise<void> };
+let ch: ClickHouse;
+const NOW = Math.floor(Date.now() / 1000) * 1000;
+const RANGE: Range = { from: NOW - 6 * 3_600_000, to: NOW };
+type Row = ReturnType<typeof eventRow>;
+const rows: Row[] = [];
+const TOOLS = ['read_file', 'send_mail', 'query', 'list_issues'];
+const OUTCOMES = ['ok', 'ok', 'ok', 'error', 'denied'];
+
+before(async () => {
+  db = await freshDatabase('queries');
+  ch = adminClient(db.name, ['events']);
+  let seed = 7;
+  const r = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let i = 0; i < 3000; i++) {
+    const c = Math.floor(r() * r() * 6);
+    const tool = TOOLS[Math.floor(r() * TOOLS.length)]!;
+    rows.push(
+      eventRow({
+        // a few share a second and a millisecond: ties are broken by event_id
+        tsMs: RANGE.from - 3_600_000 + Math.floor((r() * 8 * 3_600_000) / 7) * 7,
+        client_id: `c-${c}`,
+        client_user: `u-${c % 3}`,
+        session_id: `c-${c}-s${Math.floor(r() * 4)}`,
+        server_name: tool === 'query' ? 'db' : 'files',
+        tool_name: i % 50 === 0 ? '' : tool,
+        outcome: OUTCOMES[Math.floor(r() * OUTCOMES.length)]!,
+        label_values: [r() < 0.7 ? 'prod' : 'dev'],
+        args: `{"q":"${r() < 0.1 ? 'Invoice' : 'x'}"}`,
+      }),
+    );
+  }
+  // redelivered copies: the same row, ingested later (lower ver)
+  const redelivered = rows.filter((_, i) => i % 37 === 0).map((x) => ({ ...x, ver: x.ver - 30 }));
+  await ch.insert('events', rows);
+  await ch.insert('events', redelivered);
+});
+
+after(async () => {
+  await ch?.close();
+  await db?.drop();
+});
+
+const FILTERS: EventFilterInput[] = [
+  {},
+  { client: 'c-0' },
+  { client: ['c-1', 'c-2'], tool: 'read_file' },
+  { tool: 'query', outcome: 'error' },
+  { label: 'env=dev', outcome: ['ok', 'denied'] },
+  { session: 'c-0-s1' },
+  { q: 'invoice', client: 'c-0' },
+  { server: 'nope' },
+];
+
+/** What searchEvents returned before: FINAL over the range. */
+async function finalSearch(where: SqlFragment, dir: 'desc' | 'asc') {
+  const d = dbIdent(ch.database);
+  const order = dir === 'desc' ? sql`ts DESC, ts_ms DESC, event_id DESC` : sql`ts, ts_ms, event_id`;
+  const r = await ch.query<SummaryRow>(sql`
+    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome, client_id, client_user, client_ip, session_id,
+      source_id, server_name, tool_name, method, duration_ms, error_message, label_keys, label_values
+    FROM ${d}.events FINAL WHERE ${where} ORDER BY ${order} LIMIT 100000`);
+  return r.map(toSummary);
+}
+
+async function allPages(f: EventFilterInput, dir: 'desc' | 'asc', limit: number) {
+  const out: unknown[] = [];
+  let cursor: string | undefined;
+  for (let n = 0; n < 1000; n++) {
+    const p = await searchEvents(ch, eventWhere(f, RANGE), { limit, cursor, dir });
+    out.push(...p.items);
+    if (!p.next_cursor) return out;
+    assert.equal(p.items.length, limit);
+    cursor = p.next_cursor;
+  }
+  throw new Error('too many pages');
+}
+
+test('search: every page equals the FINAL query it replaced (both orders, several filters)', async () => {
+  for (const f of FILTERS) {
+    for (const dir of ['desc', 'asc'] as const) {
+      const expected = await finalSearch(eventWhere(f, RANGE), dir);
+      const got = await allPages(f, dir, f.client === undefined && f.session === undefined ? 250 : 40);
+      assert.deepEqual(got, expected, `${JSON.stringify(f)} ${dir}`);
+    }
+  }
+});
+
+test('facets equal the per-field FINAL counts they replaced', async () => {
+  const d = dbIdent(ch.database);
+  for (const f of FILTERS) {
+    const where = eventWhere(f, RANGE);
+    const got = await facets(ch, where);
+    for (const field of FACET_FIELDS) {
+      const col = {
+        client_id: sql`client_id`,
+        client_user: sql`client_user`,
+        server_name: sql`server_name`,
+        tool_name: sql`tool_name`,
+        method: sql`method`,
+        kind: sql`kind`,
+        outcome: sql`outcome`,
+        source_id: sql`source_id`,
+      }[field];
+      const want = await ch.query<{ value: string; count: string }>(sql`
+        SELECT ${col} AS value, count() AS count FROM ${d}.events FINAL WHERE ${where}
+        GROUP BY value ORDER BY count DESC, value LIMIT 10`);
+      assert.deepEqual(
+        got[field],
+        want.map((w) => ({ value: w.value, count: Number(w.count) })),
+        `${JSON.stringify(f)} ${field}`,
+      );
+    }
+  }
+});
+
+test('client page: servers and tools with first/last use and calls equal the FINAL queries', async () => {
+  const d = dbIdent(ch.database);
+  for (const c of ['c-0', 'c-3', 'c-9']) {
+    const page = await clientPage(ch, c, RANGE);
+    const tb = eventWhere({}, RANGE);
+    const servers = await ch.query<{ name: string; first_s: number; last_s: number; calls: string }>(sql`
+      SELECT server_name AS name, toUInt32(min(ts)) AS first_s, toUInt32(max(ts)) AS last_s, count() AS calls
+      FROM ${d}.events FINAL WHERE client_id = ${c} AND ${tb} AND server_name != ''
+      GROUP BY name ORDER BY calls DESC, name LIMIT 200`);
+    const tools = await ch.query<{
+      server: string;
+      name: string;
+      first_s: number;
+      last_s: number;
+      calls: string;
+    }>(sql`
+      SELECT server_name AS server, tool_name AS name, toUInt32(min(ts)) AS first_s, toUInt32(max(ts)) AS last_s,
+             count() AS calls
+      FROM ${d}.events FINAL WHERE client_id = ${c} AND ${tb} AND tool_name != ''
+      GROUP BY server, name ORDER BY calls DESC, name LIMIT 500`);
+    const iso = (s: number) => new Date(Number(s) * 1000).toISOString();
+    assert.deepEqual(
+      page.servers,
+      servers.map((s) => ({
+        name: s.name,
+        first_seen: iso(s.first_s),
+        last_seen: iso(s.last_s),
+        calls: Number(s.calls),
+      })),
+    );
+    assert.deepEqual(
+      page.tools,
+      tools.map((t) => ({
+        server: t.server,
+        name: t.name,
+        first_seen: iso(t.first_s),
+        last_seen: iso(t.last_s),
+        calls: Number(t.calls),
+      })),
+    );
+    if (c === 'c-9') assert.equal(page.tools.length, 0);
+  }
+});
+
+test('search: a forged copy (another ts or client, lower ver) never shows; one row per event_id, the first ingested', async () => {
+  const inRange = (x: Row) => x.ts * 1000 + x.ts_ms >= RANGE.from && x.ts * 1000 + x.ts_ms < RANGE.to;
+  const base = rows.filter((x) => x.client_id === 'c-0' && inRange(x) && x.ts * 1000 > RANGE.from + 60_000);
+  const forged = [
+    // a later copy of an event moved to the range's last second under another client (the newest)
+    { ...base[0]!, ver: base[0]!.ver - 100, ts: Math.floor(RANGE.to / 1000) - 1, client_id: 'c-forged' },
+    // a later copy with another tool, same key
+    { ...base[1]!, ver: base[1]!.ver - 100, tool_name: 'exfiltrate' },
+    // a later copy one second earlier
+    { ...base[2]!, ver: base[2]!.ver - 100, ts: base[2]!.ts - 1 },
+  ];
+  await ch.insert('events', forged);
+  {
+    // the model: per event_id the highest-ver copy in the range, then the filter
+    const all = [...rows, ...forged].filter(inRange);
+    const winners = new Map<string, Row>();
+    for (const x of all) {
+      const w = winners.get(x.event_id);
+      if (!w || x.ver > w.ver) winners.set(x.event_id, x);
+    }
+    const key = (x: Row) => [x.ts, x.ts_ms, x.event_id] as const;
+    const cmp = (a: Row, b: Row) => {
+      const [p, q] = [key(a), key(b)];
+      return p[0] - q[0] || p[1] - q[1] || (p[2] < q[2] ? -1 : p[2] > q[2] ? 1 : 0);
+    };
+    for (const [f, pred] of [
+      [{}, () => true],
+      [{ client: 'c-forged' }, (x: Row) => x.client_id === 'c-forged'],
+      [{ tool: 'exfiltrate' }, (x: Row) => x.tool_name === 'exfiltrate'],
+      [{ client: 'c-0' }, (x: Row) => x.client_id === 'c-0'],
+    ] as Array<[EventFilterInput, (x: Row) => boolean]>) {
+      const want = [...winners.values()]
+        .filter(pred)
+        .sort(cmp)
+        .reverse()
+        .map((x) => x.event_id);
+      const got = (await allPages(f, 'desc', 60)) as Array<{ event_id: string; client_id: string }>;
+      assert.deepEqual(
+        got.map((g) => g.event_id),
+        want,
+        JSON.stringify(f),
+      );
+      assert.ok(!got.some((g) => g.client_id === 'c-forged'));
+    }
+  }
+});
