@@ -9,9 +9,15 @@
  *   run                                    apply retention now (receipts, drops, alerts)
  *   holds list [--all] | holds create --case ID --reason TEXT --from ISO --to ISO [--client ID]... --actor WHO
  *   holds release HOLD_ID --actor WHO --note TEXT
+ *   export --from ISO --to ISO --format ndjson|csv|ocsf [--client X]... [--label k=v]... --out DIR [--actor WHO]
+ *   verify-bundle DIR [--public-keys DIR]   offline: files, signature, complete hours against the ledger
  * Environment as the service (README.md); verify/plan/keys need no signing key.
  */
 import { readFileSync } from 'node:fs';
+import { exportBundle, PRODUCT_VERSION } from './export/bundle.js';
+import { exportFiltersSchema, FILTER_KEYS } from './export/filters.js';
+import { FORMATS, type ExportFormat } from './export/formats.js';
+import { verifyBundle } from './export/verify-bundle.js';
 import { parseArgs } from 'node:util';
 import { clickhouseFor } from '@mcp-audit/clickhouse';
 import { parseConfig } from '@mcp-audit/service-kit';
@@ -26,6 +32,37 @@ import { retiredHours } from './receipts.js';
 import { planRetention, runRetention } from './retention.job.js';
 
 const [cmd, ...rest] = process.argv.slice(2);
+
+/** Offline: needs no ClickHouse and no configuration, only the bundle and the public keys. */
+async function verifyBundleCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { 'public-keys': { type: 'string' }, json: { type: 'boolean' } },
+  });
+  const dir = positionals[0];
+  const keys = values['public-keys'] ?? process.env.MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR;
+  if (!dir || !keys) {
+    console.error('usage: verify-bundle DIR --public-keys DIR');
+    return 1;
+  }
+  const r = await verifyBundle(dir, loadPublicKeys(keys));
+  if (values.json) console.log(JSON.stringify(r, null, 2));
+  else {
+    console.log(
+      `verify-bundle: ${r.ok ? 'OK' : 'FAILED'} — ${r.files} files, ${r.rows} rows, ${r.hoursVerified} complete hours rebuilt their signed roots`,
+    );
+    for (const p of r.problems) console.log(`  ${p.kind}: ${p.detail}`);
+  }
+  return r.ok ? 0 : 2;
+}
+if (cmd === 'verify-bundle') {
+  const code = await verifyBundleCommand(rest).catch((err: unknown) => {
+    console.error(`retention verify-bundle: ${(err as Error).message}`);
+    return 1;
+  });
+  process.exit(code);
+}
 const env = parseConfig(cliEnvSchema);
 const ch = clickhouseFor(env, 'ADMIN', {
   insertTables: ['integrity_ledger', 'retention_receipts', 'legal_holds'],
@@ -166,6 +203,58 @@ async function main(): Promise<number> {
       for (const p of r.kept) console.log(`kept    ${p.table} ${p.partition}: ${p.why}`);
       return 0;
     }
+    case 'export': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          from: { type: 'string' },
+          to: { type: 'string' },
+          format: { type: 'string' },
+          out: { type: 'string' },
+          actor: { type: 'string' },
+          ...Object.fromEntries(FILTER_KEYS.map((k) => [k, { type: 'string', multiple: true }])),
+        },
+      });
+      const from = Date.parse(need(values.from as string | undefined, '--from'));
+      const to = Date.parse(need(values.to as string | undefined, '--to'));
+      if (Number.isNaN(from) || Number.isNaN(to)) throw new Error('--from/--to must be ISO-8601 times');
+      const format = need(values.format as string | undefined, '--format');
+      if (!(FORMATS as readonly string[]).includes(format))
+        throw new Error(`--format must be one of ${FORMATS.join(', ')}`);
+      const filters = exportFiltersSchema.parse(
+        Object.fromEntries(FILTER_KEYS.map((k) => [k, (values as Record<string, unknown>)[k] ?? []])),
+      );
+      const key = loadSigningKey(
+        need(env.MCP_AUDIT_LEDGER_SIGNING_KEY_FILE, 'MCP_AUDIT_LEDGER_SIGNING_KEY_FILE'),
+      );
+      const t0 = Date.now();
+      const tty = process.stderr.isTTY;
+      const m = await exportBundle(
+        {
+          db,
+          key,
+          productVersion: PRODUCT_VERSION,
+          onProgress: (p) => {
+            const s = Math.max(1, (Date.now() - t0) / 1000);
+            const line = `export: hour ${p.hoursDone}/${p.hoursTotal}, ${p.rows} rows, ${(p.bytes / 1e6).toFixed(1)} MB, ${Math.round(p.rows / s)} rows/s`;
+            process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+          },
+        },
+        {
+          fromMs: from,
+          toMs: to,
+          format: format as ExportFormat,
+          filters,
+          actor: (values.actor as string | undefined) ?? process.env.USER ?? 'cli',
+        },
+        need(values.out as string | undefined, '--out'),
+      );
+      if (tty) process.stderr.write('\n');
+      console.log(
+        `exported ${m.rows} rows into ${m.files.length} files in ${Date.now() - t0} ms; ${m.complete_hours.length} complete hours, ${m.partial_hours.length} partial`,
+      );
+      return 0;
+    }
     case 'holds': {
       const holds = createLegalHolds({ ch, database });
       const [sub, ...args] = rest;
@@ -212,7 +301,7 @@ async function main(): Promise<number> {
       console.error(
         readFileSync(new URL(import.meta.url), 'utf8')
           .split('\n')
-          .slice(1, 14)
+          .slice(1, 16)
           .join('\n'),
       );
       return 1;

@@ -1,0 +1,306 @@
+import { createHash, hash, sign } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { createGzip, type Gzip } from 'node:zlib';
+import { dbIdent, sql } from '@mcp-audit/clickhouse';
+import { CANONICAL_COLUMNS, canonicalRowSql, hasControlSql } from '../ledger/canonical.js';
+import type { LedgerDb } from '../ledger/hours.js';
+import { MerkleBuilder } from '../ledger/merkle.js';
+import {
+  canonicalJson,
+  floorHour,
+  HOUR_MS,
+  isoSecond,
+  type LedgerRecord,
+  type SigningKey,
+} from '../ledger/record.js';
+import { loadTableRecords } from '../ledger/store.js';
+import { RowBinaryReader, StreamQueryError } from '../ledger/stream.js';
+import { filtersSql, hasFilters, type ExportFilters } from './filters.js';
+import { csvHeaderLine, encodeRow, FILE_SUFFIX, type ExportFormat } from './formats.js';
+import { OCSF_VERSION } from './ocsf.js';
+
+/** Bundle format version 1 (the manifest's `bundle_version`); the layout is in README.md. */
+export const BUNDLE_VERSION = 1;
+/** metadata.product.version and the manifest's software version. */
+export const PRODUCT_VERSION = '0.1.0';
+
+export interface ExportSpec {
+  fromMs: number;
+  toMs: number;
+  format: ExportFormat;
+  filters: ExportFilters;
+  /** Who asked (an API key id or an operator name). */
+  actor: string;
+  /** A new data file after this many rows (default 1,000,000). */
+  rowsPerFile?: number;
+}
+
+export interface ExportProgress {
+  rows: number;
+  bytes: number;
+  hoursDone: number;
+  hoursTotal: number;
+}
+
+export interface ExportDeps {
+  /** Must have `stream`. */
+  db: LedgerDb;
+  /** Signs manifest.json (its public key published as `<key_id>.pub` with the ledger's). */
+  key: SigningKey;
+  productVersion: string;
+  now?: () => number;
+  onProgress?: (p: ExportProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ManifestFile {
+  name: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+}
+
+export interface Manifest {
+  bundle_version: 1;
+  table: 'events';
+  format: ExportFormat;
+  ocsf_version?: string;
+  range: { from: string; to: string };
+  filters: ExportFilters;
+  exported_by: string;
+  exported_at: string;
+  software: { name: 'mcp-audit'; version: string };
+  rows: number;
+  files: ManifestFile[];
+  /** Ledger records (signed, as stored) of every hour the range touches. */
+  ledger: Array<{ record: LedgerRecord; sig: string }>;
+  /** Hours whose every row is in the bundle and rebuilds its records' roots (checked at export). */
+  complete_hours: string[];
+  /** Hours with rows that cannot be checked against the ledger, and why. */
+  partial_hours: Array<{ hour: string; why: string }>;
+}
+
+export class ExportError extends Error {
+  readonly code = 'AUDIT_ERR_EXPORT';
+}
+
+/** A gzip data file: bytes and SHA-256 of what lands on disk, rows written. */
+class DataFile {
+  readonly gz: Gzip;
+  private readonly sha = createHash('sha256');
+  bytes = 0;
+  rows = 0;
+  private buf: string[] = [];
+  private bufLen = 0;
+  private readonly done: Promise<void>;
+
+  constructor(
+    readonly path: string,
+    readonly name: string,
+  ) {
+    this.gz = createGzip({ level: 6 });
+    const out = createWriteStream(path, { flags: 'wx', mode: 0o644 });
+    this.gz.on('data', (c: Buffer) => {
+      this.sha.update(c);
+      this.bytes += c.length;
+    });
+    this.gz.pipe(out);
+    this.done = finished(out);
+  }
+
+  async write(text: string, rows = 1): Promise<void> {
+    this.buf.push(text);
+    this.bufLen += text.length;
+    this.rows += rows;
+    if (this.bufLen >= 256 * 1024) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.buf.length === 0) return;
+    const chunk = this.buf.join('');
+    this.buf = [];
+    this.bufLen = 0;
+    if (!this.gz.write(chunk)) await once(this.gz, 'drain');
+  }
+
+  async close(): Promise<ManifestFile> {
+    await this.flush();
+    this.gz.end();
+    await this.done;
+    return { name: this.name, rows: this.rows, bytes: this.bytes, sha256: this.sha.digest('hex') };
+  }
+}
+
+const SENTINEL = 0xffffffff;
+const ZERO = Buffer.from([0]);
+
+/**
+ * One row per event_id of [fromMs, toMs) matching the filters, as (hour, ingestion second,
+ * canonical row, UInt64s as text), sorted by hour then event id text: the copy the ledger hashes
+ * (highest (ver, leaf, ingested_at)), so a complete hour rebuilds the signed roots.
+ */
+function exportSql(db: LedgerDb, fromMs: number, toMs: number, filters: ExportFilters) {
+  const events = sql`${dbIdent(db.database)}.events`;
+  const where = sql`ts >= toDateTime(${Math.floor(fromMs / 1000)}, 'UTC') AND ts < toDateTime(${Math.ceil(toMs / 1000)}, 'UTC') AND ${filtersSql(filters)}`;
+  const side = (controls: boolean) =>
+    sql`SELECT ts, event_id, ver, ingested_at, request_bytes, response_bytes, ${canonicalRowSql(controls)} AS canon
+      FROM ${events} WHERE ${where} AND ${controls ? hasControlSql() : sql`NOT ${hasControlSql()}`}`;
+  const winners = sql`SELECT toUInt32(toStartOfHour(ts)) AS h, toString(event_id) AS id, toUInt32(ingested_at) AS ia,
+      canon, toString(request_bytes) AS rb, toString(response_bytes) AS sb
+    FROM (SELECT *, SHA256(concat(${ZERO}, canon)) AS leaf FROM (${side(false)} UNION ALL ${side(true)}))
+    ORDER BY h, id, ver DESC, leaf DESC, ia DESC LIMIT 1 BY h, id`;
+  const sentinel = sql`SELECT toUInt32(${SENTINEL}) AS h, '' AS id, toUInt32(0) AS ia, '' AS canon, '' AS rb, '' AS sb`;
+  return sql`SELECT h, ia, canon, rb, sb FROM (${winners} UNION ALL ${sentinel}) ORDER BY h, id FORMAT RowBinary`;
+}
+
+/**
+ * Writes a bundle into `outDir` (created; must be empty): gzip data files, manifest.json and
+ * manifest.sig. Streams one hour at a time, so memory does not grow with the range.
+ */
+export async function exportBundle(deps: ExportDeps, spec: ExportSpec, outDir: string): Promise<Manifest> {
+  const { db } = deps;
+  if (!db.stream) throw new ExportError('export needs a streaming ClickHouse connection');
+  if (!(spec.fromMs < spec.toMs)) throw new ExportError('from must be before to');
+  mkdirSync(outDir, { recursive: true });
+  if (readdirSync(outDir).length > 0) throw new ExportError(`${outDir} is not empty`);
+  const now = (deps.now ?? Date.now)();
+  const rowsPerFile = spec.rowsPerFile ?? 1_000_000;
+  const filtered = hasFilters(spec.filters);
+
+  const firstHour = floorHour(spec.fromMs);
+  const endHour = Math.ceil(spec.toMs / HOUR_MS) * HOUR_MS;
+  const ledger = (await loadTableRecords(db))
+    .filter((r) => r.record && Date.parse(r.record.hour) >= firstHour && Date.parse(r.record.hour) < endHour)
+    .map((r) => ({ record: r.record!, sig: r.sig }));
+  const byHour = new Map<number, LedgerRecord[]>();
+  for (const { record } of ledger) {
+    const h = Date.parse(record.hour);
+    byHour.set(h, [...(byHour.get(h) ?? []), record]);
+  }
+
+  const files: ManifestFile[] = [];
+  let file: DataFile | undefined;
+  let rows = 0;
+  let bytesDone = 0;
+  const complete: string[] = [];
+  const partial: Array<{ hour: string; why: string }> = [];
+  const hoursTotal = (endHour - firstHour) / HOUR_MS;
+  const ctx = { productVersion: deps.productVersion };
+
+  const nextFile = async () => {
+    if (file) {
+      const f = await file.close();
+      files.push(f);
+      bytesDone += f.bytes;
+    }
+    const name = `events-${String(files.length + 1).padStart(5, '0')}.${FILE_SUFFIX[spec.format]}.gz`;
+    file = new DataFile(join(outDir, name), name);
+    if (spec.format === 'csv') await file.write(csvHeaderLine(), 0);
+  };
+  await nextFile();
+
+  for (let h = firstHour, done = 0; h < endHour; h += HOUR_MS, done++) {
+    if (deps.signal?.aborted) throw new ExportError('export cancelled');
+    const a = Math.max(h, spec.fromMs);
+    const b = Math.min(h + HOUR_MS, spec.toMs);
+    const recs = byHour.get(h) ?? [];
+    const whole = a === h && b === h + HOUR_MS;
+    const cutoffs = recs.map((r) => Math.floor(Date.parse(r.cutoff) / 1000));
+    // A complete-hour candidate: no filter, the whole hour, sealed. Segment builders follow its records.
+    const check = !filtered && whole && recs.length > 0;
+    const builders = check ? recs.map(() => new MerkleBuilder()) : [];
+    let late = 0;
+    let hourRows = 0;
+    const reader = new RowBinaryReader();
+    let ended = false;
+    for await (const chunk of db.stream(exportSql(db, a, b, spec.filters))) {
+      if (ended) throw new StreamQueryError('bytes after the end of the export stream');
+      reader.push(chunk);
+      for (;;) {
+        const m = reader.mark();
+        const hh = reader.u32();
+        const ia = reader.u32();
+        const canon = reader.string();
+        const rb = reader.string();
+        const sb = reader.string();
+        if (
+          hh === undefined ||
+          ia === undefined ||
+          canon === undefined ||
+          rb === undefined ||
+          sb === undefined
+        ) {
+          reader.rewind(m);
+          break;
+        }
+        if (hh === SENTINEL) {
+          ended = true;
+          if (reader.remaining > 0) throw new StreamQueryError('bytes after the end of the export stream');
+          break;
+        }
+        const text = canon.toString('utf8');
+        const arr = JSON.parse(text) as unknown[];
+        const values: Record<string, unknown> = {};
+        CANONICAL_COLUMNS.forEach(({ name }, i) => (values[name] = arr[i]));
+        // NOTE: JSON.parse rounds UInt64s above 2^53; their exact digits come as text.
+        values.request_bytes = rb.toString();
+        values.response_bytes = sb.toString();
+        if (check) {
+          const seg = cutoffs.findIndex((c) => ia <= c);
+          if (seg < 0) late++;
+          else builders[seg]!.push(hash('sha256', Buffer.concat([ZERO, canon]), 'buffer'));
+        }
+        if (file!.rows >= rowsPerFile) await nextFile();
+        await file!.write(encodeRow(spec.format, { values, canonical: text, ingestedAt: ia }, ctx));
+        rows++;
+        hourRows++;
+      }
+    }
+    if (!ended) throw new StreamQueryError('the export stream ended early (query failed mid-way?)');
+    const hour = isoSecond(h);
+    if (check) {
+      const bad = recs.findIndex(
+        (r, i) => builders[i]!.count !== r.rows || builders[i]!.root().toString('hex') !== r.root,
+      );
+      if (bad >= 0) partial.push({ hour, why: `rows do not rebuild record ${recs[bad]!.seq}: run verify` });
+      else if (late > 0) partial.push({ hour, why: `${late} rows arrived after the hour's last record` });
+      else complete.push(hour);
+    } else if (hourRows > 0 || recs.length > 0) {
+      partial.push({
+        hour,
+        why: filtered ? 'filtered export' : !whole ? 'the range covers part of the hour' : 'hour not sealed',
+      });
+    }
+    deps.onProgress?.({ rows, bytes: bytesDone + (file?.bytes ?? 0), hoursDone: done + 1, hoursTotal });
+  }
+  files.push(await file!.close());
+
+  const manifest: Manifest = {
+    bundle_version: BUNDLE_VERSION,
+    table: 'events',
+    format: spec.format,
+    ...(spec.format === 'ocsf' ? { ocsf_version: OCSF_VERSION } : {}),
+    range: { from: new Date(spec.fromMs).toISOString(), to: new Date(spec.toMs).toISOString() },
+    filters: spec.filters,
+    exported_by: spec.actor,
+    exported_at: new Date(now).toISOString(),
+    software: { name: 'mcp-audit', version: deps.productVersion },
+    rows,
+    files,
+    ledger,
+    complete_hours: complete,
+    partial_hours: partial,
+  };
+  const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
+  writeFileSync(join(outDir, 'manifest.json'), bytes, { flag: 'wx' });
+  const sig = {
+    alg: 'Ed25519',
+    key_id: deps.key.keyId,
+    sig: sign(null, bytes, deps.key.privateKey).toString('hex'),
+  };
+  writeFileSync(join(outDir, 'manifest.sig'), `${canonicalJson(sig)}\n`, { flag: 'wx' });
+  return manifest;
+}
