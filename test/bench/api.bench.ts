@@ -16,11 +16,12 @@
  * concurrently run concurrently). p50/p95 of both and the ratio API/raw.
  *
  *   BENCH_EVENTS, BENCH_CLIENTS, BENCH_DAYS, BENCH_RUNS (30), BENCH_WARMUP (3)
+ *   BENCH_API_MODULE  another build's dist/src/index.js to time instead of this checkout's
  *   BENCH_DB     database name (default bench_api_<events>); BENCH_KEEP=1 keeps it for re-runs, and a
  *                kept database holding the same number of events is reused without reloading
  */
 import { cpus, loadavg, totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createClient } from '@clickhouse/client';
 import {
   createClickHouse,
@@ -33,7 +34,7 @@ import {
 } from '@mcp-audit/clickhouse';
 import type { AuditProducer } from '@mcp-audit/kafka';
 import { createLogger, generateKey, hashKey } from '@mcp-audit/service-kit';
-import { buildApi, clickHouseAccessLog, defaultApiConfig, staticKeyRing } from '@mcp-audit/api';
+import type * as Api from '@mcp-audit/api';
 import { env, need } from '../lib/index.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000_000);
@@ -43,6 +44,11 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const DB = process.env.BENCH_DB ?? `bench_api_${EVENTS}`;
 const KEEP = process.env.BENCH_KEEP === '1';
+// Another build of the API to time on the same data (e.g. an older commit's services/api/dist).
+const API_MODULE = process.env.BENCH_API_MODULE;
+const { buildApi, clickHouseAccessLog, defaultApiConfig, staticKeyRing } = (
+  API_MODULE ? await import(pathToFileURL(API_MODULE).href) : await import('@mcp-audit/api')
+) as typeof Api;
 const SCHEMAS = fileURLToPath(new URL('../../../schemas/clickhouse/', import.meta.url));
 const DAY = 86_400;
 const HOUR_MS = 3_600_000;
@@ -231,6 +237,7 @@ function phases(rec: Recorded[]): string[][] {
 async function main() {
   const adminRoot = createClickHouse({ url, username, password, requestTimeoutMs: 1_800_000 });
   const admin = createClickHouse({ url, username, password, database: DB, requestTimeoutMs: 1_800_000 });
+  if (API_MODULE) console.log(`api module: ${API_MODULE}`);
   console.log(
     `machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 20)} MiB, node ${process.version}; load average ${load()}`,
   );

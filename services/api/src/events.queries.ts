@@ -354,24 +354,28 @@ export async function eventById(ch: ClickHouse, id: string, fallback: Range): Pr
   return rows[0];
 }
 
-/** Up to `n` events of the session on each side of an event (same session, by time). */
+/**
+ * Up to `n` events of the session on each side of an event (same session, by time, within 7 days):
+ * two keyset searches from the event's own key, so the event itself is never among them.
+ */
 export async function neighbours(ch: ClickHouse, e: FullRow, n: number) {
   if (e.session_id === '') return { before: [], after: [] };
-  const db = dbIdent(ch.database);
-  const span = 7 * 86_400;
-  const near = sql`session_id = ${e.session_id} AND ts >= ${new Date((Number(e.ts_s) - span) * 1000)}
-    AND ts <= ${new Date((Number(e.ts_s) + span) * 1000)} AND event_id != toUUID(${e.event_id})`;
-  const c: [number, number, string] = [Number(e.ts_s), Number(e.ts_ms), e.event_id];
+  const span = 7 * 86_400_000;
+  const at = Number(e.ts_s) * 1000;
+  // The range's end is exclusive: one second past the span's last second.
+  const where = eventWhere({ session: e.session_id }, { from: Math.max(0, at - span), to: at + span + 1000 });
+  const cursor = encodeCursor([Number(e.ts_s), Number(e.ts_ms), e.event_id]);
   const [before, after] = await Promise.all([
-    ch.query<SummaryRow>(sql`SELECT ${SUMMARY_COLUMNS} FROM ${db}.events FINAL
-      WHERE ${near} AND ${afterCursor(c, 'desc')} ORDER BY ts DESC, ts_ms DESC, event_id DESC LIMIT ${n}`),
-    ch.query<SummaryRow>(sql`SELECT ${SUMMARY_COLUMNS} FROM ${db}.events FINAL
-      WHERE ${near} AND ${afterCursor(c, 'asc')} ORDER BY ts, ts_ms, event_id LIMIT ${n}`),
+    searchEvents(ch, where, { limit: n, cursor, dir: 'desc' }),
+    searchEvents(ch, where, { limit: n, cursor, dir: 'asc' }),
   ]);
-  return { before: before.reverse().map(toSummary), after: after.map(toSummary) };
+  return { before: before.items.reverse(), after: after.items };
 }
 
-/** Every identity a session was used under, within the range. */
+/**
+ * Every identity a session was used under, within the range. Events are counted once per event_id
+ * (a redelivered copy has the same identity and time); no FINAL over the range.
+ */
 export async function sessionIdentities(ch: ClickHouse, sessionId: string, range: Range) {
   const db = dbIdent(ch.database);
   const rows = await ch.query<{
@@ -386,8 +390,8 @@ export async function sessionIdentities(ch: ClickHouse, sessionId: string, range
   }>(sql`
     SELECT client_id, client_user, client_ip,
            toUInt32(min(ts)) AS first_s, argMin(ts_ms, (ts, ts_ms)) AS first_ms,
-           toUInt32(max(ts)) AS last_s, argMax(ts_ms, (ts, ts_ms)) AS last_ms, count() AS events
-    FROM ${db}.events FINAL
+           toUInt32(max(ts)) AS last_s, argMax(ts_ms, (ts, ts_ms)) AS last_ms, uniqExact(event_id) AS events
+    FROM ${db}.events
     WHERE session_id = ${sessionId} AND ${timeBounds(range)}
     GROUP BY client_id, client_user, client_ip
     ORDER BY first_s, first_ms

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { dbIdent, sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
 import { clientPage } from '../src/clients.queries.js';
 import {
+  eventById,
   eventWhere,
   facets,
   FACET_FIELDS,
+  neighbours,
   searchEvents,
+  sessionIdentities,
   toSummary,
   type SummaryRow,
 } from '../src/events.queries.js';
@@ -176,6 +179,40 @@ test('client page: servers and tools with first/last use and calls equal the FIN
       })),
     );
     if (c === 'c-9') assert.equal(page.tools.length, 0);
+  }
+});
+
+test('neighbours and session identities equal the FINAL queries they replaced', async () => {
+  const d = dbIdent(ch.database);
+  const cols = sql`event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome, client_id, client_user, client_ip,
+    session_id, source_id, server_name, tool_name, method, duration_ms, error_message, label_keys, label_values`;
+  for (const x of [rows[5]!, rows[37]!, rows[100]!, rows[2999]!]) {
+    const e = (await eventById(ch, x.event_id, { from: NOW - 86_400_000, to: NOW + 86_400_000 }))!;
+    const near = sql`session_id = ${e.session_id} AND ts >= ${new Date((Number(e.ts_s) - 7 * 86_400) * 1000)}
+      AND ts <= ${new Date((Number(e.ts_s) + 7 * 86_400) * 1000)} AND event_id != toUUID(${e.event_id})`;
+    const t = new Date(Number(e.ts_s) * 1000);
+    const [ms, id] = [Number(e.ts_ms), e.event_id];
+    const before = await ch.query<SummaryRow>(sql`SELECT ${cols} FROM ${d}.events FINAL WHERE ${near}
+      AND (ts < ${t} OR (ts = ${t} AND (ts_ms < ${ms} OR (ts_ms = ${ms} AND event_id < toUUID(${id})))))
+      ORDER BY ts DESC, ts_ms DESC, event_id DESC LIMIT 10`);
+    const after = await ch.query<SummaryRow>(sql`SELECT ${cols} FROM ${d}.events FINAL WHERE ${near}
+      AND (ts > ${t} OR (ts = ${t} AND (ts_ms > ${ms} OR (ts_ms = ${ms} AND event_id > toUUID(${id})))))
+      ORDER BY ts, ts_ms, event_id LIMIT 10`);
+    assert.deepEqual(await neighbours(ch, e, 10), {
+      before: before.reverse().map(toSummary),
+      after: after.map(toSummary),
+    });
+    const ids = await ch.query<{ client_id: string; events: string }>(sql`
+      SELECT client_id, client_user, client_ip, count() AS events FROM ${d}.events FINAL
+      WHERE session_id = ${e.session_id} AND ${eventWhere({}, RANGE)}
+      GROUP BY client_id, client_user, client_ip ORDER BY client_id, client_user, client_ip`);
+    const got = await sessionIdentities(ch, e.session_id, RANGE);
+    assert.deepEqual(
+      got
+        .map((g) => ({ client_id: g.client_id, events: g.events }))
+        .sort((a, b) => (a.client_id < b.client_id ? -1 : 1)),
+      ids.map((i) => ({ client_id: i.client_id, events: Number(i.events) })),
+    );
   }
 });
 
