@@ -25,6 +25,7 @@ import { hostAllowed, originAllowed, securityHeaders } from './http.security.js'
 import { createSessionStore, csrfMatches } from './sessions.js';
 import type { AccessLogRow, AccessLogWriter } from './access-log.js';
 import { registerRoutes } from './routes.js';
+import { registerComplianceRoutes, type ComplianceDeps } from './compliance.routes.js';
 import { createTriage } from './triage.js';
 
 /** Who a route is for: everyone, a console session holder, or a key scope (admin implies all). */
@@ -72,6 +73,8 @@ export interface ApiDeps {
   accessLog: AccessLogWriter;
   log: Logger;
   now?: () => number;
+  /** Legal holds, verify and exports (compliance.routes.ts); the routes answer 503 without it. */
+  compliance?: ComplianceDeps;
 }
 
 export const SESSION_COOKIE = 'mcpa_session';
@@ -321,6 +324,7 @@ export async function buildApi(config: ApiConfig, deps: ApiDeps): Promise<Fastif
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: false });
   registerRoutes(app, { config, deps, sessions, triage, accessRow, now, authFailures, limited });
+  registerComplianceRoutes(app, deps.compliance);
   registerConsole(app, config);
   app.get('/api/v1/openapi.json', { config: { scope: 'public', audit: false }, schema: { hide: true } }, () =>
     app.swagger(),

@@ -37,6 +37,12 @@ export const apiEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_API_CONSOLE_DIR: z.string().optional(),
   MCP_AUDIT_API_TRUST_PROXY: envBool('false'),
   MCP_AUDIT_ALERTS_TOPIC: z.string().default(TOPIC_ALERTS),
+  // Compliance routes (compliance.routes.ts): on when the ledger's public keys are given.
+  MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR: z.string().optional(),
+  MCP_AUDIT_LEDGER_DIR: z.string().optional(),
+  /** Signs export manifests: a key of the API's own (never the ledger's), published with the ledger's. */
+  MCP_AUDIT_API_EXPORT_SIGNING_KEY_FILE: z.string().optional(),
+  MCP_AUDIT_API_EXPORT_DIR: z.string().default('exports'),
 });
 
 export type ApiEnv = z.infer<typeof apiEnvSchema>;

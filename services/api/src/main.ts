@@ -1,6 +1,16 @@
 import { fileURLToPath } from 'node:url';
 import { clickhouseFor } from '@mcp-audit/clickhouse';
 import { createKafka, createProducer, kafkaConfigFromEnv } from '@mcp-audit/kafka';
+import {
+  createExportJobs,
+  createLegalHolds,
+  createRowStream,
+  loadPublicKeys,
+  loadSigningKey,
+  PRODUCT_VERSION,
+  retiredHours,
+  verifyRange,
+} from '@mcp-audit/retention';
 import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
 import { fileKeyRing } from './api-keys.js';
 import { clickHouseAccessLog } from './access-log.js';
@@ -21,6 +31,52 @@ const producer = createProducer(kafka);
 // The console's build sits next to the compiled API: services/api/dist/console.
 const consoleDir = fileURLToPath(new URL('../console/', import.meta.url));
 
+// Compliance: holds through mcp_api (its legal_holds grant), verify and exports read as mcp_api_reader.
+const holdsCh = clickhouseFor(env, 'API', {
+  logger: log,
+  application: 'mcp-audit-api',
+  insertTables: ['legal_holds'],
+});
+const keysDir = env.MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR;
+const ledgerDb = {
+  ch: reader,
+  database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
+  stream: createRowStream({
+    url: env.MCP_AUDIT_CLICKHOUSE_URL,
+    username: env.MCP_AUDIT_CLICKHOUSE_API_READER_USER,
+    password: env.MCP_AUDIT_CLICKHOUSE_API_READER_PASSWORD,
+    database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
+  }),
+};
+const exportJobs = env.MCP_AUDIT_API_EXPORT_SIGNING_KEY_FILE
+  ? createExportJobs(
+      {
+        db: ledgerDb,
+        key: loadSigningKey(env.MCP_AUDIT_API_EXPORT_SIGNING_KEY_FILE),
+        productVersion: PRODUCT_VERSION,
+      },
+      env.MCP_AUDIT_API_EXPORT_DIR,
+    )
+  : undefined;
+const compliance = keysDir
+  ? {
+      holds: createLegalHolds({ ch: holdsCh, database: env.MCP_AUDIT_CLICKHOUSE_DATABASE }),
+      exports: exportJobs,
+      maxRangeDays: env.MCP_AUDIT_API_MAX_RANGE_DAYS,
+      async verify(from: number, to: number) {
+        const publicKeys = loadPublicKeys(keysDir);
+        const retired = await retiredHours(reader, ledgerDb.database, publicKeys);
+        // The retention service's defaults: 10 min sealing delay + its 5 min period, 7-day addenda.
+        return verifyRange(
+          { db: ledgerDb, publicKeys, dir: env.MCP_AUDIT_LEDGER_DIR, retiredHours: retired },
+          from,
+          to,
+          { sealGraceMs: 25 * 60_000, addendumWindowMs: 7 * 86_400_000 },
+        );
+      },
+    }
+  : undefined;
+
 const app = await buildApi(apiConfigFromEnv(env, consoleDir), {
   reader,
   writer,
@@ -28,6 +84,7 @@ const app = await buildApi(apiConfigFromEnv(env, consoleDir), {
   keys: fileKeyRing(env.MCP_AUDIT_API_KEYS_FILE!, log),
   accessLog: clickHouseAccessLog(writer),
   log,
+  ...(compliance ? { compliance } : {}),
 });
 
 const service = defineService({
@@ -39,10 +96,12 @@ const service = defineService({
 })
   .health(() => ({ ok: producer.isConnected(), details: { kafka: producer.isConnected() } }))
   .onStop('intake', 'close http', () => app.close())
+  .onStop('drain', 'finish export jobs', () => exportJobs?.stop())
   .onStop('commit', 'disconnect producer', () => producer.disconnect())
   .onStop('close', 'close clickhouse', async () => {
     await reader.close();
     await writer.close();
+    await holdsCh.close();
   });
 
 await service.run(async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import type { RegisteredRoute } from '../src/app.js';
 import { grants } from '../src/api-keys.js';
-import { bearer, KEYS, testApi } from './helpers.js';
+import { bearer, emptyCompliance, KEYS, testApi } from './helpers.js';
 
 /**
  * The authorization matrix: every route the app REGISTERED (collected by its onRoute hook, not a hand
@@ -50,7 +50,7 @@ async function call(app: FastifyInstance, r: RegisteredRoute, headers: Record<st
 
 test('authorization matrix over the whole registered route table', async () => {
   const { app } = await testApi(
-    {},
+    { compliance: emptyCompliance() },
     { authFailuresPerMinute: 1e6, rateLimitPerMinute: 1e6, addressRateLimitPerMinute: 1e6 },
   );
   const table = (app as unknown as { routeTable: RegisteredRoute[] }).routeTable;

@@ -172,3 +172,16 @@ export function eventRow(o: Record<string, unknown> = {}) {
     ...rest,
   };
 }
+
+/** Compliance deps that hold nothing (for the authorization matrix: the routes must reach their handlers). */
+export function emptyCompliance(): import('../src/compliance.routes.js').ComplianceDeps {
+  return {
+    maxRangeDays: 31,
+    holds: {
+      create: () => Promise.reject(new Error('not in this test')),
+      release: () => Promise.reject(new Error('not in this test')),
+      list: async () => [],
+    },
+    verify: () => Promise.reject(new Error('not in this test')),
+  };
+}

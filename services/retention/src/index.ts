@@ -25,3 +25,11 @@ export { canonicalJson, recordHash, keyIdOf, type LedgerRecord } from './ledger/
 export { planRetention, runRetention, type PartitionPlan } from './retention.job.js';
 export { retiredHours } from './receipts.js';
 export { retentionPolicySchema, type RetentionPolicy } from './config.js';
+export { exportBundle, PRODUCT_VERSION, type Manifest, type ExportSpec } from './export/bundle.js';
+export { verifyBundle, type BundleReport } from './export/verify-bundle.js';
+export { exportFiltersSchema, type ExportFilters } from './export/filters.js';
+export { FORMATS, type ExportFormat } from './export/formats.js';
+export { createExportJobs, type ExportJob, type ExportJobs } from './export/jobs.js';
+export { tarDirectory } from './export/tar.js';
+export { createRowStream, type RowStream } from './ledger/stream.js';
+export type { LedgerDb } from './ledger/hours.js';
