@@ -32,7 +32,17 @@ const VERB: Record<Action, string> = {
   resolve: 'Resolve',
 };
 
-async function run(action: Action, target: Target, body: Record<string, string>): Promise<string> {
+export interface TriageResult {
+  alert: AlertSummary;
+  transition: Transition;
+}
+
+async function run(
+  action: Action,
+  target: Target,
+  body: Record<string, string>,
+  results: TriageResult[],
+): Promise<string> {
   if (target.filter) {
     const r = await api.post<{ matched: number; changed: number }>('/alerts/bulk', {
       filter: target.filter,
@@ -47,10 +57,7 @@ async function run(action: Action, target: Target, body: Record<string, string>)
   // One at a time: a handful of selected alerts, and each answer is a transition the analyst expects in order.
   for (const id of ids) {
     try {
-      await api.post<{ alert: AlertSummary; transition: Transition }>(
-        `/alerts/${encodeURIComponent(id)}/${PATH[action]}`,
-        body,
-      );
+      results.push(await api.post<TriageResult>(`/alerts/${encodeURIComponent(id)}/${PATH[action]}`, body));
       changed += 1;
     } catch (err) {
       if (ids.length === 1) throw err;
@@ -65,7 +72,7 @@ async function run(action: Action, target: Target, body: Record<string, string>)
 }
 
 /** Opens the form an action needs (every one takes an optional note) and runs it. */
-export function triage(action: Action, target: Target, done: () => void): void {
+export function triage(action: Action, target: Target, done: (results: TriageResult[]) => void): void {
   const note = h('textarea', { id: 'triage-note', name: 'note', rows: '3', maxlength: '2000' });
   const noteField = [h('label', { for: note.id }, action === 'note' ? 'Note' : 'Note (optional)'), note];
   const assignee = h('input', {
@@ -101,9 +108,10 @@ export function triage(action: Action, target: Target, done: () => void): void {
       }
       if (action === 'resolve') body.reason = reason.value;
       if (action === 'note' && !body.note) throw new Error('Write a note.');
-      const msg = await run(action, target, body);
+      const results: TriageResult[] = [];
+      const msg = await run(action, target, body, results);
       flash(msg);
-      done();
+      done(results);
     },
   });
   // Enter in the one-line fields submits (native form behaviour); in the textarea it is a newline.
@@ -111,7 +119,7 @@ export function triage(action: Action, target: Target, done: () => void): void {
 
 export function actionButtons(
   target: () => Target | null,
-  done: () => void,
+  done: (results: TriageResult[]) => void,
   opts: { disabled?: Partial<Record<Action, boolean>>; idPrefix?: string } = {},
 ): HTMLElement {
   return h(

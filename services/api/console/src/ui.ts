@@ -132,7 +132,18 @@ export function openDialog(opts: {
   });
   dialog.addEventListener('close', () => {
     dialog.remove();
-    opener?.focus();
+    // The page may have been drawn again behind the dialog: back to the same control if it is still
+    // there and usable, else to the first usable action, else to the heading.
+    let back: HTMLElement | null = opener?.isConnected
+      ? opener
+      : opener?.id
+        ? document.getElementById(opener.id)
+        : null;
+    if (!back || (back as HTMLButtonElement).disabled)
+      back =
+        document.querySelector<HTMLElement>('.triage-actions button:not([disabled])') ??
+        document.querySelector<HTMLElement>('main h1');
+    back?.focus();
   });
   document.body.append(dialog);
   dialog.showModal();

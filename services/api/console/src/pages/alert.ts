@@ -1,7 +1,7 @@
 import { api } from '../api.js';
-import { badge, dl, fmtNum, h, qs, seg, table, time } from '../dom.js';
+import { badge, dl, fmtNum, h, qs, replace, seg, table, time } from '../dom.js';
 import { eventsTable } from '../events-table.js';
-import { actionButtons } from '../triage.js';
+import { actionButtons, type TriageResult } from '../triage.js';
 import type { AlertDetail, ValueCount } from '../types.js';
 import { loadInto, pageHeader, section, type PageContext } from '../ui.js';
 
@@ -11,12 +11,22 @@ export function alertPage(ctx: PageContext): void {
   const head = pageHeader(h('span', null, 'Alert'));
   const body = h('div');
   ctx.main.append(head, body);
-  const refresh = () => ctx.navigate(location.pathname + location.search, { replace: true });
-  void loadInto(
-    ctx,
-    body,
-    (signal) => api.get<AlertDetail>(`/alerts/${seg(id)}`, undefined, signal),
-    ({ alert: a, samples, transitions, deliveries }) => {
+  // A triage answer carries the alert's new state and the transition: the page is drawn again from
+  // them (no second read of samples and deliveries).
+  const applied = (detail: AlertDetail) => (results: TriageResult[]) => {
+    const r = results[results.length - 1];
+    if (!r) return;
+    const next: AlertDetail = {
+      ...detail,
+      alert: { ...detail.alert, ...r.alert },
+      transitions: [...detail.transitions, ...results.map((x) => x.transition)],
+    };
+    replace(body);
+    draw(next);
+  };
+  const draw = (detail: AlertDetail) => {
+    const { alert: a, samples, transitions, deliveries } = detail;
+    {
       document.title = `${a.title} · mcp-audit`;
       const h1 = head.querySelector('h1')!;
       h1.textContent = a.title;
@@ -64,7 +74,7 @@ export function alertPage(ctx: PageContext): void {
           h('p', { class: 'summary' }, a.summary),
           resolved
             ? h('p', { class: 'hint' }, 'Resolved by a person: final. A later anomaly raises a new alert.')
-            : actionButtons(() => ({ ids: [a.alert_id], describe: a.title }), refresh, {
+            : actionButtons(() => ({ ids: [a.alert_id], describe: a.title }), applied(detail), {
                 idPrefix: 'alert',
                 disabled: { acknowledge: a.status !== 'open' },
               }),
@@ -120,7 +130,7 @@ export function alertPage(ctx: PageContext): void {
             transitions,
             [
               { label: 'When (UTC)', cell: (t) => time(t.changed_at), class: 'nowrap' },
-              { label: 'Action', cell: (t) => t.action.replace('_', ' ') },
+              { label: 'Action', cell: (t) => String(t.action ?? '').replace('_', ' ') },
               { label: 'Status', cell: (t) => `${t.from_status ?? '—'} → ${t.to_status ?? '—'}` },
               { label: 'By', cell: (t) => t.actor ?? '—' },
               {
@@ -159,6 +169,7 @@ export function alertPage(ctx: PageContext): void {
           ),
         ),
       );
-    },
-  );
+    }
+  };
+  void loadInto(ctx, body, (signal) => api.get<AlertDetail>(`/alerts/${seg(id)}`, undefined, signal), draw);
 }
