@@ -9,12 +9,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/log"
-SERVICES=(receiver ingester collector notifier gateway detector api)
+SERVICES=(receiver ingester collector notifier gateway detector api retention)
 # The gateway's MCP port is 9473; its health is checked on its ops port 9478. Likewise the analyst API
 # and console listen on 9475, their ops port is 9476.
-declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472 [gateway]=9478 [detector]=9474 [api]=9476)
+declare -A PORT=([receiver]=9479 [ingester]=9471 [collector]=9470 [notifier]=9472 [gateway]=9478 [detector]=9474 [api]=9476 [retention]=9477)
 # The local webhook receiver (watch it: tail -f .local/log/receiver.log) is part of the notifier package.
-declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js [gateway]=services/gateway/dist/src/main.js [detector]=services/detector/dist/src/main.js [api]=services/api/dist/src/main.js)
+declare -A MAIN=([receiver]=services/notifier/dist/src/local-receiver.js [ingester]=services/ingester/dist/src/main.js [collector]=services/collector/dist/src/main.js [notifier]=services/notifier/dist/src/main.js [gateway]=services/gateway/dist/src/main.js [detector]=services/detector/dist/src/main.js [api]=services/api/dist/src/main.js [retention]=services/retention/dist/src/main.js)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -42,6 +42,9 @@ service_env() {
   [[ -n ${NODE_OPTIONS:-} ]] && printf 'NODE_OPTIONS=%s\n' "$NODE_OPTIONS"
   while IFS= read -r name; do
     if is_secret "$name" && [[ $allowed != *" $name "* ]]; then continue; fi
+    # A signing key's path goes to its owner only (the ledger's to retention, the export key to the api).
+    [[ $name == MCP_AUDIT_LEDGER_SIGNING_KEY_FILE && $svc != retention ]] && continue
+    [[ $name == MCP_AUDIT_API_EXPORT_SIGNING_KEY_FILE && $svc != api ]] && continue
     printf '%s=%s\n' "$name" "${!name}"
   done < <(compgen -e | grep '^MCP_AUDIT_' || true)
   return 0
@@ -118,8 +121,25 @@ ensure_dlq_keys() {
   log "created the dead-letter key pair (public: $LOCAL/dlq-public.pem; private, for dlq replay only: $LOCAL/dlq-private.pem)"
 }
 
+# Ed25519 signing keys (PKCS#8 PEM, 0600) with their public keys published as <key_id>.pub (SPKI PEM;
+# key id = first 16 hex digits of SHA-256 of the raw public key, services/retention/LEDGER.md §4):
+# the ledger's (retention only) and the API's export-manifest key. Same as `retention keygen`.
+ensure_signing_key() {
+  local key=$1 pubdir="$LOCAL/ledger/keys" id
+  mkdir -p "$pubdir"
+  [[ -f $key ]] && return
+  (umask 077 && openssl genpkey -algorithm ed25519 -out "$key")
+  chmod 600 "$key"
+  id=$(openssl pkey -in "$key" -pubout -outform DER | tail -c 32 | sha256sum | cut -c1-16)
+  openssl pkey -in "$key" -pubout -out "$pubdir/$id.pub"
+  chmod 644 "$pubdir/$id.pub"
+  log "created signing key $key (key id $id, public key $pubdir/$id.pub)"
+}
+
 init() {
   mkdir -p "$LOCAL"
+  ensure_signing_key "$LOCAL/ledger-signing.key"
+  ensure_signing_key "$LOCAL/api-export-signing.key"
   ensure_dlq_keys
   touch "$LOCAL/secrets.env"
   ensure_collector_token
@@ -148,6 +168,15 @@ prepare() {
   export MCP_AUDIT_GATEWAY_CLIENTS_FILE="${MCP_AUDIT_GATEWAY_CLIENTS_FILE:-$LOCAL/gateway-clients.json}"
   # The gateway's events go straight to Kafka locally (the ingester writes them to ClickHouse).
   export MCP_AUDIT_SDK_SINK="${MCP_AUDIT_SDK_SINK:-kafka}"
+  # Retention: the ledger (records, published keys), receipts; the api verifies and exports with them.
+  ensure_signing_key "$LOCAL/ledger-signing.key"
+  ensure_signing_key "$LOCAL/api-export-signing.key"
+  export MCP_AUDIT_LEDGER_SIGNING_KEY_FILE="${MCP_AUDIT_LEDGER_SIGNING_KEY_FILE:-$LOCAL/ledger-signing.key}"
+  export MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR="${MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR:-$LOCAL/ledger/keys}"
+  export MCP_AUDIT_LEDGER_DIR="${MCP_AUDIT_LEDGER_DIR:-$LOCAL/ledger/records}"
+  export MCP_AUDIT_RETENTION_RECEIPTS_DIR="${MCP_AUDIT_RETENTION_RECEIPTS_DIR:-$LOCAL/ledger/receipts}"
+  export MCP_AUDIT_API_EXPORT_SIGNING_KEY_FILE="${MCP_AUDIT_API_EXPORT_SIGNING_KEY_FILE:-$LOCAL/api-export-signing.key}"
+  export MCP_AUDIT_API_EXPORT_DIR="${MCP_AUDIT_API_EXPORT_DIR:-$LOCAL/exports}"
   # Detector tuning (time zones, business hours, thresholds): .local/detector.json when present.
   if [[ -z ${MCP_AUDIT_DETECTOR_CONFIG:-} && -f $LOCAL/detector.json ]]; then export MCP_AUDIT_DETECTOR_CONFIG="$LOCAL/detector.json"; fi
 }
