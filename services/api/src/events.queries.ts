@@ -217,7 +217,7 @@ const CONDITION_COLUMNS = sql`event_id, ts, ts_ms, kind, outcome, client_id, cli
  * The newest-first (or oldest-first) page of events matching `where`, in two steps instead of
  * `FINAL` over the whole range:
  * 1. keys: (event_id, ts, ts_ms) of the first limit + 1 distinct events with a matching copy — cheap
- *    columns, filters pushed to PREWHERE by ClickHouse, partitions pruned by the range;
+ *    columns, filters pushed to PREWHERE by ClickHouse, partitions pruned by the range (searchKeys);
  * 2. winners: every copy of those ids in the range, the highest ver per event_id (LIMIT 1 BY), with
  *    whether the winner itself matches.
  * When every winner matches and sits where step 1 saw it, the page is exact (an event outside the
@@ -225,6 +225,37 @@ const CONDITION_COLUMNS = sql`event_id, ts, ts_ms, kind, outcome, client_id, cli
  * later copy with another ts, client or values: a forgery or a corrupted redelivery) the page is
  * recomputed exactly by deduplicating the whole range first: slow, and only for such pages.
  */
+type Key = { event_id: string; ts_s: number; ts_ms: number };
+
+/**
+ * The first `want` distinct event ids in order. A plain ORDER BY … LIMIT is a partial sort (top-k);
+ * `LIMIT 1 BY event_id` would sort every matching row (2-3× slower on a day here), so a little more
+ * is fetched and copies are dropped here; only when copies eat the slack is it asked exactly.
+ */
+async function searchKeys(
+  ch: ClickHouse,
+  cond: SqlFragment,
+  order: SqlFragment,
+  want: number,
+): Promise<Key[]> {
+  const db = dbIdent(ch.database);
+  const slack = want + 16 + Math.ceil(want / 10);
+  const rows = await ch.query<Key>(sql`
+    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${db}.events
+    WHERE ${cond}
+    ORDER BY ${order}
+    LIMIT ${slack}`);
+  const seen = new Set<string>();
+  const keys = rows.filter((r) => !seen.has(r.event_id) && seen.add(r.event_id));
+  if (keys.length >= want || rows.length < slack) return keys.slice(0, want);
+  return ch.query<Key>(sql`
+    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${db}.events
+    WHERE ${cond}
+    ORDER BY ${order}
+    LIMIT 1 BY event_id
+    LIMIT ${want}`);
+}
+
 export async function searchEvents(
   ch: ClickHouse,
   where: SqlFragment,
@@ -245,12 +276,7 @@ export async function searchEvents(
       ORDER BY ${order}
       LIMIT ${want}`);
   } else {
-    const keys = await ch.query<{ event_id: string; ts_s: number; ts_ms: number }>(sql`
-      SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${db}.events
-      WHERE ${cond}
-      ORDER BY ${order}
-      LIMIT 1 BY event_id
-      LIMIT ${want}`);
+    const keys = await searchKeys(ch, cond, order, want);
     rows = [];
     if (keys.length > 0) {
       const winners = await ch.query<SummaryRow & { matched: number }>(sql`
