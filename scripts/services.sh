@@ -6,7 +6,8 @@
 # Logs: .local/log/<service>.log; pids: .local/run/<service>.pid. Only what this script started is stopped.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL="${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}"
+# Absolute, whatever the caller passed: pid checks compare command lines, which hold absolute paths.
+LOCAL="$(realpath -m "${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}")"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/log"
 SERVICES=(receiver ingester collector notifier gateway detector api retention)

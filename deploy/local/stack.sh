@@ -9,7 +9,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-LOCAL="${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}"
+# Absolute, whatever the caller passed: pid checks compare command lines, which hold absolute paths.
+LOCAL="$(realpath -m "${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}")"
 CH_DIR="$LOCAL/clickhouse"
 KAFKA_DIR="$LOCAL/kafka"
 RUN_DIR="$LOCAL/run"
