@@ -1,13 +1,16 @@
 /**
  * npm run bench:compliance — seal and verify N events (BENCH_EVENTS, default 10,000,000) of one day
  * in a database of their own, beside clickhouse-client's own `SELECT … FORMAT JSONEachRow` of the
- * same rows to a file. Prints rows/s and peak RSS; asserts nothing about speed. Export is not built
- * yet (README.md), so it is not measured.
+ * same rows to a file, then exports the day (NDJSON and OCSF bundles) and checks each bundle offline.
+ * Prints rows/s and peak RSS (of the whole process, so cumulative); asserts nothing about speed.
  */
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { dbIdent, sql } from '@mcp-audit/clickhouse';
+import { exportBundle, PRODUCT_VERSION } from '../src/export/bundle.js';
+import { exportFiltersSchema } from '../src/export/filters.js';
+import { verifyBundle } from '../src/export/verify-bundle.js';
 import { createSigningKey, loadPublicKeys, loadSigningKey } from '../src/ledger/keys.js';
 import { DEFAULT_SEALER, sealOnce } from '../src/ledger/sealer.js';
 import { verifyRange } from '../src/ledger/verify.js';
@@ -84,7 +87,32 @@ async function main() {
     console.log(
       `raw clickhouse-client JSONEachRow dump: ${N} rows, ${(statSync(out).size / 1e9).toFixed(2)} GB in ${(rawMs / 1000).toFixed(1)} s = ${Math.round((N * 1000) / rawMs)} rows/s`,
     );
-    console.log('export: not built yet (README.md), not measured');
+
+    for (const format of ['ndjson', 'ocsf'] as const) {
+      const t4 = Date.now();
+      const m = await exportBundle(
+        { db, key, productVersion: PRODUCT_VERSION },
+        {
+          fromMs: DAY,
+          toMs: DAY + 86_400_000,
+          format,
+          filters: exportFiltersSchema.parse({}),
+          actor: 'bench',
+        },
+        join(dir, `bundle-${format}`),
+      );
+      const exportMs = Date.now() - t4;
+      const gz = m.files.reduce((n, f) => n + f.bytes, 0);
+      console.log(
+        `export ${format}: ${m.rows} rows, ${m.files.length} gzip files ${(gz / 1e6).toFixed(0)} MB, ${m.complete_hours.length} complete hours in ${(exportMs / 1000).toFixed(1)} s = ${Math.round((m.rows * 1000) / exportMs)} rows/s (${((m.rows * 1000) / exportMs / ((N * 1000) / rawMs)).toFixed(2)}x the raw dump), peak RSS ${mb(peak())}`,
+      );
+      const t5 = Date.now();
+      const vb = await verifyBundle(join(dir, `bundle-${format}`), loadPublicKeys(join(dir, 'pub')));
+      const vbMs = Date.now() - t5;
+      console.log(
+        `verify-bundle ${format}: ok=${vb.ok}, ${vb.rows} rows, ${vb.hoursVerified} hours in ${(vbMs / 1000).toFixed(1)} s = ${Math.round((vb.rows * 1000) / vbMs)} rows/s, peak RSS ${mb(peak())}`,
+      );
+    }
   } finally {
     await db.drop();
     execFileSync('rm', ['-rf', dir]);

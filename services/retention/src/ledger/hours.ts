@@ -1,5 +1,6 @@
 import { dbIdent, sql, tuple, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
 import { hasControlSql, leafSql } from './canonical.js';
+import { currentLeaves } from './leaves.js';
 import { MerkleBuilder } from './merkle.js';
 import { HOUR_MS } from './record.js';
 import { RowBinaryReader, StreamQueryError, type RowStream } from './stream.js';
@@ -73,10 +74,45 @@ export async function segmentRoots(
   toMs: number,
   cutoffs: ReadonlyMap<number, readonly number[]>,
 ): Promise<SegmentRoot[]> {
+  if (db.stream) return segmentRootsInNode(db, fromMs, toMs, cutoffs);
   const q = sql`SELECT h AS a, seg AS b, id AS k, leaf_w AS leaf
     FROM (SELECT h, id, leaf_w, ia_w, ${segmentSql(cutoffs)} AS seg FROM (${currentLeavesSql(db, fromMs, toMs)}))`;
   const got = await streamRoots(db, q);
   return got.map((r) => ({ hourMs: r.a * 1000, segment: r.b, rows: r.rows, root: r.root }));
+}
+
+/** segmentRoots from leaves computed in Node (leaves.ts): the path used whenever `stream` is set. */
+async function segmentRootsInNode(
+  db: LedgerDb,
+  fromMs: number,
+  toMs: number,
+  cutoffs: ReadonlyMap<number, readonly number[]>,
+): Promise<SegmentRoot[]> {
+  const out: SegmentRoot[] = [];
+  let hour = -1;
+  let cs: number[] = [];
+  let builders: MerkleBuilder[] = [];
+  const flush = () => {
+    builders.forEach((b, segment) => {
+      if (b.count > 0)
+        out.push({ hourMs: hour * 1000, segment, rows: b.count, root: b.root().toString('hex') });
+    });
+  };
+  for await (const batch of currentLeaves(db, fromMs, toMs)) {
+    for (const l of batch) {
+      if (l.h !== hour) {
+        flush();
+        hour = l.h;
+        cs = (cutoffs.get(hour * 1000) ?? []).map((c) => Math.floor(c / 1000));
+        builders = Array.from({ length: cs.length + 1 }, () => new MerkleBuilder());
+      }
+      let seg = 0;
+      while (seg < cs.length && cs[seg]! < l.ia) seg++;
+      builders[seg]!.push(l.leaf);
+    }
+  }
+  flush();
+  return out;
 }
 
 const SENTINEL = 0xffffffff;
@@ -151,6 +187,7 @@ export async function writeLeavesAndRoots(
   db: LedgerDb,
   spans: readonly NewRecordSpan[],
 ): Promise<Map<number, { rows: number; root: string }>> {
+  if (db.stream?.insert) return writeLeavesInNode(db, spans);
   const out = new Map<number, { rows: number; root: string }>();
   if (spans.length === 0) return out;
   const fromMs = Math.min(...spans.map((s) => s.hourMs));
@@ -169,6 +206,58 @@ export async function writeLeavesAndRoots(
       WHERE k > 0 AND ia_w > arrayElement(${after}, k) AND ia_w <= arrayElement(${upto}, k)
     )`);
   return storedLeafRoots(db, seqs);
+}
+
+/**
+ * The same in Node: leaves from currentLeaves, each record's root built as its leaves go by, and
+ * the (seq, hour, event_id, leaf) list inserted as RowBinary in batches; the record and its leaf
+ * list come from the same bytes.
+ */
+async function writeLeavesInNode(
+  db: LedgerDb,
+  spans: readonly NewRecordSpan[],
+): Promise<Map<number, { rows: number; root: string }>> {
+  const out = new Map<number, { rows: number; root: string }>();
+  if (spans.length === 0) return out;
+  const fromMs = Math.min(...spans.map((s) => s.hourMs));
+  const toMs = Math.max(...spans.map((s) => s.hourMs)) + HOUR_MS;
+  const byHour = new Map<number, Array<NewRecordSpan & { b: MerkleBuilder }>>();
+  for (const s of spans) {
+    const h = sec(s.hourMs);
+    byHour.set(h, [...(byHour.get(h) ?? []), { ...s, b: new MerkleBuilder() }]);
+  }
+  const insert = sql`INSERT INTO ${dbIdent(db.database)}.integrity_leaves (seq, hour, event_id, leaf) FORMAT RowBinary`;
+  let parts: Buffer[] = [];
+  let size = 0;
+  const send = async () => {
+    if (parts.length === 0) return;
+    const body = Buffer.concat(parts);
+    parts = [];
+    size = 0;
+    await db.stream!.insert!(insert, body);
+  };
+  for await (const batch of currentLeaves(db, fromMs, toMs)) {
+    for (const l of batch) {
+      const span = byHour.get(l.h)?.find((s) => l.ia > sec(s.afterMs) && l.ia <= sec(s.cutoffMs));
+      if (!span) continue;
+      span.b.push(l.leaf);
+      // RowBinary: seq UInt64, hour DateTime (UInt32), event_id String, leaf FixedString(32).
+      const id = Buffer.from(l.id, 'latin1');
+      const row = Buffer.alloc(8 + 4 + 1 + id.length + 32);
+      row.writeBigUInt64LE(BigInt(span.seq), 0);
+      row.writeUInt32LE(l.h, 8);
+      row[12] = id.length;
+      id.copy(row, 13);
+      l.leaf.copy(row, 13 + id.length);
+      parts.push(row);
+      size += row.length;
+    }
+    if (size >= 8 << 20) await send();
+  }
+  await send();
+  for (const list of byHour.values())
+    for (const s of list) out.set(s.seq, { rows: s.b.count, root: s.b.root().toString('hex') });
+  return out;
 }
 
 /** `(1, 2, 3)` for `seq IN …`; callers never pass an empty list (ClickHouse has no `IN ()`). */

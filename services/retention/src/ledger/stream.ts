@@ -13,10 +13,13 @@ export interface ChConnection {
   database?: string | undefined;
 }
 
-export type RowStream = (
+export type RowStream = ((
   q: SqlFragment,
   settings?: Record<string, string | number>,
-) => AsyncIterable<Uint8Array>;
+) => AsyncIterable<Uint8Array>) & {
+  /** `INSERT … FORMAT RowBinary` with the rows' bytes as the body. */
+  insert?: (q: SqlFragment, body: Buffer) => Promise<void>;
+};
 
 export class StreamQueryError extends Error {
   readonly code = 'AUDIT_ERR_CLICKHOUSE_STREAM';
@@ -24,11 +27,12 @@ export class StreamQueryError extends Error {
 
 export function createRowStream(conn: ChConnection): RowStream {
   const auth = `Basic ${Buffer.from(`${conn.username}:${conn.password}`).toString('base64')}`;
-  return async function* stream(q, settings = {}) {
+  const url = (params: URLSearchParams) => `${conn.url.replace(/\/$/, '')}/?${params.toString()}`;
+  const stream: RowStream = async function* (q, settings = {}) {
     const params = new URLSearchParams();
     if (conn.database) params.set('database', conn.database);
     for (const [k, v] of Object.entries(settings)) params.set(k, String(v));
-    const res = await fetch(`${conn.url.replace(/\/$/, '')}/?${params.toString()}`, {
+    const res = await fetch(url(params), {
       method: 'POST',
       body: toSql(q),
       headers: { Authorization: auth },
@@ -39,6 +43,15 @@ export function createRowStream(conn: ChConnection): RowStream {
     }
     for await (const chunk of res.body as AsyncIterable<Uint8Array>) yield chunk;
   };
+  stream.insert = async (q, body) => {
+    const params = new URLSearchParams();
+    if (conn.database) params.set('database', conn.database);
+    params.set('query', toSql(q));
+    const res = await fetch(url(params), { method: 'POST', body, headers: { Authorization: auth } });
+    if (!res.ok) throw new StreamQueryError(`ClickHouse ${res.status}: ${(await res.text()).slice(0, 500)}`);
+    await res.arrayBuffer();
+  };
+  return stream;
 }
 
 /**
@@ -83,6 +96,22 @@ export class RowBinaryReader {
     if (this.remaining < n) return undefined;
     const v = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
+    return v;
+  }
+
+  /** A LEB128 length (array sizes). */
+  varint(): number | undefined {
+    let v = 0;
+    let shift = 0;
+    let p = this.pos;
+    for (;;) {
+      if (p >= this.buf.length) return undefined;
+      const b = this.buf[p++]!;
+      v += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+      if ((b & 0x80) === 0) break;
+    }
+    this.pos = p;
     return v;
   }
 
