@@ -438,13 +438,18 @@ test('a failed login says so; the admin sees the access log; every page at 1280Ã
         await screenshot(page, `login${sfx}`);
       });
       await login(page, keys[`admin-${tag}`]!);
+      // Every page is saved even when one fails to load, so the set of screenshots is complete;
+      // the failures are asserted after the loop.
+      const broken: string[] = [];
       for (const [name, path] of pages)
         await step(page, `${name}${sfx}`, async () => {
           await page.goto(`${base}${path}`);
           await settled(page);
-          assert.equal(await page.locator('.notice.error').count(), 0, `${name} loads without error`);
           await screenshot(page, `${name}${sfx}`);
+          const notice = page.locator('.notice.error');
+          if ((await notice.count()) > 0) broken.push(`${name}: ${await notice.first().innerText()}`);
         });
+      assert.deepEqual(broken, [], 'every page loads without an error notice');
       await step(page, `access-log-rows${sfx}`, async () => {
         await page.goto(`${base}/access-log`);
         await settled(page);
