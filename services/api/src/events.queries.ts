@@ -173,12 +173,12 @@ export function eventWhere(f: EventFilterInput, range: Range): EventWhere {
       OR positionCaseInsensitiveUTF8(args, ${f.q}) > 0)`);
   }
   // The range travels with the condition: the searches look up every copy of an event in it.
-  return Object.assign(join(parts, sql` AND `), { range });
+  return Object.assign(join(parts, sql` AND `), { range, readsArgs: f.q !== undefined });
 }
 
-/** An event search's condition (range and filters), with its time range. */
-export type EventWhere = SqlFragment & { range: Range };
-const rangeOf = (w: SqlFragment): Range | undefined => (w as Partial<EventWhere>).range;
+/** An event search's condition (range and filters), with its time range and whether it reads args. */
+export type EventWhere = SqlFragment & { range: Range; readsArgs: boolean };
+const metaOf = (w: SqlFragment): Partial<EventWhere> => w as Partial<EventWhere>;
 
 function timeBounds(r: Range): SqlFragment {
   const fromS = sec(r.from);
@@ -209,9 +209,11 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-// The columns a condition built by eventWhere (and a cursor) can reference, under their own names.
-const CONDITION_COLUMNS = sql`event_id, ts, ts_ms, kind, outcome, client_id, client_user, client_ip, session_id,
-  source_id, server_name, tool_name, method, duration_ms, error_message, label_keys, label_values, args`;
+// The columns a condition built by eventWhere (and a cursor) can reference, under their own names;
+// args (the largest) only when the condition reads it: these are read for every granule holding a key.
+const conditionColumns = (args: boolean) =>
+  sql`event_id, ts, ts_ms, kind, outcome, client_id, client_user, client_ip, session_id, source_id, server_name,
+    tool_name, method, duration_ms, error_message, label_keys, label_values${args ? sql`, args` : sql``}`;
 
 /**
  * The newest-first (or oldest-first) page of events matching `where`, in two steps instead of
@@ -267,7 +269,8 @@ export async function searchEvents(
   const cond = c ? sql`${where} AND ${afterCursor(c, dir)}` : where;
   const order = dir === 'desc' ? sql`ts DESC, ts_ms DESC, event_id DESC` : sql`ts, ts_ms, event_id`;
   const want = opts.limit + 1;
-  const range = rangeOf(where);
+  const { range, readsArgs } = metaOf(where);
+  const columns = conditionColumns(readsArgs !== false);
   let rows: SummaryRow[];
   if (!range) {
     rows = await ch.query<SummaryRow>(sql`
@@ -281,7 +284,7 @@ export async function searchEvents(
     if (keys.length > 0) {
       const winners = await ch.query<SummaryRow & { matched: number }>(sql`
         SELECT ${SUMMARY_COLUMNS}, toUInt8(${cond}) AS matched FROM (
-          SELECT ${CONDITION_COLUMNS} FROM ${db}.events
+          SELECT ${columns} FROM ${db}.events
           WHERE event_id IN ${tuple(keys.map((k) => sql`toUUID(${k.event_id})`))} AND ${timeBounds(range)}
           ORDER BY ver DESC
           LIMIT 1 BY event_id)`);
@@ -296,7 +299,7 @@ export async function searchEvents(
         ) {
           rows = await ch.query<SummaryRow>(sql`
             SELECT ${SUMMARY_COLUMNS} FROM (
-              SELECT ${CONDITION_COLUMNS} FROM ${db}.events
+              SELECT ${columns} FROM ${db}.events
               WHERE ${timeBounds(range)}
               ORDER BY ver DESC
               LIMIT 1 BY event_id)
