@@ -41,6 +41,8 @@ const EXACT: ReadonlyMap<string, KeyKind> = new Map<string, KeyKind>([
   ['totp', 'otp'],
   ['mfacode', 'otp'],
   ['sas', 'token'],
+  // GCP service-account keys: the id of the private key (40 hex), as sensitive as its name says.
+  ['privatekeyid', 'private_key'],
 ]);
 
 /** The last word of the name decides. */
@@ -267,4 +269,109 @@ export function credentialKeyKind(key: string): KeyKind | undefined {
   if (cache.size >= CACHE_MAX) cache.clear();
   cache.set(key, kind ?? null);
   return kind;
+}
+
+/** Words in a key name that make a high-entropy value under it likely a secret. */
+const HINT_WORDS = new Set([
+  'key',
+  'keys',
+  'secret',
+  'token',
+  'password',
+  'passwd',
+  'pwd',
+  'pass',
+  'credential',
+  'cred',
+  'auth',
+  'apikey',
+  'private',
+  'signature',
+  'sig',
+  'hmac',
+  'salt',
+  'nonce',
+]);
+
+/** Words that say the value is something else (a count, a name, a public or lookup key, a cursor). */
+const NOT_HINT_WORDS = new Set([
+  ...NON_CREDENTIAL_TOKEN,
+  'count',
+  'name',
+  'names',
+  'type',
+  'kind',
+  'policy',
+  'method',
+  'url',
+  'uri',
+  'path',
+  'file',
+  'length',
+  'size',
+  'version',
+  'format',
+  'algorithm',
+  'alg',
+  'expires',
+  'expiry',
+  'expiration',
+  'ttl',
+  'at',
+  'time',
+  'status',
+  'mode',
+  'enabled',
+  'required',
+  'hint',
+  'field',
+  'public',
+  'primary',
+  'foreign',
+  'partition',
+  'sort',
+  'cache',
+  'idempotency',
+  'dedup',
+  'routing',
+  'object',
+  's3',
+  'map',
+  'lookup',
+  'index',
+  'row',
+  'shard',
+  'hash',
+  'digest',
+  'checksum',
+  'fingerprint',
+  'sha',
+  'md5',
+  'commit',
+  'etag',
+  'request',
+  'trace',
+  'span',
+  'correlation',
+  'message',
+  'event',
+  'id',
+  'ids',
+  'uuid',
+]);
+
+const hintCache = new Map<string, boolean>();
+
+/**
+ * A key name that is no credential name by `credentialKeyKind` but hints at one (`key`, `k_secret`,
+ * `stripe_hmac`, `signing`): a value under it that looks machine-made is redacted as `secret`.
+ */
+export function secretHintKey(key: string): boolean {
+  const hit = hintCache.get(key);
+  if (hit !== undefined) return hit;
+  const words = key.length > 128 ? [] : keyWords(key);
+  const hint = words.some((w) => HINT_WORDS.has(w)) && !words.some((w) => NOT_HINT_WORDS.has(w));
+  if (hintCache.size >= CACHE_MAX) hintCache.clear();
+  hintCache.set(key, hint);
+  return hint;
 }

@@ -1,4 +1,5 @@
 import { credentialKeyKind } from './keys.js';
+import { looksLikeSecretToken } from './shapes.js';
 
 /**
  * A secret format recognised inside free text. Every regex is compiled once, uses only bounded
@@ -104,6 +105,36 @@ function kvValueCheck(value: string, m: RegExpExecArray): boolean {
   return (
     !/^[*x.•]+$/i.test(value) && !/^<[^>]*>$/.test(value) && !/^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$/.test(value)
   );
+}
+
+const PROSE_KINDS: Record<string, string> = {
+  secret: 'secret',
+  token: 'token',
+  key: 'secret',
+  password: 'password',
+  passwd: 'password',
+  pwd: 'password',
+  passphrase: 'password',
+  credential: 'credentials',
+};
+
+/** `public key …`, `primary key …`: the word before says the key is no secret. */
+const NOT_SECRET_BEFORE =
+  /(?:^|[^A-Za-z])(?:public|primary|foreign|sort|partition|cache|object|idempotency|dedup|routing|license|map|lookup|index|row|shard|s3|host|gpg|ssh|next|page|continuation|max|input|output|access)[ _-]?$/i;
+
+function proseSecretCheck(value: string, m: RegExpExecArray): boolean {
+  // The word starts a word (or follows an escaped \n, \r, \t): checked here, not by a lookbehind
+  // in the regex, which V8 would try at every position of every string holding `key` or `token`.
+  const prev = m.input.charCodeAt(m.index - 1);
+  const isLetter = (prev >= 65 && prev <= 90) || (prev >= 97 && prev <= 122);
+  if (isLetter && !/\\[nrt]$/.test(m.input.slice(Math.max(0, m.index - 2), m.index))) return false;
+  const word = m[1]!.toLowerCase();
+  const before = m.input.slice(Math.max(0, m.index - 16), m.index);
+  if (NOT_SECRET_BEFORE.test(before)) return false;
+  const token = value.replace(/[.,;:!?]+$/, '');
+  // A hex digest after `key` is as often a cache or object key as a secret.
+  if (word.startsWith('key') && /^[0-9a-f]+$/i.test(token)) return false;
+  return looksLikeSecretToken(token);
 }
 
 const KEY_WORD_TRIGGERS = [
@@ -228,6 +259,14 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
       const body = m[1]!;
       return hasDigit(body) && hasUpper(body) && hasLower(body);
     },
+  },
+  {
+    // `sk-` and 32 hex digits (DeepSeek and other OpenAI-compatible providers).
+    kind: 'llm_api_key',
+    regex: re(tok('sk-', '[a-f0-9]{32}(?![A-Za-z0-9_-])')),
+    group: 0,
+    triggers: ['sk-'],
+    minLength: 35,
   },
   {
     kind: 'google_api_key',
@@ -483,6 +522,21 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
     triggers: ['cookie'],
     ignoreCase: true,
     minLength: 8,
+  },
+  {
+    kind: 'secret',
+    // `my aws secret is …`, `the staging token for the import: …`, `signing secret …`: a word that
+    // names a credential, up to three words, then a token that looks machine-made (shapes.ts).
+    regex: re(
+      String.raw`(secret|token|key|passw(?:or)?d|pwd|passphrase|credentials?)s?(?![A-Za-z])(?:[ \t:=-]{1,4}[A-Za-z][A-Za-z0-9_-]{0,24}){0,3}?[ \t:=]{1,7}["'\x60]?([^\s"'\x60<>()[\]{},;|]{16,256})(?=[\s"'\x60<>()[\]{},;|]|$)`,
+      'i',
+    ),
+    group: 2,
+    triggers: ['secret', 'token', 'key', 'passw', 'pwd', 'passphrase', 'credential'],
+    ignoreCase: true,
+    minLength: 20,
+    check: proseSecretCheck,
+    kindOf: (m) => PROSE_KINDS[m[1]!.toLowerCase().replace(/s$/, '')] ?? 'secret',
   },
   {
     kind: 'assignment',

@@ -6,7 +6,8 @@ import {
   isMarker,
   toKeyBuffer,
 } from './fingerprint.js';
-import { credentialKeyKind } from './keys.js';
+import { credentialKeyKind, secretHintKey } from './keys.js';
+import { looksLikeSecretToken } from './shapes.js';
 import { MIN_SCAN_LENGTH } from './patterns.js';
 import { scanText } from './text.js';
 
@@ -166,7 +167,17 @@ export class Engine {
     tally: Tally,
     keyRules = true,
   ): void {
-    const kind = keyRules ? credentialKeyKind(k) : undefined;
+    let kind: string | undefined = keyRules ? credentialKeyKind(k) : undefined;
+    // A machine-made token under a name that hints at a secret (`key`, `hmac`, `signing`).
+    if (
+      !kind &&
+      keyRules &&
+      typeof v === 'string' &&
+      v.length >= 16 &&
+      secretHintKey(k) &&
+      looksLikeSecretToken(v)
+    )
+      kind = 'secret';
     const value = kind ? this.credential(kind, v, tally) : this.walk(v, depth + 1, tally, keyRules);
     setOwn(out, this.scanKey(k, tally), value);
   }

@@ -1,5 +1,6 @@
 import { formatMarker, markerSpans } from './fingerprint.js';
 import { SECRET_PATTERNS } from './patterns.js';
+import { decodeBase64Text, looksLikeAwsSecret, mayBeBase64Text } from './shapes.js';
 import { mayContainSecret } from './triggers.js';
 
 interface Span {
@@ -41,13 +42,20 @@ function isQuote(c: string | undefined): boolean {
  * patterns disagreed on where it ends); markers already in `s` are left alone, which makes a second
  * pass a no-op.
  */
-export function scanText(s: string, fingerprint: (secret: string) => string, kinds: Set<string>): TextScan {
-  if (!mayContainSecret(s)) return { text: s, redactions: 0 };
+export function scanText(
+  s: string,
+  fingerprint: (secret: string) => string,
+  kinds: Set<string>,
+  depth = 0,
+): TextScan {
+  const byPattern = mayContainSecret(s);
+  const byShape = mayHoldShapedSecret(s);
+  if (!byPattern && !byShape) return { text: s, redactions: 0 };
   let lower: string | undefined;
   let existing: Array<[number, number]> | undefined;
   const found: Span[] = [];
 
-  for (let prio = 0; prio < SECRET_PATTERNS.length; prio++) {
+  for (let prio = 0; byPattern && prio < SECRET_PATTERNS.length; prio++) {
     const p = SECRET_PATTERNS[prio]!;
     if (s.length < p.minLength) continue;
     const hay = p.ignoreCase ? (lower ??= s.toLowerCase()) : s;
@@ -85,6 +93,10 @@ export function scanText(s: string, fingerprint: (secret: string) => string, kin
       rx.lastIndex = m.index + 1;
     }
   }
+  if (byShape) {
+    existing ??= markerSpans(s);
+    shapedSecrets(s, existing, depth, found);
+  }
   if (found.length === 0) return { text: s, redactions: 0 };
 
   found.sort((a, b) => a.start - b.start || b.end - a.end);
@@ -111,4 +123,71 @@ export function scanText(s: string, fingerprint: (secret: string) => string, kin
   }
   out += s.slice(at);
   return { text: out, redactions: merged.length };
+}
+
+/** Runs of base64 characters, 20 or more, not glued to others (hashes and ids are hex: skipped). */
+// NOTE: no lookarounds: the leftmost match of a greedy class run is a maximal run already, and a
+// lookbehind tried at every position cost more than the rest of the shape pass.
+const RUN_RE = /[A-Za-z0-9+/_-]{20,}={0,2}/g;
+const HEX_ONLY = /^[0-9a-f-]*$/;
+/** Base64 decoded to look for a secret inside: at most this much of a run. */
+const MAX_DECODE = 256 * 1024;
+const SHAPE_PRIO = SECRET_PATTERNS.length;
+
+/** A character of RUN_RE's class: A-Z a-z 0-9 + / _ - */
+function isRunChar(c: number): boolean {
+  return (
+    (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 47 && c <= 57) || c === 43 || c === 45 || c === 95
+  );
+}
+
+/**
+ * Cheap gate of the shape pass: a run of 20 base64 characters somewhere, in a string that is not a
+ * lowercase hex digest or id. One linear loop (timestamps, paths and prose end it early or fail it),
+ * where the regex would retry at every position.
+ */
+export function mayHoldShapedSecret(s: string): boolean {
+  if (s.length < 20 || (s.length >= 32 && HEX_ONLY.test(s))) return false;
+  let run = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (isRunChar(s.charCodeAt(i))) {
+      if (++run >= 20) return true;
+    } else {
+      run = 0;
+    }
+  }
+  return false;
+}
+
+/**
+ * Secrets with no literal to trigger on: a bare 40-character AWS secret access key, and base64 (or
+ * base64url) that decodes to text in which a secret is found, redacted whole (the kind is
+ * `base64_secret`). Decoding goes one level deep and only where the run can be text at all.
+ */
+function shapedSecrets(
+  s: string,
+  existing: ReadonlyArray<[number, number]>,
+  depth: number,
+  found: Span[],
+): void {
+  // NOTE: collected first: decoding scans the decoded text with the same (global) regex.
+  const runs: RegExpExecArray[] = [];
+  RUN_RE.lastIndex = 0;
+  for (let m = RUN_RE.exec(s); m !== null; m = RUN_RE.exec(s)) runs.push(m);
+  for (const m of runs) {
+    const run = m[0];
+    const start = m.index;
+    const end = start + run.length;
+    if (overlaps(start, end, existing) || touches(start, end, existing)) continue;
+    if (run.length === 40 && !/[_=-]/.test(run)) {
+      if (looksLikeAwsSecret(run))
+        found.push({ start, end, prio: SHAPE_PRIO, kind: 'aws_secret_access_key' });
+      continue;
+    }
+    if (depth > 0 || run.length < 24 || !mayBeBase64Text(run)) continue;
+    const text = decodeBase64Text(run, MAX_DECODE);
+    if (text === undefined) continue;
+    const inner = scanText(text, () => '00000000', new Set(), depth + 1);
+    if (inner.redactions > 0) found.push({ start, end, prio: SHAPE_PRIO, kind: 'base64_secret' });
+  }
 }

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { createEventRedactor, SECRET_PATTERNS } from '../src/index.js';
 import { mayContainSecret } from '../src/triggers.js';
+import { mayHoldShapedSecret } from '../src/text.js';
 import { ordinaryCorpus, secretCorpus } from '@mcp-audit/e2e/dist/fixtures/secret-corpus.js';
 
 const redactor = createEventRedactor({ fingerprintKey: 'test-redaction-key-0123456789' });
@@ -59,7 +60,9 @@ describe('the trigger prefilter', () => {
 
   it('passes every sample of the corpus, and the ordinary texts the gate passes', () => {
     for (const seed of [1, 2, 3]) {
-      for (const sample of secretCorpus(seed)) assert.ok(mayContainSecret(sample.text), sample.name);
+      // Secrets known by their shape alone (a bare AWS secret key, base64) pass the shape gate instead.
+      for (const sample of secretCorpus(seed))
+        assert.ok(mayContainSecret(sample.text) || mayHoldShapedSecret(sample.text), sample.name);
     }
     for (const text of ordinaryCorpus()) if (triggered(text)) assert.ok(mayContainSecret(text), text);
   });
