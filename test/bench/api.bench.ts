@@ -17,6 +17,8 @@
  *
  *   BENCH_EVENTS, BENCH_CLIENTS, BENCH_DAYS, BENCH_RUNS (30), BENCH_WARMUP (3)
  *   BENCH_API_MODULE  another build's dist/src/index.js to time instead of this checkout's
+ *   BENCH_COMPARE_MODULE  another build's dist/src/index.js timed after each iteration (same data,
+ *                same moment's load): a before/after column
  *   BENCH_DB     database name (default bench_api_<events>); BENCH_KEEP=1 keeps it for re-runs, and a
  *                kept database holding the same number of events is reused without reloading
  */
@@ -49,6 +51,9 @@ const API_MODULE = process.env.BENCH_API_MODULE;
 const { buildApi, clickHouseAccessLog, defaultApiConfig, staticKeyRing } = (
   API_MODULE ? await import(pathToFileURL(API_MODULE).href) : await import('@mcp-audit/api')
 ) as typeof Api;
+// A build to compare with in the same run: each iteration times it right after this one.
+const COMPARE_MODULE = process.env.BENCH_COMPARE_MODULE;
+const other = COMPARE_MODULE ? ((await import(pathToFileURL(COMPARE_MODULE).href)) as typeof Api) : undefined;
 const SCHEMAS = fileURLToPath(new URL('../../../schemas/clickhouse/', import.meta.url));
 const DAY = 86_400;
 const HOUR_MS = 3_600_000;
@@ -295,6 +300,18 @@ async function main() {
     log,
   });
   await app.ready();
+  const otherApp = other
+    ? await other.buildApi(other.defaultApiConfig({ maxRangeDays: 31 }), {
+        reader,
+        writer,
+        producer,
+        keys: other.staticKeyRing([{ id: 'bench', sha256: hashKey(key), scopes: ['analyst'] }]),
+        accessLog: other.clickHouseAccessLog(writer),
+        log,
+      })
+    : undefined;
+  await otherApp?.ready();
+  if (COMPARE_MODULE) console.log(`compared with: ${COMPARE_MODULE} (timed after each iteration)`);
   // The reference: the same statements straight through @clickhouse/client.
   const raw = createClient({ url, username, password, database: DB, request_timeout: 600_000 });
   const runRaw = async (text: string) => {
@@ -336,6 +353,7 @@ async function main() {
   for (const c of cases) {
     const api: number[] = [];
     const rawMs: number[] = [];
+    const otherMs: number[] = [];
     let rows = 0;
     for (let i = 0; i < WARMUP + RUNS; i++) {
       recorded.length = 0;
@@ -348,6 +366,12 @@ async function main() {
       const t1 = performance.now();
       for (const g of groups) await Promise.all(g.map(runRaw));
       const rawT = performance.now() - t1;
+      if (otherApp) {
+        const t2 = performance.now();
+        const o = await otherApp.inject({ url: c.url(i), headers });
+        if (o.statusCode !== 200) throw new Error(`compared: ${o.statusCode} ${o.body.slice(0, 300)}`);
+        if (i >= WARMUP) otherMs.push(performance.now() - t2);
+      }
       if (i >= WARMUP) {
         api.push(apiMs);
         rawMs.push(rawT);
@@ -363,7 +387,7 @@ async function main() {
     };
     const f = (n: number) => n.toFixed(0).padStart(6);
     table.push(
-      `| ${line.name.padEnd(28)} | ${f(line.api50)} | ${f(line.api95)} | ${f(line.raw50)} | ${f(line.raw95)} | ${(line.api50 / line.raw50).toFixed(2)} | ${(line.api95 / line.raw95).toFixed(2)} |`,
+      `| ${line.name.padEnd(28)} | ${f(line.api50)} | ${f(line.api95)} | ${f(line.raw50)} | ${f(line.raw95)} | ${(line.api50 / line.raw50).toFixed(2)} | ${(line.api95 / line.raw95).toFixed(2)} |${otherApp ? ` ${f(quantile(otherMs, 0.5))} | ${f(quantile(otherMs, 0.95))} |` : ''}`,
     );
     console.log(
       `${c.name}: ${RUNS} runs, api p50 ${line.api50.toFixed(0)} ms p95 ${line.api95.toFixed(0)} ms; raw p50 ${line.raw50.toFixed(0)} ms p95 ${line.raw95.toFixed(0)} ms${rows ? `; ${(rows / RUNS).toFixed(0)} items/answer` : ''}; load ${load()}`,
@@ -372,11 +396,14 @@ async function main() {
   console.log(
     `\nms, ${RUNS} runs each (after ${WARMUP} warm-up); api = inject() through buildApi, raw = the same SQL via @clickhouse/client`,
   );
-  console.log('| query | api p50 | api p95 | raw p50 | raw p95 | ratio p50 | ratio p95 |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log(
+    `| query | api p50 | api p95 | raw p50 | raw p95 | ratio p50 | ratio p95 |${otherApp ? ' compared p50 | compared p95 |' : ''}`,
+  );
+  console.log(`|---|---|---|---|---|---|---|${otherApp ? '---|---|' : ''}`);
   for (const l of table) console.log(l);
   console.log(`load average at the end: ${load()}`);
   await app.close();
+  await otherApp?.close();
   await raw.close();
   await reader.close();
   await writer.close();
