@@ -1,11 +1,10 @@
-import { createHash, hash, sign } from 'node:crypto';
+import { createHash, sign } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { createGzip, type Gzip } from 'node:zlib';
-import { dbIdent, sql } from '@mcp-audit/clickhouse';
-import { CANONICAL_COLUMNS, canonicalRowSql, hasControlSql } from '../ledger/canonical.js';
+import { CANONICAL_COLUMNS } from '../ledger/canonical.js';
 import type { LedgerDb } from '../ledger/hours.js';
 import { MerkleBuilder } from '../ledger/merkle.js';
 import {
@@ -16,8 +15,8 @@ import {
   type LedgerRecord,
   type SigningKey,
 } from '../ledger/record.js';
+import { currentLeaves } from '../ledger/leaves.js';
 import { loadTableRecords } from '../ledger/store.js';
-import { RowBinaryReader, StreamQueryError } from '../ledger/stream.js';
 import { filtersSql, hasFilters, type ExportFilters } from './filters.js';
 import { csvHeaderLine, encodeRow, FILE_SUFFIX, type ExportFormat } from './formats.js';
 import { OCSF_VERSION } from './ocsf.js';
@@ -83,6 +82,19 @@ export interface Manifest {
   partial_hours: Array<{ hour: string; why: string }>;
 }
 
+const DAY_MS = 24 * HOUR_MS;
+
+interface HourState {
+  h: number;
+  recs: LedgerRecord[];
+  whole: boolean;
+  check: boolean;
+  cutoffs: number[];
+  builders: MerkleBuilder[];
+  late: number;
+  rows: number;
+}
+
 export class ExportError extends Error {
   readonly code = 'AUDIT_ERR_EXPORT';
 }
@@ -134,28 +146,6 @@ class DataFile {
   }
 }
 
-const SENTINEL = 0xffffffff;
-const ZERO = Buffer.from([0]);
-
-/**
- * One row per event_id of [fromMs, toMs) matching the filters, as (hour, ingestion second,
- * canonical row, UInt64s as text), sorted by hour then event id text: the copy the ledger hashes
- * (highest (ver, leaf, ingested_at)), so a complete hour rebuilds the signed roots.
- */
-function exportSql(db: LedgerDb, fromMs: number, toMs: number, filters: ExportFilters) {
-  const events = sql`${dbIdent(db.database)}.events`;
-  const where = sql`ts >= toDateTime(${Math.floor(fromMs / 1000)}, 'UTC') AND ts < toDateTime(${Math.ceil(toMs / 1000)}, 'UTC') AND ${filtersSql(filters)}`;
-  const side = (controls: boolean) =>
-    sql`SELECT ts, event_id, ver, ingested_at, request_bytes, response_bytes, ${canonicalRowSql(controls)} AS canon
-      FROM ${events} WHERE ${where} AND ${controls ? hasControlSql() : sql`NOT ${hasControlSql()}`}`;
-  const winners = sql`SELECT toUInt32(toStartOfHour(ts)) AS h, toString(event_id) AS id, toUInt32(ingested_at) AS ia,
-      canon, toString(request_bytes) AS rb, toString(response_bytes) AS sb
-    FROM (SELECT *, SHA256(concat(${ZERO}, canon)) AS leaf FROM (${side(false)} UNION ALL ${side(true)}))
-    ORDER BY h, id, ver DESC, leaf DESC, ia DESC LIMIT 1 BY h, id`;
-  const sentinel = sql`SELECT toUInt32(${SENTINEL}) AS h, '' AS id, toUInt32(0) AS ia, '' AS canon, '' AS rb, '' AS sb`;
-  return sql`SELECT h, ia, canon, rb, sb FROM (${winners} UNION ALL ${sentinel}) ORDER BY h, id FORMAT RowBinary`;
-}
-
 /**
  * Writes a bundle into `outDir` (created; must be empty): gzip data files, manifest.json and
  * manifest.sig. Streams one hour at a time, so memory does not grow with the range.
@@ -202,79 +192,77 @@ export async function exportBundle(deps: ExportDeps, spec: ExportSpec, outDir: s
   };
   await nextFile();
 
-  for (let h = firstHour, done = 0; h < endHour; h += HOUR_MS, done++) {
+  // NOTE: one query per UTC day (a day partition): events are ordered by (client_id, ts, event_id),
+  // so a ts range inside a day cannot skip granules and an hourly query would read the whole day.
+  let done = 0;
+  for (let day = Math.floor(firstHour / DAY_MS) * DAY_MS; day < endHour; day += DAY_MS) {
     if (deps.signal?.aborted) throw new ExportError('export cancelled');
-    const a = Math.max(h, spec.fromMs);
-    const b = Math.min(h + HOUR_MS, spec.toMs);
-    const recs = byHour.get(h) ?? [];
-    const whole = a === h && b === h + HOUR_MS;
-    const cutoffs = recs.map((r) => Math.floor(Date.parse(r.cutoff) / 1000));
-    // A complete-hour candidate: no filter, the whole hour, sealed. Segment builders follow its records.
-    const check = !filtered && whole && recs.length > 0;
-    const builders = check ? recs.map(() => new MerkleBuilder()) : [];
-    let late = 0;
-    let hourRows = 0;
-    const reader = new RowBinaryReader();
-    let ended = false;
-    for await (const chunk of db.stream(exportSql(db, a, b, spec.filters))) {
-      if (ended) throw new StreamQueryError('bytes after the end of the export stream');
-      reader.push(chunk);
-      for (;;) {
-        const m = reader.mark();
-        const hh = reader.u32();
-        const ia = reader.u32();
-        const canon = reader.string();
-        const rb = reader.string();
-        const sb = reader.string();
-        if (
-          hh === undefined ||
-          ia === undefined ||
-          canon === undefined ||
-          rb === undefined ||
-          sb === undefined
-        ) {
-          reader.rewind(m);
-          break;
-        }
-        if (hh === SENTINEL) {
-          ended = true;
-          if (reader.remaining > 0) throw new StreamQueryError('bytes after the end of the export stream');
-          break;
-        }
-        const text = canon.toString('utf8');
+    const a = Math.max(day, spec.fromMs);
+    const b = Math.min(day + DAY_MS, spec.toMs);
+    if (a >= b) continue;
+    const hours = new Map<number, HourState>();
+    for (let h = floorHour(a); h < b; h += HOUR_MS) {
+      const recs = byHour.get(h) ?? [];
+      const whole = Math.max(h, spec.fromMs) === h && Math.min(h + HOUR_MS, spec.toMs) === h + HOUR_MS;
+      // A complete-hour candidate: no filter, the whole hour, sealed. Segment builders follow its records.
+      const check = !filtered && whole && recs.length > 0;
+      hours.set(h / 1000, {
+        h,
+        recs,
+        whole,
+        check,
+        cutoffs: recs.map((r) => Math.floor(Date.parse(r.cutoff) / 1000)),
+        builders: check ? recs.map(() => new MerkleBuilder()) : [],
+        late: 0,
+        rows: 0,
+      });
+    }
+    for await (const batch of currentLeaves(db, a, b, { where: filtersSql(spec.filters), rows: true })) {
+      for (const l of batch) {
+        const st = hours.get(l.h)!;
+        const text = l.canonical!.toString('utf8');
         const arr = JSON.parse(text) as unknown[];
         const values: Record<string, unknown> = {};
         CANONICAL_COLUMNS.forEach(({ name }, i) => (values[name] = arr[i]));
         // NOTE: JSON.parse rounds UInt64s above 2^53; their exact digits come as text.
-        values.request_bytes = rb.toString();
-        values.response_bytes = sb.toString();
-        if (check) {
-          const seg = cutoffs.findIndex((c) => ia <= c);
-          if (seg < 0) late++;
-          else builders[seg]!.push(hash('sha256', Buffer.concat([ZERO, canon]), 'buffer'));
+        values.request_bytes = l.u64!.request_bytes;
+        values.response_bytes = l.u64!.response_bytes;
+        if (st.check) {
+          const seg = st.cutoffs.findIndex((c) => l.ia <= c);
+          if (seg < 0) st.late++;
+          else st.builders[seg]!.push(l.leaf);
         }
         if (file!.rows >= rowsPerFile) await nextFile();
-        await file!.write(encodeRow(spec.format, { values, canonical: text, ingestedAt: ia }, ctx));
+        await file!.write(encodeRow(spec.format, { values, canonical: text, ingestedAt: l.ia }, ctx));
         rows++;
-        hourRows++;
+        st.rows++;
       }
+      deps.onProgress?.({ rows, bytes: bytesDone + (file?.bytes ?? 0), hoursDone: done, hoursTotal });
     }
-    if (!ended) throw new StreamQueryError('the export stream ended early (query failed mid-way?)');
-    const hour = isoSecond(h);
-    if (check) {
-      const bad = recs.findIndex(
-        (r, i) => builders[i]!.count !== r.rows || builders[i]!.root().toString('hex') !== r.root,
-      );
-      if (bad >= 0) partial.push({ hour, why: `rows do not rebuild record ${recs[bad]!.seq}: run verify` });
-      else if (late > 0) partial.push({ hour, why: `${late} rows arrived after the hour's last record` });
-      else complete.push(hour);
-    } else if (hourRows > 0 || recs.length > 0) {
-      partial.push({
-        hour,
-        why: filtered ? 'filtered export' : !whole ? 'the range covers part of the hour' : 'hour not sealed',
-      });
+    for (const st of hours.values()) {
+      const hour = isoSecond(st.h);
+      if (st.check) {
+        const bad = st.recs.findIndex(
+          (r, i) => st.builders[i]!.count !== r.rows || st.builders[i]!.root().toString('hex') !== r.root,
+        );
+        if (bad >= 0)
+          partial.push({ hour, why: `rows do not rebuild record ${st.recs[bad]!.seq}: run verify` });
+        else if (st.late > 0)
+          partial.push({ hour, why: `${st.late} rows arrived after the hour's last record` });
+        else complete.push(hour);
+      } else if (st.rows > 0 || st.recs.length > 0) {
+        partial.push({
+          hour,
+          why: filtered
+            ? 'filtered export'
+            : !st.whole
+              ? 'the range covers part of the hour'
+              : 'hour not sealed',
+        });
+      }
+      done++;
     }
-    deps.onProgress?.({ rows, bytes: bytesDone + (file?.bytes ?? 0), hoursDone: done + 1, hoursTotal });
+    deps.onProgress?.({ rows, bytes: bytesDone + (file?.bytes ?? 0), hoursDone: done, hoursTotal });
   }
   files.push(await file!.close());
 

@@ -114,7 +114,20 @@ export interface CurrentLeaf {
   /** Ingestion second of the winning copy. */
   ia: number;
   leaf: Buffer;
+  /** With `rows`: the canonical row's bytes and the UInt64 columns' exact digits. */
+  canonical?: Buffer;
+  u64?: { request_bytes: string; response_bytes: string };
 }
+
+export interface LeavesOptions {
+  /** An extra condition on the stored copies (the export's filters). */
+  where?: SqlFragment;
+  /** Also hand out each row's canonical bytes (exports). */
+  rows?: boolean;
+}
+
+const REQ = CANONICAL_COLUMN_NAMES.indexOf('request_bytes');
+const RESP = CANONICAL_COLUMN_NAMES.indexOf('response_bytes');
 
 /**
  * Streams the current row of every event_id of [fromMs, toMs) as (hour, id, ingestion second,
@@ -124,19 +137,21 @@ export async function* currentLeaves(
   db: LedgerDb,
   fromMs: number,
   toMs: number,
+  opts: LeavesOptions = {},
 ): AsyncGenerator<CurrentLeaf[]> {
   if (!db.stream) throw new StreamQueryError('currentLeaves needs a streaming connection');
   const events = sql`${dbIdent(db.database)}.events`;
-  const q = sql`SELECT h, ia, v, ${join(CANONICAL_COLUMN_NAMES.map(alias))} FROM (
-      SELECT toUInt32(toStartOfHour(ts)) AS h, toUInt32(ingested_at) AS ia, toUInt32(ver) AS v, ${columnsSql()}
+  const q = sql`SELECT h, ia, c_ver_, ${join(CANONICAL_COLUMN_NAMES.map(alias))} FROM (
+      SELECT toUInt32(toStartOfHour(ts)) AS h, toUInt32(ingested_at) AS ia, toUInt32(ver) AS c_ver_, ${columnsSql()}
       FROM ${events}
       WHERE ts >= toDateTime(${Math.floor(fromMs / 1000)}, 'UTC') AND ts < toDateTime(${Math.ceil(toMs / 1000)}, 'UTC')
-      UNION ALL SELECT toUInt32(${SENTINEL}) AS h, toUInt32(0) AS ia, toUInt32(0) AS v, ${sentinelSql()}
+        AND ${opts.where ?? sql`1`}
+      UNION ALL SELECT toUInt32(${SENTINEL}) AS h, toUInt32(0) AS ia, toUInt32(0) AS c_ver_, ${sentinelSql()}
     ) ORDER BY h, c_event_id FORMAT RowBinary`;
   const r = new RowBinaryReader();
   const w = new RowWriter();
   let ended = false;
-  let best: { h: number; id: string; ia: number; ver: number; leaf: Buffer } | undefined;
+  let best: (CurrentLeaf & { ver: number }) | undefined;
   const fields: Array<Buffer | Buffer[]> = new Array(KINDS.length);
   for await (const chunk of db.stream(q)) {
     if (ended) throw new StreamQueryError('bytes after the end of the row stream');
@@ -211,14 +226,29 @@ export async function* currentLeaves(
       w.buf[0] = 0;
       const leaf = hash('sha256', w.buf.subarray(0, w.pos), 'buffer');
       const id = (fields[0] as Buffer).toString('latin1');
+      const make = (): CurrentLeaf & { ver: number } =>
+        opts.rows
+          ? {
+              h,
+              id,
+              ia,
+              ver,
+              leaf,
+              canonical: Buffer.from(w.buf.subarray(1, w.pos)),
+              u64: {
+                request_bytes: (fields[REQ] as Buffer).toString('latin1'),
+                response_bytes: (fields[RESP] as Buffer).toString('latin1'),
+              },
+            }
+          : { h, id, ia, ver, leaf };
       if (best && best.h === h && best.id === id) {
         // Another copy of the same event: the highest (ver, leaf, ingested_at) wins.
         const c = ver - best.ver || Buffer.compare(leaf, best.leaf) || ia - best.ia;
-        if (c > 0) best = { h, id, ia, ver, leaf };
+        if (c > 0) best = make();
         continue;
       }
       if (best) out.push(best);
-      best = { h, id, ia, ver, leaf };
+      best = make();
     }
     if (ended && best) {
       out.push(best);

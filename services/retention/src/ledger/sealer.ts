@@ -37,7 +37,8 @@ export const DEFAULT_SEALER: SealerConfig = {
   ingestMarginMs: 5 * 60_000,
   addendumWindowMs: 7 * 24 * HOUR_MS,
   maxHoursPerRun: 24 * 31,
-  hoursPerQuery: 6,
+  // A day per query: events are ordered by (client_id, ts, …), so any ts range reads its whole day.
+  hoursPerQuery: 24,
 };
 
 export interface SealerDeps {

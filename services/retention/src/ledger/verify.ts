@@ -225,9 +225,10 @@ export async function verifyRange(
   }
 
   let rowsChecked = 0;
-  const step = (opts.hoursPerQuery ?? 6) * HOUR_MS;
-  for (let a = from; a < to; a += step) {
-    const b = Math.min(to, a + step);
+  const step = (opts.hoursPerQuery ?? 24) * HOUR_MS;
+  // Chunks aligned to `step` (a day by default: one day partition per query).
+  for (let a = from, b = 0; a < to; a = b) {
+    b = Math.min(to, Math.floor(a / step) * step + step);
     const cutoffs = new Map<number, number[]>();
     for (let h = a; h < b; h += HOUR_MS) {
       const recs = byHour.get(h);
