@@ -376,9 +376,13 @@ export async function eventById(ch: ClickHouse, id: string, fallback: Range): Pr
     minted !== undefined && minted > 0 && minted < 0xffffffff * 1000
       ? { from: Math.max(0, minted - 86_400_000), to: minted + 86_400_000 }
       : fallback;
+  // PREWHERE reads only event_id over the range, then the wide columns of the matching granules; the
+  // copy with the highest ver is the one every query sees (as FINAL would keep, without merging days).
   const rows = await ch.query<FullRow>(sql`
-    SELECT ${FULL_COLUMNS} FROM ${db}.events FINAL
-    WHERE ts >= ${sec(range.from)} AND ts <= ${sec(range.to)} AND event_id = toUUID(${id})
+    SELECT ${FULL_COLUMNS} FROM ${db}.events
+    PREWHERE event_id = toUUID(${id})
+    WHERE ts >= ${sec(range.from)} AND ts <= ${sec(range.to)}
+    ORDER BY ver DESC
     LIMIT 1`);
   return rows[0];
 }

@@ -392,9 +392,13 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
         server_transport, tool_definition_hash, http_status, rpc_error_code, tool_is_error, trace_id, auth_method,
         auth_result, auth_reason, error_code, request_bytes, response_bytes, args, response_digest, raw,
         toUInt32(ingested_at) AS ingested_s
-      FROM ${db}.events FINAL
-      WHERE ts >= ${from} AND ts <= ${to} AND event_id IN ${tuple(valid.map((v) => sql`toUUID(${v})`))}
-      ORDER BY ts, ts_ms LIMIT 50`);
+      FROM ${db}.events
+      PREWHERE event_id IN ${tuple(valid.map((v) => sql`toUUID(${v})`))}
+      WHERE ts >= ${from} AND ts <= ${to}
+      ORDER BY event_id, ver DESC
+      LIMIT 1 BY event_id`);
+    // The winning copy of each id (highest ver, as FINAL keeps), without merging the window's days.
+    rows.sort((a, b) => Number(a.ts_s) - Number(b.ts_s) || Number(a.ts_ms) - Number(b.ts_ms));
     return rows.map(toEvent);
   }
 
