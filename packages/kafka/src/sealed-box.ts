@@ -163,3 +163,12 @@ export function generateDlqKeyPair(): { publicPem: string; privatePem: string; k
     keyId: dlqKeyId(publicKey),
   };
 }
+
+/** The dead-letter sealer of a service whose env names the replay key's public half (else none). */
+export function dlqSealerFromEnv(env: {
+  MCP_AUDIT_DLQ_PUBLIC_KEY_FILE?: string | undefined;
+}): Sealer | undefined {
+  return env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE
+    ? createSealer(loadDlqPublicKey(env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE))
+    : undefined;
+}

@@ -11,15 +11,13 @@ import {
   retiredHours,
   verifyRange,
 } from '@mcp-audit/retention';
-import { createLogger, createRegistry, defineService, loadConfigOrExit } from '@mcp-audit/service-kit';
+import { boot, defineService } from '@mcp-audit/service-kit';
 import { fileKeyRing } from './api-keys.js';
 import { clickHouseAccessLog } from './access-log.js';
 import { buildApi } from './app.js';
 import { apiConfigFromEnv, apiEnvSchema } from './config.js';
 
-const env = loadConfigOrExit(apiEnvSchema);
-const log = createLogger('api', { level: env.MCP_AUDIT_LOG_LEVEL });
-const registry = createRegistry('api');
+const { env, log, registry } = boot('api', apiEnvSchema);
 const reader = clickhouseFor(env, 'API_READER', { logger: log, application: 'mcp-audit-api' });
 const writer = clickhouseFor(env, 'API', {
   logger: log,

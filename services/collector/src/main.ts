@@ -1,10 +1,9 @@
 import {
   createKafka,
   createProducer,
-  createSealer,
   ensureDeclaredTopics,
+  dlqSealerFromEnv,
   kafkaConfigFromEnv,
-  loadDlqPublicKey,
 } from '@mcp-audit/kafka';
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { boot, defineService } from '@mcp-audit/service-kit';
@@ -15,9 +14,7 @@ import { loadTokenStore } from './source-tokens.js';
 const { env, log, registry } = boot('collector', collectorEnvSchema);
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-collector'), log);
 const producer = createProducer(kafka);
-const dlqSealer = env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE
-  ? createSealer(loadDlqPublicKey(env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE))
-  : undefined;
+const dlqSealer = dlqSealerFromEnv(env);
 if (dlqSealer) log.info({ key_id: dlqSealer.keyId }, 'dead-lettered originals are sealed to the replay key');
 else log.warn('MCP_AUDIT_DLQ_PUBLIC_KEY_FILE is not set: dead letters keep only a redacted preview');
 

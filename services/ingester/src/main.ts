@@ -1,10 +1,4 @@
-import {
-  createKafka,
-  createSealer,
-  ensureDeclaredTopics,
-  kafkaConfigFromEnv,
-  loadDlqPublicKey,
-} from '@mcp-audit/kafka';
+import { createKafka, ensureDeclaredTopics, dlqSealerFromEnv, kafkaConfigFromEnv } from '@mcp-audit/kafka';
 import { clickhouseFor, isRetryableClickHouseError } from '@mcp-audit/clickhouse';
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
@@ -14,9 +8,7 @@ import { buildIngester } from './app.js';
 const { env, log, registry } = boot('ingester', ingesterEnvSchema);
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-ingester'), log);
 const clickhouse = clickhouseFor(env, 'WRITER', { logger: log });
-const dlqSealer = env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE
-  ? createSealer(loadDlqPublicKey(env.MCP_AUDIT_DLQ_PUBLIC_KEY_FILE))
-  : undefined;
+const dlqSealer = dlqSealerFromEnv(env);
 if (dlqSealer) log.info({ key_id: dlqSealer.keyId }, 'dead-lettered originals are sealed to the replay key');
 else log.warn('MCP_AUDIT_DLQ_PUBLIC_KEY_FILE is not set: dead letters keep only a redacted preview');
 

@@ -1,13 +1,7 @@
 import cron from 'node-cron';
 import { clickhouseFor } from '@mcp-audit/clickhouse';
 import { createKafka, createProducer, kafkaConfigFromEnv } from '@mcp-audit/kafka';
-import {
-  createLogger,
-  createRegistry,
-  defineService,
-  loadConfigOrExit,
-  serviceOptionsFromEnv,
-} from '@mcp-audit/service-kit';
+import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
 import { retentionEnvSchema } from './config.js';
 import { createLegalHolds } from './holds.js';
 import { loadPublicKeys, loadSigningKey } from './ledger/keys.js';
@@ -15,9 +9,7 @@ import { DEFAULT_SEALER, sealOnce } from './ledger/sealer.js';
 import { createRowStream } from './ledger/stream.js';
 import { runRetention } from './retention.job.js';
 
-const env = loadConfigOrExit(retentionEnvSchema);
-const log = createLogger('retention', { level: env.MCP_AUDIT_LOG_LEVEL });
-const registry = createRegistry('retention');
+const { env, log, registry } = boot('retention', retentionEnvSchema);
 // The key is read once at boot; its file is readable by this service's account only.
 const key = loadSigningKey(env.MCP_AUDIT_LEDGER_SIGNING_KEY_FILE);
 const ch = clickhouseFor(env, 'ADMIN', {
