@@ -23,6 +23,7 @@ const ALLOWED: Record<string, string[]> = {
   gateway: ['MCP_AUDIT_REDACTION_KEY'],
   detector: ['MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD', 'MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD'],
   api: ['MCP_AUDIT_CLICKHOUSE_API_PASSWORD', 'MCP_AUDIT_CLICKHOUSE_API_READER_PASSWORD'],
+  retention: ['MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD'],
 };
 
 const MAIN: Record<string, string> = {
@@ -33,6 +34,7 @@ const MAIN: Record<string, string> = {
   gateway: 'services/gateway/dist/src/main.js',
   detector: 'services/detector/dist/src/main.js',
   api: 'services/api/dist/src/main.js',
+  retention: 'services/retention/dist/src/main.js',
 };
 
 const CREDENTIAL = /(PASSWORD|TOKEN|API_KEY|REDACTION_KEY|SECRET)$/;
@@ -70,6 +72,7 @@ function isolate(env: Record<string, string>, tag: string): Record<string, strin
     MCP_AUDIT_GATEWAY_OPS_PORT: '0',
     MCP_AUDIT_API_PORT: '0',
     MCP_AUDIT_API_OPS_PORT: '0',
+    MCP_AUDIT_RETENTION_PORT: '0',
     MCP_AUDIT_EVENTS_TOPIC: `test.secrets.${tag}.events`,
     MCP_AUDIT_DLQ_TOPIC: `test.secrets.${tag}.dlq`,
     MCP_AUDIT_ALERTS_TOPIC: `test.secrets.${tag}.alerts`,
