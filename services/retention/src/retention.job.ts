@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { dbIdent, ident, sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import { dbIdent, ident, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Alert } from '@mcp-audit/schema';
 import { POLICY_TABLES, type RetentionPolicy } from './config.js';
 import { overlappingHolds, type LegalHolds } from './holds.js';
@@ -39,7 +39,7 @@ export async function planRetention(deps: RetentionDeps, policy: RetentionPolicy
   const now = (deps.now ?? Date.now)();
   const parts = await deps.ch.query<{ table: string; partition: string; rows: string }>(sql`
     SELECT table, partition, sum(rows) AS rows FROM system.parts
-    WHERE database = ${deps.database} AND active AND table IN ${[...POLICY_TABLES]}
+    WHERE database = ${deps.database} AND active AND table IN ${tuple([...POLICY_TABLES])}
     GROUP BY table, partition ORDER BY table, partition`);
   const holds = await deps.holds.list({ activeOnly: true });
   const retired = await retiredHours(deps.ch, deps.database, deps.publicKeys);

@@ -248,7 +248,9 @@ export async function verifyRange(
       rowsChecked += rows;
       if (recs.length === 0) {
         const due = firstHour !== undefined && h >= firstHour && h + HOUR_MS + opts.sealGraceMs <= now;
-        if (due || (rows > 0 && firstHour !== undefined && h < firstHour)) {
+        // Rows no record covers never verify: before the ledger's first hour, or with no ledger at all
+        // (an empty or wiped ledger must not let retention drop what was never sealed).
+        if (due || (rows > 0 && (firstHour === undefined || h < firstHour))) {
           const r = report(h);
           r.rows = rows;
           r.problems.push({
