@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { retentionPolicySchema } from '../src/config.js';
+import { createLegalHolds } from '../src/holds.js';
+import { createSigningKey, loadPublicKeys, loadSigningKey } from '../src/ledger/keys.js';
+import { HOUR_MS } from '../src/ledger/record.js';
+import { DEFAULT_SEALER, sealOnce } from '../src/ledger/sealer.js';
+import { planRetention } from '../src/retention.job.js';
+import { makeRow, stackAvailable, tempDir, testDb, type TestDb } from './helpers.js';
+
+const D = (day: number, hour = 0) => Date.UTC(2026, 0, day, hour);
+
+/**
+ * `retention plan` on the real ClickHouse: a sealed day past the policy goes, a day under a legal hold
+ * stays, a day with rows no record covers stays, and with no ledger at all nothing goes.
+ */
+describe('retention plan', { skip: !stackAvailable }, () => {
+  let db: TestDb;
+  let bare: TestDb;
+  const dir = tempDir();
+  const pubDir = join(dir, 'keys');
+  const policy = retentionPolicySchema.parse({ events: 1 });
+  const vopts = { sealGraceMs: 30 * 60_000, addendumWindowMs: HOUR_MS };
+  const later = () => D(60);
+
+  before(async () => {
+    db = await testDb();
+    bare = await testDb();
+    let i = 0;
+    for (const day of [5, 6]) {
+      const rows = Array.from({ length: 10 }, () => makeRow(D(day) + (i % 50) * 60_000, i++));
+      await db.ch.insert('events', rows);
+      await bare.ch.insert('events', rows);
+    }
+    createSigningKey(join(dir, 'signing.key'), pubDir);
+    await sealOnce(
+      { db, key: loadSigningKey(join(dir, 'signing.key')), dir: join(dir, 'ledger'), now: () => D(7) },
+      DEFAULT_SEALER,
+    );
+    // Day 7's rows arrive after every seal and are never sealed.
+    await db.ch.insert(
+      'events',
+      Array.from({ length: 5 }, () => makeRow(D(7, 2) + i * 1000, i++)),
+    );
+  });
+  after(async () => {
+    await db?.drop();
+    await bare?.drop();
+  });
+
+  const plan = (t: TestDb) =>
+    planRetention(
+      {
+        ch: t.ch,
+        database: t.database,
+        stream: t.stream,
+        holds: createLegalHolds({ ch: t.ch, database: t.database }),
+        publicKeys: loadPublicKeys(pubDir),
+        verify: vopts,
+        now: later,
+      },
+      policy,
+    );
+
+  it('removes a verified day, keeps a held one and one that is not sealed', async () => {
+    await createLegalHolds({ ch: db.ch, database: db.database }).create({
+      case_id: 'IR-7',
+      reason: 'litigation',
+      from: new Date(D(6, 3)).toISOString(),
+      to: new Date(D(6, 4)).toISOString(),
+      clients: [],
+      actor: 'compliance-officer',
+    });
+    const events = (await plan(db)).filter((p) => p.table === 'events');
+    assert.deepEqual(
+      events.map((p) => [p.partition, p.action]),
+      [
+        ['20260105', 'remove'],
+        ['20260106', 'keep'],
+        ['20260107', 'keep'],
+      ],
+    );
+    assert.match(events[1]!.why, /legal hold: IR-7/);
+    assert.match(events[2]!.why, /does not verify/);
+  });
+
+  it('with no ledger at all, no events day verifies, so none goes', async () => {
+    const events = (await plan(bare)).filter((p) => p.table === 'events');
+    assert.equal(events.length, 2);
+    for (const p of events) {
+      assert.equal(p.action, 'keep');
+      assert.match(p.why, /missing_record/);
+    }
+  });
+});
