@@ -173,12 +173,31 @@ export function eventWhere(f: EventFilterInput, range: Range): EventWhere {
       OR positionCaseInsensitiveUTF8(args, ${f.q}) > 0)`);
   }
   // The range travels with the condition: the searches look up every copy of an event in it.
-  return Object.assign(join(parts, sql` AND `), { range, readsArgs: f.q !== undefined });
+  return Object.assign(join(parts, sql` AND `), {
+    range,
+    readsArgs: f.q !== undefined,
+    byClient: list(f.client).length > 0,
+  });
 }
 
-/** An event search's condition (range and filters), with its time range and whether it reads args. */
-export type EventWhere = SqlFragment & { range: Range; readsArgs: boolean };
+/**
+ * An event search's condition (range and filters), with its time range, whether it reads args and
+ * whether it filters by client.
+ */
+export type EventWhere = SqlFragment & { range: Range; readsArgs: boolean; byClient: boolean };
 const metaOf = (w: SqlFragment): Partial<EventWhere> => w as Partial<EventWhere>;
+
+/**
+ * The table a search reads (008_events_by_time.sql): `events_by_time` holds every copy's summary and
+ * filter columns ordered by time, so the newest matches across clients sit in a few small granules;
+ * `events` (ordered by client_id, ts) when the search filters by client (its primary key finds the
+ * client's rows) or reads args (only events has it). Both hold every copy, so the highest ver per
+ * event_id is the same event in either.
+ */
+function searchTable(db: SqlFragment, where: SqlFragment): SqlFragment {
+  const m = metaOf(where);
+  return m.readsArgs === false && m.byClient === false ? sql`${db}.events_by_time` : sql`${db}.events`;
+}
 
 function timeBounds(r: Range): SqlFragment {
   const fromS = sec(r.from);
@@ -233,29 +252,56 @@ type Key = { event_id: string; ts_s: number; ts_ms: number };
  * The first `want` distinct event ids in order. A plain ORDER BY … LIMIT is a partial sort (top-k);
  * `LIMIT 1 BY event_id` would sort every matching row (2-3× slower on a day here), so a little more
  * is fetched and copies are dropped here; only when copies eat the slack is it asked exactly.
+ *
+ * The newest (or oldest) hour is asked first: both tables' primary keys hold ts (events after
+ * client_id), so it reads a 24th of a day's filter columns. Every matching row outside that hour sorts
+ * after every row inside it, so when the hour alone yields `want` ids they are the first `want` ids of
+ * the whole range; otherwise the whole range is asked.
  */
 async function searchKeys(
   ch: ClickHouse,
+  table: SqlFragment,
   cond: SqlFragment,
   order: SqlFragment,
   want: number,
+  window: SqlFragment | undefined,
 ): Promise<Key[]> {
-  const db = dbIdent(ch.database);
   const slack = want + 16 + Math.ceil(want / 10);
-  const rows = await ch.query<Key>(sql`
-    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${db}.events
-    WHERE ${cond}
-    ORDER BY ${order}
-    LIMIT ${slack}`);
-  const seen = new Set<string>();
-  const keys = rows.filter((r) => !seen.has(r.event_id) && seen.add(r.event_id));
+  const ask = async (where: SqlFragment) => {
+    const rows = await ch.query<Key>(sql`
+      SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${table}
+      WHERE ${where}
+      ORDER BY ${order}
+      LIMIT ${slack}`);
+    const seen = new Set<string>();
+    return { rows, keys: rows.filter((r) => !seen.has(r.event_id) && seen.add(r.event_id)) };
+  };
+  if (window) {
+    const first = await ask(sql`${cond} AND ${window}`);
+    if (first.keys.length >= want) return first.keys.slice(0, want);
+  }
+  const { rows, keys } = await ask(cond);
   if (keys.length >= want || rows.length < slack) return keys.slice(0, want);
   return ch.query<Key>(sql`
-    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${db}.events
+    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${table}
     WHERE ${cond}
     ORDER BY ${order}
     LIMIT 1 BY event_id
     LIMIT ${want}`);
+}
+
+const FIRST_WINDOW_S = 3600;
+
+/** The hour at the start of a search's order (after its cursor), or none when that is the whole range. */
+function firstWindow(range: Range, dir: 'desc' | 'asc', cursorS: number | undefined): SqlFragment | undefined {
+  const fromS = Math.floor(range.from / 1000);
+  const toS = Math.floor(range.to / 1000);
+  if (dir === 'desc') {
+    const edge = Math.min(toS, cursorS ?? toS) - FIRST_WINDOW_S;
+    return edge > fromS ? sql`ts >= ${new Date(edge * 1000)}` : undefined;
+  }
+  const edge = Math.max(fromS, cursorS ?? fromS) + FIRST_WINDOW_S;
+  return edge < toS ? sql`ts <= ${new Date(edge * 1000)}` : undefined;
 }
 
 export async function searchEvents(
@@ -264,6 +310,7 @@ export async function searchEvents(
   opts: { limit: number; cursor?: string | undefined; dir?: 'desc' | 'asc' },
 ): Promise<Page<EventSummary>> {
   const db = dbIdent(ch.database);
+  const table = searchTable(db, where);
   const dir = opts.dir ?? 'desc';
   const c = decodeCursor(opts.cursor, eventCursor);
   const cond = c ? sql`${where} AND ${afterCursor(c, dir)}` : where;
@@ -279,13 +326,16 @@ export async function searchEvents(
       ORDER BY ${order}
       LIMIT ${want}`);
   } else {
-    const keys = await searchKeys(ch, cond, order, want);
+    const keys = await searchKeys(ch, table, cond, order, want, firstWindow(range, dir, c?.[0]));
     rows = [];
     if (keys.length > 0) {
+      // PREWHERE: the event_id column over the range, then the other columns of the granules holding
+      // a key (a few, on the time-ordered table).
       const winners = await ch.query<SummaryRow & { matched: number }>(sql`
         SELECT ${SUMMARY_COLUMNS}, toUInt8(${cond}) AS matched FROM (
-          SELECT ${columns} FROM ${db}.events
-          WHERE event_id IN ${tuple(keys.map((k) => sql`toUUID(${k.event_id})`))} AND ${timeBounds(range)}
+          SELECT ${columns} FROM ${table}
+          PREWHERE event_id IN ${tuple(keys.map((k) => sql`toUUID(${k.event_id})`))}
+          WHERE ${timeBounds(range)}
           ORDER BY ver DESC
           LIMIT 1 BY event_id)`);
       const byId = new Map(winners.map((w) => [w.event_id, w]));
@@ -299,7 +349,7 @@ export async function searchEvents(
         ) {
           rows = await ch.query<SummaryRow>(sql`
             SELECT ${SUMMARY_COLUMNS} FROM (
-              SELECT ${columns} FROM ${db}.events
+              SELECT ${columns} FROM ${table}
               WHERE ${timeBounds(range)}
               ORDER BY ver DESC
               LIMIT 1 BY event_id)
@@ -343,7 +393,7 @@ export async function facets(ch: ClickHouse, where: SqlFragment) {
     SELECT tupleElement(p, 1) AS field, tupleElement(p, 2) AS value, count() AS count
     FROM (
       SELECT event_id, client_id, client_user, server_name, tool_name, method, kind, outcome, source_id
-      FROM ${db}.events
+      FROM ${searchTable(db, where)}
       WHERE ${where}
       ORDER BY ver DESC
       LIMIT 1 BY event_id)
@@ -407,7 +457,8 @@ export async function neighbours(ch: ClickHouse, e: FullRow, n: number) {
 
 /**
  * Every identity a session was used under, within the range. Events are counted once per event_id
- * (a redelivered copy has the same identity and time); no FINAL over the range.
+ * (a redelivered copy has the same identity and time); no FINAL over the range. From the
+ * time-ordered copy: a session's rows sit in a few granules of it.
  */
 export async function sessionIdentities(ch: ClickHouse, sessionId: string, range: Range) {
   const db = dbIdent(ch.database);
@@ -424,7 +475,7 @@ export async function sessionIdentities(ch: ClickHouse, sessionId: string, range
     SELECT client_id, client_user, client_ip,
            toUInt32(min(ts)) AS first_s, argMin(ts_ms, (ts, ts_ms)) AS first_ms,
            toUInt32(max(ts)) AS last_s, argMax(ts_ms, (ts, ts_ms)) AS last_ms, uniqExact(event_id) AS events
-    FROM ${db}.events
+    FROM ${db}.events_by_time
     WHERE session_id = ${sessionId} AND ${timeBounds(range)}
     GROUP BY client_id, client_user, client_ip
     ORDER BY first_s, first_ms

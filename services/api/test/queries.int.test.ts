@@ -1,6 +1,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dbIdent, sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dbIdent, runMigrations, sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
 import { clientPage } from '../src/clients.queries.js';
 import {
   eventById,
@@ -14,13 +17,15 @@ import {
   type SummaryRow,
 } from '../src/events.queries.js';
 import type { EventFilterInput, Range } from '../src/query.params.js';
-import { adminClient, eventRow, freshDatabase } from './helpers.js';
+import { adminClient, eventRow, freshDatabase, SCHEMAS_DIR } from './helpers.js';
 
 /**
  * The query rewrites (two-phase search, one-scan facets, the client page without FINAL) give the
  * same answers as the FINAL queries they replaced, on a real ClickHouse database of the test's own:
  * several clients, tools, outcomes, labels, redelivered copies (same sort key, lower ver), and for
- * the search also forged copies (another ts or client, lower ver), against a model in JS.
+ * the search also forged copies (another ts or client, lower ver), against a model in JS. Searches
+ * without a client filter or free text read the time-ordered copy events_by_time (008), filled by its
+ * materialized view from these inserts into events; the others read events: both are compared here.
  */
 let db: { name: string; drop: () => Promise<void> };
 let ch: ClickHouse;
@@ -260,5 +265,82 @@ test('search: a forged copy (another ts or client, lower ver) never shows; one r
       );
       assert.ok(!got.some((g) => g.client_id === 'c-forged'));
     }
+  }
+});
+
+/** Every copy's searchable columns, ordered, from one table. */
+async function copies(c: ClickHouse, database: string, table: 'events' | 'events_by_time') {
+  const t = sql`${dbIdent(database)}.${table === 'events' ? sql`events` : sql`events_by_time`}`;
+  return c.query<Record<string, unknown>>(sql`
+    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms, ver, kind, outcome, client_id, client_user, client_ip, session_id,
+      source_id, server_name, tool_name, method, duration_ms, error_message, label_keys, label_values
+    FROM ${t} ORDER BY event_id, ver, ts_s, ts_ms, client_id, tool_name`);
+}
+
+test('events_by_time holds every copy inserted into events (materialized view), column for column', async () => {
+  const got = await copies(ch, ch.database, 'events_by_time');
+  const want = await copies(ch, ch.database, 'events');
+  assert.ok(want.length > rows.length, 'redelivered and forged copies are there too');
+  assert.deepEqual(got, want);
+});
+
+async function dedupSearch(f: EventFilterInput, dir: 'desc' | 'asc') {
+  const d = dbIdent(ch.database);
+  const order = dir === 'desc' ? sql`ts DESC, ts_ms DESC, event_id DESC` : sql`ts, ts_ms, event_id`;
+  const r = await ch.query<SummaryRow>(sql`
+    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome, client_id, client_user, client_ip, session_id,
+      source_id, server_name, tool_name, method, duration_ms, error_message, label_keys, label_values
+    FROM (SELECT * FROM ${d}.events WHERE ${eventWhere({}, RANGE)} ORDER BY ver DESC LIMIT 1 BY event_id)
+    WHERE ${eventWhere(f, RANGE)} ORDER BY ${order} LIMIT 100000`);
+  return r.map(toSummary);
+}
+
+test('search after merges (OPTIMIZE … FINAL of both tables): still one row per event_id, the highest ver', async () => {
+  const d = dbIdent(ch.database);
+  await ch.command(sql`OPTIMIZE TABLE ${d}.events FINAL`);
+  await ch.command(sql`OPTIMIZE TABLE ${d}.events_by_time FINAL`);
+  for (const f of [{}, { tool: 'query', outcome: 'error' }, { session: 'c-0-s1' }] as EventFilterInput[]) {
+    for (const dir of ['desc', 'asc'] as const) {
+      // One row per event_id (its highest ver in the range) from events, then the filter: FINAL would
+      // show test 5's forged copies under another client or second as second rows.
+      const expected = await dedupSearch(f, dir);
+      assert.deepEqual(await allPages(f, dir, 70), expected, `${JSON.stringify(f)} ${dir}`);
+    }
+  }
+  const byTime = await ch.query<{ n: string }>(sql`SELECT uniqExact(event_id) AS n FROM ${d}.events_by_time`);
+  const events = await ch.query<{ n: string }>(sql`SELECT uniqExact(event_id) AS n FROM ${d}.events`);
+  assert.equal(byTime[0]!.n, events[0]!.n);
+});
+
+test('008 backfills events_by_time from the events an install already had', async () => {
+  // A database migrated up to 007 with events in it, then migrated with 008.
+  const dir = mkdtempSync(join(tmpdir(), 'api-migrations-'));
+  const admin = adminClient();
+  const name = `mcp_audit_test_backfill_${process.pid}_${Date.now()}`;
+  try {
+    const files = readdirSync(SCHEMAS_DIR).filter((f) => /^\d{3}_.*\.sql$/.test(f));
+    const upTo = (n: number) => {
+      for (const f of files.filter((x) => Number(x.slice(0, 3)) <= n)) copyFileSync(join(SCHEMAS_DIR, f), join(dir, f));
+    };
+    upTo(7);
+    await runMigrations({ client: admin, dir, database: name });
+    const c = adminClient(name, ['events']);
+    try {
+      await c.insert('events', rows.slice(0, 500));
+      await c.insert('events', rows.slice(0, 20).map((x) => ({ ...x, ver: x.ver - 30 })));
+      upTo(8);
+      const r = await runMigrations({ client: admin, dir, database: name });
+      assert.deepEqual(r.applied.map((a) => a.file), ['008_events_by_time.sql']);
+      assert.deepEqual(await copies(c, name, 'events_by_time'), await copies(c, name, 'events'));
+      // and later inserts arrive through the view
+      await c.insert('events', rows.slice(500, 600));
+      assert.deepEqual(await copies(c, name, 'events_by_time'), await copies(c, name, 'events'));
+    } finally {
+      await c.close();
+    }
+  } finally {
+    await admin.command(sql`DROP DATABASE IF EXISTS ${dbIdent(name)}`);
+    await admin.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
