@@ -10,7 +10,12 @@ import { retiredHours, writeReceipt } from './receipts.js';
 import type { RowStream } from './ledger/stream.js';
 
 const DAY_MS = 86_400_000;
-const TABLES = new Set<string>([...POLICY_TABLES, 'integrity_leaves']);
+/**
+ * Tables whose day partitions go with an events day and never on their own (no policy of their own):
+ * the ledger's leaves and the analyst API's time-ordered copy of events (008_events_by_time.sql).
+ */
+export const WITH_EVENTS = ['integrity_leaves', 'events_by_time'] as const;
+const TABLES = new Set<string>([...POLICY_TABLES, ...WITH_EVENTS]);
 
 export interface PartitionPlan {
   table: string;
@@ -150,7 +155,9 @@ export async function runRetention(
       sql`ALTER TABLE ${db}.${ident(p.table, TABLES)} DROP PARTITION ${Number(p.partition)}`,
     );
     if (p.table === 'events') {
-      await deps.ch.command(sql`ALTER TABLE ${db}.integrity_leaves DROP PARTITION ${Number(p.partition)}`);
+      for (const t of WITH_EVENTS) {
+        await deps.ch.command(sql`ALTER TABLE ${db}.${ident(t, TABLES)} DROP PARTITION ${Number(p.partition)}`);
+      }
     }
     removed.push(p);
   }

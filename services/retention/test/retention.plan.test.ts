@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { sql } from '@mcp-audit/clickhouse';
 import { retentionPolicySchema } from '../src/config.js';
 import { createLegalHolds } from '../src/holds.js';
 import { createSigningKey, loadPublicKeys, loadSigningKey } from '../src/ledger/keys.js';
 import { HOUR_MS } from '../src/ledger/record.js';
 import { DEFAULT_SEALER, sealOnce } from '../src/ledger/sealer.js';
-import { planRetention } from '../src/retention.job.js';
+import { planRetention, runRetention } from '../src/retention.job.js';
 import { makeRow, stackAvailable, tempDir, testDb, type TestDb } from './helpers.js';
 
 const D = (day: number, hour = 0) => Date.UTC(2026, 0, day, hour);
@@ -83,6 +84,40 @@ describe('retention plan', { skip: !stackAvailable }, () => {
     );
     assert.match(events[1]!.why, /legal hold: IR-7/);
     assert.match(events[2]!.why, /does not verify/);
+  });
+
+  it('run drops the copy events_by_time with its events day and never on its own', async () => {
+    const days = async () =>
+      (
+        await db.ch.query<{ table: string; partition: string }>(sql`
+          SELECT DISTINCT table, partition FROM system.parts
+          WHERE database = ${db.database} AND active AND table IN ('events', 'events_by_time')
+          ORDER BY table, partition`)
+      ).map((r) => `${r.table} ${r.partition}`);
+    const copyDays = ['events_by_time 20260105', 'events_by_time 20260106', 'events_by_time 20260107'];
+    assert.deepEqual(await days(), ['events 20260105', 'events 20260106', 'events 20260107', ...copyDays]);
+    assert.ok(!(await plan(db)).some((p) => p.table === 'events_by_time'), 'no policy of its own');
+    const run = await runRetention(
+      {
+        ch: db.ch,
+        database: db.database,
+        stream: db.stream,
+        holds: createLegalHolds({ ch: db.ch, database: db.database }),
+        publicKeys: loadPublicKeys(pubDir),
+        verify: vopts,
+        now: later,
+        key: loadSigningKey(join(dir, 'signing.key')),
+        receiptsDir: join(dir, 'receipts'),
+        raiseAlerts: async () => {},
+      },
+      policy,
+    );
+    assert.deepEqual(
+      run.removed.map((p) => `${p.table} ${p.partition}`),
+      ['events 20260105'],
+    );
+    // the held day and the unsealed day stay in both tables
+    assert.deepEqual(await days(), ['events 20260106', 'events 20260107', ...copyDays.slice(1)]);
   });
 
   it('with no ledger at all, no events day verifies, so none goes', async () => {
