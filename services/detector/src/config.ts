@@ -145,6 +145,32 @@ const sessionMisuse = z.object({
 });
 
 /**
+ * One event_id stored with different content (a forgery reusing an id, or a corrupted redelivery).
+ * Its windows are INGESTION-time windows (`ingested_at`): it judges the copies stored in each window
+ * against every copy of the same id whose event time is within `lookbackMs`.
+ */
+const eventIdReuse = z.object({
+  enabled: z.boolean().default(true),
+  windowMs: windowMs(5 * MINUTE),
+  /** How far back (event time) older copies of an id are looked for: the ingester's age limit. */
+  lookbackMs: z
+    .number()
+    .int()
+    .min(HOUR)
+    .max(90 * 24 * HOUR)
+    .default(30 * 24 * HOUR),
+  /** An alert resolves (expires) after this much ingestion time without another differing copy. */
+  expireMs: z
+    .number()
+    .int()
+    .min(HOUR)
+    .max(90 * 24 * HOUR)
+    .default(7 * 24 * HOUR),
+  /** Ids reported one alert each per window; beyond it one summary alert lists the rest. */
+  maxAlertsPerWindow: z.number().int().min(1).max(1000).default(50),
+});
+
+/**
  * Thresholds of the periodic detectors (embedded as `periodic` in the detector config file).
  * Every field has a default: `PeriodicConfig.parse({})` is a working configuration.
  */
@@ -158,6 +184,7 @@ export const PeriodicConfig = z.object({
   toolDrift: toolDrift.prefault({}),
   silentSource: silentSource.prefault({}),
   sessionMisuse: sessionMisuse.prefault({}),
+  eventIdReuse: eventIdReuse.prefault({}),
 });
 export type PeriodicConfig = z.output<typeof PeriodicConfig>;
 export type PeriodicConfigInput = z.input<typeof PeriodicConfig>;

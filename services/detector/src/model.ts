@@ -23,6 +23,7 @@ export const DETECTORS = [
   'tool_drift',
   'silent_source',
   'session_misuse',
+  'event_id_reuse',
 ] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 

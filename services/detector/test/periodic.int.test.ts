@@ -183,10 +183,10 @@ after(async () => {
 const mine = (fs: Finding[]) =>
   fs.filter((f) => f.dedupKey.includes(sfx) || Object.values(IP).some((a) => f.dedupKey.includes(`:${a}:`)));
 
-test('all five detectors are created with the default config', () => {
+test('all six detectors are created with the default config', () => {
   assert.deepEqual(
     [...detectors.keys()],
-    ['auth_spray', 'auth_fail_then_success', 'tool_drift', 'silent_source', 'session_misuse'],
+    ['auth_spray', 'auth_fail_then_success', 'tool_drift', 'silent_source', 'session_misuse', 'event_id_reuse'],
   );
 });
 
@@ -390,8 +390,8 @@ test('runRange is deterministic: the same stored events give the same findings',
     `silent_source:${SRC.steady}:15m`,
     `tool_drift:${SERVER}/changed:5m`,
   ]);
-  // 4 windows of 15 minutes for 4 detectors, 12 of 5 minutes for tool_drift
-  assert.equal(a.out.windows, 4 * 4 + 12);
+  // 4 windows of 15 minutes for 4 detectors, 12 of 5 minutes for tool_drift and event_id_reuse each
+  assert.equal(a.out.windows, 4 * 4 + 12 + 12);
 });
 
 test('live runner with progress in ClickHouse: a restart neither skips nor repeats windows', async () => {

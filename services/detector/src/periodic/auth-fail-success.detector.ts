@@ -13,7 +13,7 @@ import {
   sampleIds,
   T_MS,
   topValues,
-  tsBetween,
+  firstCopies,
 } from './shared.js';
 import { windowStarts, type Evaluation, type PeriodicDetector } from './types.js';
 
@@ -45,7 +45,7 @@ export function authFailThenSuccessDetector(
       const rows = await ch.query<{ ip: string; w: number; failures: string }>(sql`
         SELECT client_ip AS ip, intDiv(toUInt32(ts), ${windowMs / 1000}) AS w, uniqExact(event_id) AS failures
         FROM ${eventsTable(ch)}
-        WHERE ${tsBetween(from, to)} AND client_ip != '' AND ${AUTH_FAILED}
+        WHERE ${firstCopies(ch, from, to)} AND client_ip != '' AND ${AUTH_FAILED}
         GROUP BY ip, w HAVING failures >= ${K} ORDER BY w, ip`);
       const byWindow = groupByWindow(rows, windowMs);
       const out: Evaluation[] = [];
@@ -65,7 +65,7 @@ export function authFailThenSuccessDetector(
     end: number,
     candidates: ReadonlyArray<{ ip: string; failures: string }>,
   ): Promise<Evaluation> {
-    const failedWhere = sql`${tsBetween(start, end)} AND client_ip != '' AND ${AUTH_FAILED}`;
+    const failedWhere = sql`${firstCopies(ch, start, end)} AND client_ip != '' AND ${AUTH_FAILED}`;
     const ips = candidates.map((c) => c.ip);
 
     // The time of the K-th failure per address: the success must come after it.
@@ -90,7 +90,7 @@ export function authFailThenSuccessDetector(
     }>(sql`
         SELECT client_ip AS ip, toString(event_id) AS id, ${T_MS} AS t, client_id, client_user, session_id
         FROM ${eventsTable(ch)}
-        WHERE ${tsBetween(start, end + cfg.followMs)} AND ${AUTH_OK}
+        WHERE ${firstCopies(ch, start, end + cfg.followMs)} AND ${AUTH_OK}
           AND client_ip IN ${tuple(ips)}
           AND ${T_MS} > transform(client_ip, ${array(ips)}, ${array(ips.map((ip) => kth.get(ip)!))}, toUInt64(0))
           AND (client_ip, client_id) IN (SELECT client_ip, client_id FROM ${eventsTable(ch)} WHERE ${failedWhere})

@@ -11,7 +11,7 @@ import {
   num,
   sampleIds,
   topValues,
-  tsBetween,
+  firstCopies,
   windowKey,
   windowKeyOf,
 } from './shared.js';
@@ -45,7 +45,7 @@ export function authSprayDetector(ch: ClickHouse, cfg: PeriodicConfig['authSpray
         SELECT client_ip AS ip, intDiv(toUInt32(ts), ${windowMs / 1000}) AS w,
                uniqExact(client_id) AS clients, uniqExact(event_id) AS failures
         FROM ${eventsTable(ch)}
-        WHERE ${tsBetween(from - windowMs, to)} AND client_ip != '' AND ${AUTH_FAILED}
+        WHERE ${firstCopies(ch, from - windowMs, to)} AND client_ip != '' AND ${AUTH_FAILED}
         GROUP BY ip, w
         HAVING clients >= ${cfg.minClients}
         ORDER BY w, ip`);
@@ -56,7 +56,7 @@ export function authSprayDetector(ch: ClickHouse, cfg: PeriodicConfig['authSpray
       const where =
         keys.length === 0
           ? sql`0`
-          : sql`${tsBetween(from, to)} AND ${AUTH_FAILED} AND ${key} IN ${tuple(keys)}`;
+          : sql`${firstCopies(ch, from, to)} AND ${AUTH_FAILED} AND ${key} IN ${tuple(keys)}`;
       const details: Details =
         keys.length === 0
           ? { clients: new Map(), sessions: new Map(), users: new Map(), samples: new Map() }

@@ -10,6 +10,7 @@ import { authFailThenSuccessDetector } from './auth-fail-success.detector.js';
 import { authSprayDetector } from './auth-spray.detector.js';
 import type { PeriodicConfig } from '../config.js';
 import { sessionMisuseDetector } from './session-misuse.detector.js';
+import { eventIdReuseDetector } from './event-id-reuse.detector.js';
 import { silentSourceDetector } from './silent-source.detector.js';
 import { toolDriftDetector } from './tool-drift.detector.js';
 import type { PeriodicDetector } from './types.js';
@@ -25,6 +26,14 @@ export { authFailThenSuccessDetector } from './auth-fail-success.detector.js';
 export { toolDriftDetector, driftedHashes } from './tool-drift.detector.js';
 export { silentSourceDetector, judgeSilence, quietAtThisHourBefore } from './silent-source.detector.js';
 export { sessionMisuseDetector } from './session-misuse.detector.js';
+export {
+  eventIdReuseDetector,
+  byPrecedence,
+  differingColumns,
+  CONTENT_COLUMNS,
+  BOOKKEEPING_COLUMNS,
+  type StoredCopy,
+} from './event-id-reuse.detector.js';
 
 export interface PeriodicDetectorsDeps {
   /** Reader client (the analyst user: SELECT only); its database holds `events`. */
@@ -43,6 +52,7 @@ export function createPeriodicDetectors(deps: PeriodicDetectorsDeps): PeriodicDe
   if (config.toolDrift.enabled) out.push(toolDriftDetector(ch, config.toolDrift));
   if (config.silentSource.enabled) out.push(silentSourceDetector(ch, config.silentSource));
   if (config.sessionMisuse.enabled) out.push(sessionMisuseDetector(ch, config.sessionMisuse));
+  if (config.eventIdReuse.enabled) out.push(eventIdReuseDetector(ch, config.eventIdReuse));
   deps.log.debug({ detectors: out.map((d) => d.name) }, 'periodic detectors configured');
   return out;
 }

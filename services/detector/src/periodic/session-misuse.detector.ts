@@ -11,7 +11,7 @@ import {
   sampleIds,
   T_MS,
   topValues,
-  tsBetween,
+  firstCopies,
   windowKey,
   windowKeyOf,
 } from './shared.js';
@@ -83,7 +83,7 @@ export function sessionMisuseDetector(
                uniqExact(client_id) AS clients,
                uniqExact(event_id) AS n
         FROM ${eventsTable(ch)}
-        WHERE ${tsBetween(from - windowMs, to)} AND session_id != ''
+        WHERE ${firstCopies(ch, from - windowMs, to)} AND session_id != ''
         GROUP BY s, w
         HAVING ips > ${cfg.maxAddresses} OR users > ${cfg.maxUsers} OR clients > ${cfg.maxUsers}
         ORDER BY w, s`);
@@ -97,7 +97,7 @@ export function sessionMisuseDetector(
           SELECT session_id AS s, client_ip AS ip, client_user AS user, client_id AS client,
                  min(${T_MS}) AS first, max(${T_MS}) AS last, uniqExact(event_id) AS n
           FROM ${eventsTable(ch)}
-          WHERE ${tsBetween(from - windowMs - lookbackMs, to)} AND session_id != ''
+          WHERE ${firstCopies(ch, from - windowMs - lookbackMs, to)} AND session_id != ''
           GROUP BY s, ip, user, client)
         GROUP BY s
         HAVING uniqExactIf(ip, ip != '') > ${cfg.maxAddresses}
@@ -140,7 +140,7 @@ export function sessionMisuseDetector(
       const keys = rows.filter((r) => num(r.w) * windowMs >= from).map((r) => `${num(r.w)}:${r.s}`);
       const key = windowKey(windowMs, 'session');
       const none = () => new Map<string, Contributor[]>();
-      const where = keys.length === 0 ? sql`0` : sql`${tsBetween(from, to)} AND ${key} IN ${tuple(keys)}`;
+      const where = keys.length === 0 ? sql`0` : sql`${firstCopies(ch, from, to)} AND ${key} IN ${tuple(keys)}`;
       const details: Details =
         keys.length === 0
           ? { addresses: none(), users: none(), clients: none(), tools: none(), samples: new Map() }

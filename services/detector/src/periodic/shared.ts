@@ -19,6 +19,18 @@ export const eventsTable = (ch: ClickHouse): SqlFragment => sql`${dbIdent(ch.dat
 export const tsBetween = (from: number, to: number): SqlFragment =>
   sql`ts >= ${new Date(from)} AND ts < ${new Date(to)}`;
 
+/**
+ * `tsBetween` restricted to the copies every query sees (README, "The event contract"): per event_id
+ * the copy with the highest ver among its copies in the range (the first ingested). A redelivered copy
+ * is identical and changes nothing, but a forged copy reusing an id with another client, address,
+ * session or time would otherwise count as a second event. Copies of the id outside the range are not
+ * compared (that needs a scan of every id in the lookback); event_id_reuse reports those. Two copies
+ * ingested in the same second share a ver and both pass.
+ */
+export const firstCopies = (ch: ClickHouse, from: number, to: number): SqlFragment =>
+  sql`${tsBetween(from, to)} AND (event_id, ver) IN (
+    SELECT event_id, max(ver) FROM ${eventsTable(ch)} WHERE ${tsBetween(from, to)} GROUP BY event_id)`;
+
 /** Event time in epoch ms. */
 export const T_MS = sql`(toUInt64(ts) * 1000 + ts_ms)`;
 

@@ -1,7 +1,7 @@
 import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Finding } from '../model.js';
 import type { PeriodicConfig } from '../config.js';
-import { eventsTable, iso, makeFinding, num, sampleIds, T_MS, tsBetween } from './shared.js';
+import { eventsTable, iso, makeFinding, num, sampleIds, T_MS, firstCopies } from './shared.js';
 import { windowStarts, type Evaluation, type PeriodicDetector, type Resolution } from './types.js';
 import { alignDown, dedupKeyOf } from './windows.js';
 
@@ -156,7 +156,7 @@ export function silentSourceDetector(ch: ClickHouse, cfg: PeriodicConfig['silent
         SELECT source_id AS source, any(source_type) AS type, intDiv(toUInt32(ts), ${granuleMs / 1000}) AS g,
                count() AS n, min(${T_MS}) AS first, max(${T_MS}) AS last, max(toUInt32(ts)) AS last_s
         FROM ${eventsTable(ch)}
-        WHERE ${tsBetween(qFrom, to)} AND source_id != ''
+        WHERE ${firstCopies(ch, qFrom, to)} AND source_id != ''
         GROUP BY source, g
         ORDER BY source, g`);
       const sources = new Map<
@@ -235,7 +235,7 @@ export function silentSourceDetector(ch: ClickHouse, cfg: PeriodicConfig['silent
     const samples = await sampleIds(
       ch,
       'source',
-      sql`${tsBetween(from, end)} AND source_id IN ${tuple(silentIds)}`,
+      sql`${firstCopies(ch, from, end)} AND source_id IN ${tuple(silentIds)}`,
       { limit: 10, newest: true },
     );
     const findings: Finding[] = verdict.silent.map(

@@ -12,7 +12,7 @@ import {
   SUBJECT,
   T_MS,
   topValues,
-  tsBetween,
+  firstCopies,
 } from './shared.js';
 import { windowStarts, type Evaluation, type PeriodicDetector } from './types.js';
 
@@ -74,7 +74,7 @@ export function toolDriftDetector(ch: ClickHouse, cfg: PeriodicConfig['toolDrift
         SELECT ${SUBJECT.tool} AS k, server_name AS server, tool_name AS tool,
                intDiv(toUInt32(ts), ${windowMs / 1000}) AS w, tool_definition_hash AS hash,
                min(${T_MS}) AS first, max(${T_MS}) AS last, uniqExact(event_id) AS n
-        FROM ${eventsTable(ch)} WHERE ${tsBetween(from, to)} AND ${HASHED}
+        FROM ${eventsTable(ch)} WHERE ${firstCopies(ch, from, to)} AND ${HASHED}
         GROUP BY k, server, tool, w, hash
         ORDER BY w, server, tool, first, hash`);
       if (cache.until !== from) cache = { until: from, last: new Map() };
@@ -137,7 +137,7 @@ export function toolDriftDetector(ch: ClickHouse, cfg: PeriodicConfig['toolDrift
     if (drifted.length === 0) return { findings: [], resolved: [] };
 
     const newHashes = [...new Set(drifted.flatMap((d) => d.changed.map((h) => h.hash)))];
-    const where = sql`${tsBetween(start, end)} AND tool_definition_hash IN ${tuple(newHashes)}
+    const where = sql`${firstCopies(ch, start, end)} AND tool_definition_hash IN ${tuple(newHashes)}
         AND ${SUBJECT.tool} IN ${tuple(drifted.map((d) => d.k))}`;
     const [addresses, sessions, sources, samples] = await Promise.all([
       topValues(ch, 'tool', where, 'client_ip'),
