@@ -10,7 +10,8 @@ import { HOUR_MS } from './time.js';
 
 /**
  * Replay: the live detection over stored events. Events come from mcp_audit.events (one row per
- * event_id) in ts order, hour by hour, into a fresh engine and lifecycle exactly as the consumer
+ * event_id: the copy with the highest ver among its copies in the replayed range) in ts order, hour
+ * by hour, into a fresh engine and lifecycle exactly as the consumer
  * feeds them (as one partition: in ts order nothing is late), then the periodic detectors run over
  * the same range. Alerts go to `sink` (a file by default, the live tables only when asked).
  */
@@ -74,17 +75,32 @@ async function readHour(
   ch: ClickHouse,
   start: number,
   end: number,
+  firstVer: ReadonlyMap<string, number>,
   clientIds?: string[],
 ): Promise<DetectorEvent[]> {
   const only = clientIds && clientIds.length > 0 ? sql`AND client_id IN ${tuple(clientIds)}` : sql``;
-  const rows = await ch.query<EventRow>(sql`
+  const rows = await ch.query<EventRow & { ver: number }>(sql`
     SELECT event_id, toUInt32(ts) AS t, ts_ms, client_id, server_name, tool_name, outcome, tool_is_error,
-           auth_result, request_bytes + response_bytes AS bytes, client_ip, session_id, label_keys, label_values
+           auth_result, request_bytes + response_bytes AS bytes, client_ip, session_id, label_keys,
+           label_values, ver
     FROM ${dbIdent(ch.database)}.events
     WHERE ts >= ${new Date(start)} AND ts < ${new Date(end)} ${only}
-    ORDER BY ts, ts_ms, client_id, event_id
-    LIMIT 1 BY event_id`);
-  return rows.map(rowToEvent);
+    ORDER BY ts, ts_ms, client_id, event_id, ver DESC`);
+  // Only the copy every query sees (the highest ver); the engine drops same-ver repeats by id.
+  return rows.filter((r) => (firstVer.get(r.event_id) ?? Number(r.ver)) === Number(r.ver)).map(rowToEvent);
+}
+
+/**
+ * The highest ver of every event id stored more than once with its event time in [from, to) (ids
+ * stored once need no entry). A copy with a lower ver is a redelivery or a forgery and is skipped
+ * wherever its ts puts it, so a forged copy in another hour is not a second event either.
+ */
+async function firstVersions(ch: ClickHouse, from: number, to: number): Promise<Map<string, number>> {
+  const rows = await ch.query<{ id: string; ver: number }>(sql`
+    SELECT toString(event_id) AS id, max(ver) AS ver FROM ${dbIdent(ch.database)}.events
+    WHERE ts >= ${new Date(from)} AND ts < ${new Date(to)}
+    GROUP BY event_id HAVING count() > 1`);
+  return new Map(rows.map((r) => [r.id, Number(r.ver)]));
 }
 
 export async function runReplay(o: ReplayOptions): Promise<ReplayResult> {
@@ -116,11 +132,12 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayResult> {
     },
   });
   const hours = Math.max(1, Math.ceil((to - from) / HOUR_MS));
+  const firstVer = await firstVersions(o.reader, from, to);
   let events = 0;
   for (let i = 0; i < hours; i++) {
     const start = from + i * HOUR_MS;
     const end = Math.min(to, start + HOUR_MS);
-    const batch = await readHour(o.reader, start, end, o.clientIds);
+    const batch = await readHour(o.reader, start, end, firstVer, o.clientIds);
     await store.prepare(engine.needs(batch));
     for (const e of batch) engine.process(e, 0);
     engine.advance(0);

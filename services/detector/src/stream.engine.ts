@@ -96,12 +96,18 @@ interface ClientRt {
   hourClosedEnd: number;
   authClosedEnd: number;
   lastTs: number;
-  recent: string[];
   judges: Map<number, Judge>;
 }
 
 const HOUR_DETECTORS: DetectorName[] = ['volume', 'tool_breadth', 'new_tool', 'off_hours', 'error_rate'];
-const RECENT_IDS = 32;
+/**
+ * Event ids remembered for dedup, over all clients of this instance, oldest dropped first. An id is
+ * one event (the first copy seen counts: the topic delivers in the order the ingester stores, so
+ * that is the first ingested copy, the one every query sees). A Kafka redelivery after a rebalance
+ * resends whole batches, and a forged copy may carry another client or time, so the set is neither
+ * per client nor a handful. 250k ids ≈ 25 MB; older copies are the periodic event_id_reuse's job.
+ */
+const SEEN_IDS = 250_000;
 /** A client with nothing pending is forgotten after this much event time without events. */
 const IDLE_EVICT_MS = 6 * HOUR_MS;
 
@@ -115,6 +121,7 @@ export class StreamEngine {
   readonly #authMs: number;
   readonly #lateness: number;
   readonly #configCache = new Map<string, ResolvedClientConfig>();
+  readonly #seen = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -171,7 +178,6 @@ export class StreamEngine {
         hourClosedEnd: -Infinity,
         authClosedEnd: -Infinity,
         lastTs: e.ts,
-        recent: [],
         judges: new Map(),
       };
       this.#clients.set(e.clientId, c);
@@ -234,13 +240,13 @@ export class StreamEngine {
   /** Feeds one event; closes what the advanced watermark closes for this client. */
   process(e: DetectorEvent, partition: number): void {
     this.stats.events++;
-    const c = this.#client(e, partition);
-    if (c.recent.includes(e.eventId)) {
+    if (this.#seen.has(e.eventId)) {
       this.stats.duplicates++;
       return;
     }
-    c.recent.push(e.eventId);
-    if (c.recent.length > RECENT_IDS) c.recent.shift();
+    this.#seen.add(e.eventId);
+    if (this.#seen.size > SEEN_IDS) this.#seen.delete(this.#seen.values().next().value!);
+    const c = this.#client(e, partition);
     const wmBefore = this.watermark(partition);
     if (e.ts > (this.#maxTs.get(partition) ?? -Infinity)) this.#maxTs.set(partition, e.ts);
     c.lastTs = Math.max(c.lastTs, e.ts);

@@ -379,3 +379,34 @@ test('heavy-tailed client: bursts at random hours within twice its busiest hour 
   assert.equal(a?.dedup_key, 'volume:noisy-heavy:1h');
   assert.equal(a?.expected.high, 2 * busiest, 'the band is twice the busiest hour of the window');
 });
+
+test('one event per id: a redelivered batch of 60 and forged copies under another client count once', async () => {
+  const h = await harness(all, cfg);
+  const tue = AS_OF + 24 * H; // Tuesday 10:00Z: noisy-regular's busy hours
+  const batch = burst('noisy-regular', tue + 10 * H, 60, (i) => ({
+    tool: 'abcde'[i % 5]!,
+    server: 'github',
+  }));
+  await h.feed(batch);
+  assert.deepEqual(h.alerts(), [], 'the first delivery is normal');
+  // Kafka redelivers the whole batch four times (a rebalance before the commit): 300 calls if counted.
+  await h.feed([...batch, ...batch, ...batch, ...batch]);
+  // The same ids replayed as another client at 03:00 in Berlin (an office client's off-hours).
+  const wed = AS_OF + 2 * 24 * H;
+  await h.feed(
+    batch.slice(0, 40).map((e, i) => ({ ...e, clientId: 'office-anna', ts: wed + 1 * H + i * MIN })),
+  );
+  assert.deepEqual(
+    h.alerts().map((a) => a.dedup_key),
+    [],
+    'neither the redelivery nor the forged copies are second events',
+  );
+  assert.equal(h.engine.stats.duplicates, 240 + 40);
+  // control: the same forged events with fresh ids are judged (the case is not vacuous)
+  const fresh = burst('office-anna', wed + 1 * H, 40, { tool: 'read_file', server: 'filesystem' });
+  await h.feed(fresh);
+  assert.ok(
+    h.alerts().some((a) => a.dedup_key.startsWith('off_hours:office-anna')),
+    'off-hours with fresh ids',
+  );
+});

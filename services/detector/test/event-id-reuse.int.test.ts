@@ -16,7 +16,9 @@ import {
   eventIdReuseDetector,
   sessionMisuseDetector,
 } from '../src/periodic/index.js';
-import { authFail, chClient, eventRow, randomPastDay, suffix } from './periodic.fixtures.js';
+import { parseDetectorConfig } from '../src/config.js';
+import { memorySink, runReplay } from '../src/replay.js';
+import { authFail, chClient, eventRow, randomPastDay, silentLog, suffix } from './periodic.fixtures.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -70,11 +72,20 @@ const SESSION = `sess-${sfx}`;
 const calls = [1, 2, 3].map((i) => eventRow(at(10, i), { session_id: SESSION, client_ip: '192.0.2.3' }));
 const forgedCall = copyOf(calls[1]!, at(10, 20), { client_ip: '203.0.113.99' });
 
+// replay: 10 events of one client at 14:xx; a redelivery of one, forged copies of two in other hours.
+const REPLAYED = `replayed-${sfx}`;
+const replayRows = Array.from({ length: 10 }, (_, i) => eventRow(at(14, i), { client_id: REPLAYED }));
+const replayCopies = [
+  copyOf(replayRows[0]!, at(14, 30)),
+  copyOf(replayRows[1]!, at(16), { ts: Math.floor(at(15, 10) / 1000) }),
+  copyOf(replayRows[2]!, at(16), { ts: Math.floor(at(13, 10) / 1000), tool_name: 'delete_all' }),
+];
+
 before(async () => {
   writer = chClient('WRITER');
   analyst = chClient('ANALYST');
-  await writer.insert('events', [...Object.values(original), ...spray, ...calls]);
-  await writer.insert('events', [...copies, forgedSpray, forgedCall]);
+  await writer.insert('events', [...Object.values(original), ...spray, ...calls, ...replayRows]);
+  await writer.insert('events', [...copies, forgedSpray, forgedCall, ...replayCopies]);
 });
 
 after(async () => {
@@ -91,7 +102,9 @@ test('event_id_reuse: content columns are every stored column but the id and the
   const cols = await analyst.query<{ name: string }>(sql`
     SELECT name FROM system.columns WHERE database = ${analyst.database} AND table = 'events'`);
   assert.deepEqual(
-    cols.map((c) => c.name).filter((c) => c !== 'event_id' && !(BOOKKEEPING_COLUMNS as readonly string[]).includes(c)),
+    cols
+      .map((c) => c.name)
+      .filter((c) => c !== 'event_id' && !(BOOKKEEPING_COLUMNS as readonly string[]).includes(c)),
     [...CONTENT_COLUMNS],
   );
 });
@@ -102,7 +115,10 @@ test('event_id_reuse: other ts, other client, other args raise (high); identical
   const byKey = new Map(mine(findings).map((f) => [f.dedupKey, f]));
   assert.ok(!byKey.has(keyOf(original.redelivered)), 'an identical redelivery is not a forgery');
   assert.ok(!byKey.has(keyOf(original.untouched)));
-  assert.deepEqual([...byKey.keys()].sort(), [original.otherTs, original.otherClient, original.otherArgs].map(keyOf).sort());
+  assert.deepEqual(
+    [...byKey.keys()].sort(),
+    [original.otherTs, original.otherClient, original.otherArgs].map(keyOf).sort(),
+  );
 
   const ts = byKey.get(keyOf(original.otherTs))!;
   assert.equal(ts.severity, 'high');
@@ -152,7 +168,10 @@ test('event_id_reuse: evaluateRange equals evaluate window by window', async () 
 test('auth_spray counts a forged copy with another client once: 4 clients stay below the threshold', async () => {
   const d = authSprayDetector(analyst, DEFAULT_PERIODIC_CONFIG.authSpray);
   const { findings } = await d.evaluate(at(10), at(10, 15));
-  assert.equal(findings.find((f) => f.dedupKey === `auth_spray:${IP}:15m`), undefined);
+  assert.equal(
+    findings.find((f) => f.dedupKey === `auth_spray:${IP}:15m`),
+    undefined,
+  );
 });
 
 test('session_misuse: a forged copy of a call with another address is not a second address', async () => {
@@ -171,5 +190,21 @@ test('the copies are really stored next to the originals (the cases above are no
     WHERE ts >= ${new Date(at(8))} AND ts < ${new Date(at(11))} AND toString(event_id) IN ${tuple(ids)}
     GROUP BY id`);
   const n = new Map(rows.map((r) => [r.id, Number(r.n)]));
-  assert.deepEqual(ids.map((id) => n.get(id)), [3, 2, 2, 2]);
+  assert.deepEqual(
+    ids.map((id) => n.get(id)),
+    [3, 2, 2, 2],
+  );
+});
+
+test('replay feeds one event per id: the first ingested copy, wherever the other copies sit in time', async () => {
+  const r = await runReplay({
+    reader: analyst,
+    config: parseDetectorConfig({}),
+    log: silentLog(),
+    from: at(12),
+    to: at(18),
+    sink: memorySink(),
+    clientIds: [REPLAYED],
+  });
+  assert.equal(r.events, 10);
 });

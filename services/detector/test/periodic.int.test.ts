@@ -186,7 +186,14 @@ const mine = (fs: Finding[]) =>
 test('all six detectors are created with the default config', () => {
   assert.deepEqual(
     [...detectors.keys()],
-    ['auth_spray', 'auth_fail_then_success', 'tool_drift', 'silent_source', 'session_misuse', 'event_id_reuse'],
+    [
+      'auth_spray',
+      'auth_fail_then_success',
+      'tool_drift',
+      'silent_source',
+      'session_misuse',
+      'event_id_reuse',
+    ],
   );
 });
 

@@ -113,10 +113,7 @@ export function differingColumns(winner: StoredCopy, copy: StoredCopy): string[]
  * or any other column. It expires (resolves) `expireMs` of ingestion time after the last differing copy
  * of that id, or earlier when acknowledged and resolved by an analyst.
  */
-export function eventIdReuseDetector(
-  ch: ClickHouse,
-  cfg: PeriodicConfig['eventIdReuse'],
-): PeriodicDetector {
+export function eventIdReuseDetector(ch: ClickHouse, cfg: PeriodicConfig['eventIdReuse']): PeriodicDetector {
   const windowMs = cfg.windowMs;
   const detector: PeriodicDetector = {
     name: 'event_id_reuse',
@@ -210,7 +207,9 @@ export function eventIdReuseDetector(
       const known = all.filter((c) => c.ingestedAt * 1000 < end);
       const winner = known[0];
       if (!winner) continue;
-      const last = Math.max(...known.filter((c) => c.content !== winner.content).map((c) => c.ingestedAt * 1000));
+      const last = Math.max(
+        ...known.filter((c) => c.content !== winner.content).map((c) => c.ingestedAt * 1000),
+      );
       if (last + cfg.expireMs >= start && last + cfg.expireMs < end)
         resolved.push({
           dedupKey: dedupKeyOf('event_id_reuse', id, windowMs),
@@ -249,7 +248,7 @@ export function eventIdReuseDetector(
         `${fields.join(', ')}: ${shown.map(where).join('; ')}` +
         (differing.length > shown.length ? ` and ${differing.length - shown.length} more` : '') +
         '. The same id twice must be the same event: a different copy is a forged event re-using a ' +
-        "real id, or a corrupted redelivery. Find who produced it (the source and Kafka position), " +
+        'real id, or a corrupted redelivery. Find who produced it (the source and Kafka position), ' +
         'compare both copies in the event view and acknowledge. Values are not shown here (arguments may ' +
         `hold secrets). Expires ${cfg.expireMs / 3_600_000} hours after the last differing copy.`,
       observed: contents,

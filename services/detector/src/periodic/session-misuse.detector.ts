@@ -140,7 +140,8 @@ export function sessionMisuseDetector(
       const keys = rows.filter((r) => num(r.w) * windowMs >= from).map((r) => `${num(r.w)}:${r.s}`);
       const key = windowKey(windowMs, 'session');
       const none = () => new Map<string, Contributor[]>();
-      const where = keys.length === 0 ? sql`0` : sql`${firstCopies(ch, from, to)} AND ${key} IN ${tuple(keys)}`;
+      const where =
+        keys.length === 0 ? sql`0` : sql`${firstCopies(ch, from, to)} AND ${key} IN ${tuple(keys)}`;
       const details: Details =
         keys.length === 0
           ? { addresses: none(), users: none(), clients: none(), tools: none(), samples: new Map() }
