@@ -22,6 +22,7 @@
  *   BENCH_DB     database name (default bench_api_<events>); BENCH_KEEP=1 keeps it for re-runs, and a
  *                kept database holding the same number of events is reused without reloading
  */
+import { readdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createClient } from '@clickhouse/client';
@@ -253,8 +254,18 @@ async function main() {
   let reuse = false;
   if (Number(exists[0]?.n) > 0) {
     const [c] = await admin.query<{ n: string }>(sql`SELECT uniqExact(event_id) AS n FROM events`);
-    reuse = Number(c?.n) === EVENTS;
-    if (!reuse) await adminRoot.command(sql`DROP DATABASE ${dbIdent(DB)}`);
+    // A database kept from an older schema is loaded again: tables a later migration adds (such as
+    // events_by_time, filled by a materialized view on events) must be filled the way production
+    // fills them, by the inserts into events, not by a migration's backfill.
+    const [m] = await admin.query<{ v: number }>(sql`SELECT max(version) AS v FROM schema_migrations`);
+    const latest = Math.max(...readdirSync(SCHEMAS).map((f) => Number(/^(\d{3,})_/.exec(f)?.[1] ?? 0)));
+    reuse = Number(c?.n) === EVENTS && Number(m?.v) === latest;
+    if (!reuse) {
+      console.log(
+        `dropping ${DB} (${Number(c?.n)} events, schema ${Number(m?.v)}; want ${EVENTS}, ${latest})`,
+      );
+      await adminRoot.command(sql`DROP DATABASE ${dbIdent(DB)}`);
+    }
   }
   if (reuse) console.log(`reusing ${DB} (${EVENTS} events)`);
   else {
@@ -275,6 +286,13 @@ async function main() {
            (SELECT sum(bytes) FROM system.parts WHERE database = ${DB} AND table = 'events' AND active) AS bytes`);
   console.log(
     `events: ${stats!.rows} rows (~${stats!.ids} ids), ${stats!.parts} active parts, ${Math.round(Number(stats!.bytes) / 2 ** 20)} MiB on disk`,
+  );
+  const [copy] = await admin.query<{ rows: string; parts: string; bytes: string }>(sql`
+    SELECT (SELECT count() FROM events_by_time) AS rows,
+           (SELECT count() FROM system.parts WHERE database = ${DB} AND table = 'events_by_time' AND active) AS parts,
+           (SELECT sum(bytes) FROM system.parts WHERE database = ${DB} AND table = 'events_by_time' AND active) AS bytes`);
+  console.log(
+    `events_by_time (008, filled by its materialized view): ${copy!.rows} rows, ${copy!.parts} active parts, ${Math.round(Number(copy!.bytes) / 2 ** 20)} MiB on disk`,
   );
   const to = (Number(stats!.maxts) + 1) * 1000;
   const from24 = to - 24 * HOUR_MS;

@@ -293,7 +293,11 @@ async function searchKeys(
 const FIRST_WINDOW_S = 3600;
 
 /** The hour at the start of a search's order (after its cursor), or none when that is the whole range. */
-function firstWindow(range: Range, dir: 'desc' | 'asc', cursorS: number | undefined): SqlFragment | undefined {
+function firstWindow(
+  range: Range,
+  dir: 'desc' | 'asc',
+  cursorS: number | undefined,
+): SqlFragment | undefined {
   const fromS = Math.floor(range.from / 1000);
   const toS = Math.floor(range.to / 1000);
   if (dir === 'desc') {

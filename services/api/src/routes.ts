@@ -331,7 +331,11 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
         top_tools: o.top_tools,
         open_alerts_by_severity: open,
         // Dead letters live on a Kafka topic, not in ClickHouse: not counted here (null).
-        ingestion: { dead_letters: null, silent_sources: o.silent_sources },
+        ingestion: {
+          dead_letters: null,
+          silent_sources: o.silent_sources,
+          silent_sources_total: o.silent_sources_total,
+        },
       };
     },
   });

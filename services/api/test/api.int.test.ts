@@ -156,9 +156,35 @@ test('event detail with neighbours, session timeline, client page, overview, exp
   assert.equal(c.json().hour_of_week.length, 168);
   assert.equal(c.json().tools.length, 2);
   assert.equal(c.json().alerts[0].alert_id, alertId);
+  // 55 sources whose last event is two hours old: silent; the answer lists 50, oldest first, and counts all
+  await writer.insert(
+    'events',
+    Array.from({ length: 55 }, (_, i) =>
+      eventRow({
+        tsMs: NOW - 7_200_000 - i * 1000,
+        source_id: `silent-${i}`,
+        client_id: 'quiet',
+        session_id: 'q',
+      }),
+    ),
+  );
   const o = await app.inject({ url: '/api/v1/overview', headers: bearer(KEYS.analyst) });
   assert.equal(o.statusCode, 200, o.body);
   assert.equal(o.json().open_alerts_by_severity.high, 1);
+  const silent = o.json().ingestion as {
+    silent_sources: Array<{ source_id: string }>;
+    silent_sources_total: number;
+  };
+  assert.equal(silent.silent_sources_total, 55);
+  assert.deepEqual(
+    silent.silent_sources.map((x) => x.source_id),
+    Array.from({ length: 50 }, (_, i) => `silent-${54 - i}`),
+  );
+  // the outcome mix counts each event once (the redelivered copy too): 33 + 55 events
+  assert.equal(
+    (o.json().outcomes as Array<{ count: number }>).reduce((n, x) => n + x.count, 0),
+    33 + 55 - 1,
+  );
   const x = await app.inject({
     url: '/api/v1/events/export?format=csv&client=client-a',
     headers: bearer(KEYS.analyst),

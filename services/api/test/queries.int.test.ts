@@ -183,6 +183,19 @@ test('client page: servers and tools with first/last use and calls equal the FIN
         calls: Number(t.calls),
       })),
     );
+    // labels: those of the client's newest event in the range (any of them when several share its ms)
+    const newest = await ch.query<{ label_keys: string[]; label_values: string[] }>(sql`
+      SELECT label_keys, label_values FROM ${d}.events
+      WHERE client_id = ${c} AND ${tb} AND (toUInt64(ts) * 1000 + ts_ms) = (
+        SELECT max(toUInt64(ts) * 1000 + ts_ms) FROM ${d}.events WHERE client_id = ${c} AND ${tb})`);
+    const asMap = (r: { label_keys: string[]; label_values: string[] }) =>
+      Object.fromEntries(r.label_keys.map((k, i) => [k, r.label_values[i]]));
+    if (newest.length === 0) assert.deepEqual(page.labels, {});
+    else
+      assert.ok(
+        newest.some((n) => JSON.stringify(asMap(n)) === JSON.stringify(page.labels)),
+        c,
+      );
     if (c === 'c-9') assert.equal(page.tools.length, 0);
   }
 });
@@ -320,17 +333,24 @@ test('008 backfills events_by_time from the events an install already had', asyn
   try {
     const files = readdirSync(SCHEMAS_DIR).filter((f) => /^\d{3}_.*\.sql$/.test(f));
     const upTo = (n: number) => {
-      for (const f of files.filter((x) => Number(x.slice(0, 3)) <= n)) copyFileSync(join(SCHEMAS_DIR, f), join(dir, f));
+      for (const f of files.filter((x) => Number(x.slice(0, 3)) <= n))
+        copyFileSync(join(SCHEMAS_DIR, f), join(dir, f));
     };
     upTo(7);
     await runMigrations({ client: admin, dir, database: name });
     const c = adminClient(name, ['events']);
     try {
       await c.insert('events', rows.slice(0, 500));
-      await c.insert('events', rows.slice(0, 20).map((x) => ({ ...x, ver: x.ver - 30 })));
+      await c.insert(
+        'events',
+        rows.slice(0, 20).map((x) => ({ ...x, ver: x.ver - 30 })),
+      );
       upTo(8);
       const r = await runMigrations({ client: admin, dir, database: name });
-      assert.deepEqual(r.applied.map((a) => a.file), ['008_events_by_time.sql']);
+      assert.deepEqual(
+        r.applied.map((a) => a.file),
+        ['008_events_by_time.sql'],
+      );
       assert.deepEqual(await copies(c, name, 'events_by_time'), await copies(c, name, 'events'));
       // and later inserts arrive through the view
       await c.insert('events', rows.slice(500, 600));
