@@ -79,8 +79,9 @@ export interface StoredCopy {
 
 /**
  * "The copy every query sees" (README, event contract): the highest ver, i.e. the first ingested
- * (ver = 2^32 - 1 - ingest second). Ties (two copies ingested in the same second) go to the lower
- * Kafka partition and offset, then the smaller content hash, so the choice never depends on read order.
+ * (ver = 2^32 - 1 - ingest second). Ties (two copies ingested in the same second) are rare; here they
+ * go to the lower Kafka partition and offset, then the smaller content hash, only so that the alert
+ * reads the same every time (the ledger's tie rule decides which copy the readers keep).
  */
 export function byPrecedence(a: StoredCopy, b: StoredCopy): number {
   return (
