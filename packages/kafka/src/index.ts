@@ -5,3 +5,4 @@ export * from './producer.js';
 export * from './consumer.js';
 export * from './sealed-box.js';
 export * from './dead-letter.js';
+export * from './acls.js';

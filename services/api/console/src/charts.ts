@@ -27,7 +27,8 @@ function mount(el: HTMLElement, option: echarts.EChartsCoreOption, label: string
   el.setAttribute('role', 'img');
   el.setAttribute('aria-label', label);
   const chart = echarts.init(el, undefined, { renderer: 'canvas' });
-  chart.setOption(option);
+  // UTC like every time the console shows (fmtTime), so the axes' "(UTC)" holds.
+  chart.setOption({ useUTC: true, ...option });
   const ro = new ResizeObserver(() => chart.resize());
   ro.observe(el);
   trackChart({
@@ -39,17 +40,34 @@ function mount(el: HTMLElement, option: echarts.EChartsCoreOption, label: string
   return chart;
 }
 
-const axisTime = { type: 'time' as const, axisLabel: { hideOverlap: true } };
+// Axis titles: what is counted and per what, and the time axis' zone.
+const NAME = { color: '#4a5568', fontSize: 12 };
+const axisTime = {
+  type: 'time' as const,
+  axisLabel: { hideOverlap: true },
+  name: 'hour (UTC)',
+  nameLocation: 'middle' as const,
+  nameGap: 26,
+  nameTextStyle: NAME,
+};
+const axisCount = (name: string) => ({
+  type: 'value' as const,
+  minInterval: 1,
+  name,
+  nameLocation: 'middle' as const,
+  nameGap: 40,
+  nameTextStyle: NAME,
+});
 
 export function rateChart(el: HTMLElement, points: Array<{ ts: string; count: number }>): void {
   mount(
     el,
     {
       animation: false,
-      grid: { left: 48, right: 16, top: 16, bottom: 32 },
+      grid: { left: 60, right: 16, top: 16, bottom: 44 },
       tooltip,
       xAxis: axisTime,
-      yAxis: { type: 'value', minInterval: 1 },
+      yAxis: axisCount('events / hour'),
       series: [
         {
           name: 'events',
@@ -80,11 +98,11 @@ export function activityChart(el: HTMLElement, activity: ClientPage['activity'])
     el,
     {
       animation: false,
-      grid: { left: 48, right: 16, top: 36, bottom: 32 },
+      grid: { left: 60, right: 16, top: 36, bottom: 44 },
       legend: { data: ['observed', 'expected band'], top: 0 },
       tooltip,
       xAxis: axisTime,
-      yAxis: { type: 'value', minInterval: 1 },
+      yAxis: axisCount('calls / hour'),
       series: [
         {
           name: 'band-low',
@@ -130,7 +148,7 @@ export function hourOfWeekChart(el: HTMLElement, values: number[]): void {
     el,
     {
       animation: false,
-      grid: { left: 44, right: 16, top: 8, bottom: 56 },
+      grid: { left: 60, right: 16, top: 8, bottom: 76 },
       tooltip: {
         renderMode: 'richText',
         confine: true,
@@ -141,8 +159,21 @@ export function hourOfWeekChart(el: HTMLElement, values: number[]): void {
         type: 'category',
         data: Array.from({ length: 24 }, (_, i) => String(i).padStart(2, '0')),
         splitArea: { show: true },
+        name: 'hour of day (UTC)',
+        nameLocation: 'middle',
+        nameGap: 26,
+        nameTextStyle: NAME,
       },
-      yAxis: { type: 'category', data: DAYS, inverse: true, splitArea: { show: true } },
+      yAxis: {
+        type: 'category',
+        data: DAYS,
+        inverse: true,
+        splitArea: { show: true },
+        name: 'day',
+        nameLocation: 'middle',
+        nameGap: 44,
+        nameTextStyle: NAME,
+      },
       visualMap: {
         min: 0,
         max,
@@ -171,9 +202,9 @@ export function barChart(el: HTMLElement, rows: ValueCount[], label: string): vo
     el,
     {
       animation: false,
-      grid: { left: 8, right: 24, top: 8, bottom: 8, containLabel: true },
+      grid: { left: 8, right: 24, top: 8, bottom: 28, containLabel: true },
       tooltip: { ...tooltip, axisPointer: { type: 'shadow' } },
-      xAxis: { type: 'value', minInterval: 1 },
+      xAxis: { ...axisCount('events'), nameGap: 24 },
       yAxis: {
         type: 'category',
         data: rows.map((r) => r.value),

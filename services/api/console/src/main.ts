@@ -12,6 +12,7 @@ import { clientPage } from './pages/client.js';
 import { alertsPage } from './pages/alerts.js';
 import { alertPage } from './pages/alert.js';
 import { accessLogPage } from './pages/access-log.js';
+import { holdsPage } from './pages/holds.js';
 
 type Page = (ctx: PageContext) => void | Promise<void>;
 interface Route {
@@ -31,6 +32,7 @@ const routes: Route[] = [
   { pattern: /^\/clients\/([^/]+)$/, page: clientPage, nav: 'events' },
   { pattern: /^\/alerts$/, page: alertsPage, nav: 'alerts' },
   { pattern: /^\/alerts\/([^/]+)$/, page: alertPage, nav: 'alerts' },
+  { pattern: /^\/holds$/, page: holdsPage, nav: 'holds', scope: 'compliance' },
   { pattern: /^\/access-log$/, page: accessLogPage, nav: 'access-log', scope: 'admin' },
 ];
 
@@ -105,6 +107,7 @@ function shell(active: string | undefined): HTMLElement {
           item('overview', '/', 'Overview'),
           item('events', '/events', 'Events'),
           item('alerts', '/alerts', 'Alerts'),
+          hasScope('compliance') ? item('holds', '/holds', 'Legal holds') : null,
           hasScope('admin') ? item('access-log', '/access-log', 'Access log') : null,
         ),
       ),
@@ -161,7 +164,9 @@ async function render(): Promise<void> {
   }
   const main = shell(route.nav);
   if (route.scope && !hasScope(route.scope)) {
-    main.append(errorBox(new ApiError(403, 'AUDIT_ERR_FORBIDDEN', 'This page needs the admin scope.')));
+    main.append(
+      errorBox(new ApiError(403, 'AUDIT_ERR_FORBIDDEN', `This page needs the ${route.scope} scope.`)),
+    );
     return;
   }
   const params = (match as RegExpExecArray | null)?.slice(1).map((p) => {

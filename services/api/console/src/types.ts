@@ -133,7 +133,11 @@ export interface Overview {
   top_clients: ValueCount[];
   top_tools: ValueCount[];
   open_alerts_by_severity: Record<Severity, number>;
-  ingestion: { dead_letters: number | null; silent_sources: Array<{ source_id: string; last_seen: string }> };
+  ingestion: {
+    dead_letters: number | null;
+    silent_sources: Array<{ source_id: string; last_seen: string }>;
+    silent_sources_total: number;
+  };
 }
 
 export interface AccessLogRow {
@@ -150,4 +154,20 @@ export interface AccessLogRow {
   duration_ms: number;
   ip: string | null;
   user_agent: string | null;
+}
+
+/** A legal hold (services/retention holds.ts): active while created and not released. */
+export interface LegalHold {
+  hold_id: string;
+  case_id: string;
+  reason: string;
+  from: string;
+  to: string;
+  clients: string[];
+  created_by: string;
+  created_at: string;
+  released_by?: string;
+  released_at?: string;
+  release_note?: string;
+  active: boolean;
 }

@@ -1,4 +1,5 @@
 import { CANONICAL_COLUMNS, canonicalRow, type CanonicalValues } from '../ledger/canonical.js';
+import { ByteWriter, readValues, writeCsv, writeJson } from '../ledger/rowbinary.js';
 import { toOcsf, type OcsfContext } from './ocsf.js';
 
 export const FORMATS = ['ndjson', 'csv', 'ocsf'] as const;
@@ -40,6 +41,36 @@ export function encodeRow(format: ExportFormat, r: ExportRow, ctx: OcsfContext):
       }
       cells.push(String(r.ingestedAt));
       return `${cells.join(',')}\r\n`;
+    }
+  }
+}
+
+/**
+ * Writes one exported row straight from its RowBinary bytes (leaves.ts's `row`): NDJSON and CSV
+ * byte by byte (the same bytes encodeRow makes, without JSON.parse/JSON.stringify per row); OCSF
+ * builds its object from the decoded values. `scratch` is reused between rows.
+ */
+export function writeRow(
+  format: ExportFormat,
+  w: ByteWriter,
+  row: Buffer,
+  ingestedAt: number,
+  scratch: ByteWriter,
+  ctx: OcsfContext,
+): void {
+  switch (format) {
+    case 'ndjson':
+      writeJson(w, row, 0, 'ndjson', ingestedAt);
+      w.byte(0x0a);
+      return;
+    case 'csv':
+      writeCsv(w, row, 0, ingestedAt, scratch);
+      return;
+    case 'ocsf': {
+      scratch.pos = 0;
+      writeJson(scratch, row, 0, 'canonical');
+      const raw = scratch.buf.toString('utf8', 0, scratch.pos);
+      w.utf8(`${JSON.stringify(toOcsf(readValues(row, 0, scratch), raw, ingestedAt, ctx))}\n`);
     }
   }
 }

@@ -6,6 +6,8 @@ import { describeRange, timeRange } from '../timerange.js';
 import { loadInto, pageHeader, section, type PageContext } from '../ui.js';
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
+// Silent sources listed by name; the rest are counted ("and N more").
+const SILENT_SHOWN = 10;
 
 export function overviewPage(ctx: PageContext): void {
   document.title = 'Overview · mcp-audit';
@@ -82,22 +84,31 @@ export function overviewPage(ctx: PageContext): void {
               h(
                 'dd',
                 null,
-                o.ingestion.silent_sources.length === 0 ? 'none' : String(o.ingestion.silent_sources.length),
+                o.ingestion.silent_sources_total === 0 ? 'none' : fmtNum(o.ingestion.silent_sources_total),
               ),
             ),
             o.ingestion.silent_sources.length
               ? h(
                   'ul',
-                  { class: 'plain' },
-                  o.ingestion.silent_sources.map((s) =>
-                    h(
-                      'li',
-                      null,
-                      h('a', { href: eventsLink('source', s.source_id) }, s.source_id),
-                      ' last seen ',
-                      time(s.last_seen),
+                  { class: 'plain', id: 'silent-sources' },
+                  o.ingestion.silent_sources
+                    .slice(0, SILENT_SHOWN)
+                    .map((s) =>
+                      h(
+                        'li',
+                        null,
+                        h('a', { href: eventsLink('source', s.source_id) }, s.source_id),
+                        ' last seen ',
+                        time(s.last_seen),
+                      ),
                     ),
-                  ),
+                  o.ingestion.silent_sources_total > SILENT_SHOWN
+                    ? h(
+                        'li',
+                        { class: 'more' },
+                        `and ${fmtNum(o.ingestion.silent_sources_total - SILENT_SHOWN)} more`,
+                      )
+                    : null,
                 )
               : null,
           ),
