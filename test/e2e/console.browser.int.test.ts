@@ -1,6 +1,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Admin, Producer } from 'kafkajs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createClickHouse, type ClickHouse } from '@mcp-audit/clickhouse';
@@ -98,9 +101,18 @@ before(async () => {
   const k = writeApiKeys([
     { id: `analyst-${tag}`, scopes: ['analyst'] },
     { id: `admin-${tag}`, scopes: ['admin'] },
+    { id: `compliance-${tag}`, scopes: ['compliance'] },
   ]);
   keys = k.keys;
-  ({ svc: api } = await startApi({ port, keysFile: k.file, alertsTopic: alertTopics.alerts, tag }));
+  // The compliance routes (legal holds) are on when the ledger's public keys directory is given.
+  const ledgerKeys = mkdtempSync(join(tmpdir(), 'e2e-ledger-keys-'));
+  ({ svc: api } = await startApi({
+    port,
+    keysFile: k.file,
+    alertsTopic: alertTopics.alerts,
+    tag,
+    extra: { MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR: ledgerKeys },
+  }));
 
   // 150 events of three clients (more than one page at limit=50), one of them hostile.
   const r = rng(11);
@@ -423,6 +435,7 @@ test('a failed login says so; the admin sees the access log; every page at 1280Ã
     ['alerts', `/alerts?client=${encodeURIComponent(client)}`],
     ['alert', `/alerts/${alertMsg.alert_id}`],
     ['access-log', '/access-log'],
+    ['holds', '/holds'],
   ];
   for (const [width, height, sfx] of [
     [1280, 800, ''],
@@ -461,5 +474,109 @@ test('a failed login says so; the admin sees the access log; every page at 1280Ã
     } finally {
       await ctx.close();
     }
+  }
+});
+
+test('legal holds: a compliance key places a hold and releases it with a reason; an analyst has no Holds page', async () => {
+  const caseId = `IR-${tag}`;
+  const { ctx, page, seen } = await newPage();
+  try {
+    await page.goto(`${base}/holds`);
+    await page.waitForURL(/\/login/);
+    await login(page, keys[`compliance-${tag}`]!);
+    assert.equal(new URL(page.url()).pathname, '/holds');
+    await settled(page);
+    await page.getByRole('link', { name: 'Legal holds' }).waitFor();
+
+    await step(page, 'holds-create', async () => {
+      // Keyboard: focus the button, Enter opens the form.
+      await page.locator('#hold-create').focus();
+      await page.keyboard.press('Enter');
+      await page.locator('dialog[open]').waitFor();
+      await page.locator('#hold-case').fill(caseId);
+      await page.locator('#hold-reason').fill('litigation: preserve <b>everything</b> & more');
+      await page.locator('#hold-from').fill('2026-01-05T00:00');
+      await page.locator('#hold-to').fill('2026-01-07T12:00');
+      await page.locator('#hold-clients').fill('client-a, client-b');
+      await page.locator('dialog').getByRole('button', { name: 'Place hold' }).click();
+      await page.locator('dialog').waitFor({ state: 'detached', timeout: 20_000 });
+      await settled(page);
+      const row = page.locator('section', { hasText: 'Active (' }).locator('tbody tr', { hasText: caseId });
+      await row.waitFor();
+      const text = await row.innerText();
+      assert.match(text, /litigation: preserve <b>everything<\/b> & more/, 'the reason shows as text');
+      assert.match(text, /2026-01-05 00:00:00/);
+      assert.match(text, /2026-01-07 12:00:00/);
+      assert.match(text, /client-a, client-b/);
+      assert.match(text, new RegExp(`compliance-${tag}`), 'who placed it');
+      await screenshot(page, 'holds-active', true);
+      await page.setViewportSize({ width: 420, height: 900 });
+      await screenshot(page, 'holds-active-narrow', true);
+      await page.setViewportSize({ width: 1280, height: 800 });
+    });
+
+    // What the page shows is what the API holds: placed by this key, active, for those clients.
+    const listed = async () =>
+      (
+        (await (await page.request.get(`${base}/api/v1/legal-holds?all=true`)).json()) as {
+          items: Array<{
+            case_id: string;
+            active: boolean;
+            clients: string[];
+            created_by: string;
+            release_note?: string;
+          }>;
+        }
+      ).items.find((x) => x.case_id === caseId);
+    const placed = await listed();
+    assert.deepEqual(placed && { active: placed.active, clients: placed.clients, by: placed.created_by }, {
+      active: true,
+      clients: ['client-a', 'client-b'],
+      by: `compliance-${tag}`,
+    });
+
+    await step(page, 'holds-release', async () => {
+      const row = page.locator('section', { hasText: 'Active (' }).locator('tbody tr', { hasText: caseId });
+      await row.getByRole('button', { name: /Release/ }).click();
+      await page.locator('dialog[open]').waitFor();
+      // A release needs a reason: an empty note is refused in the dialog.
+      await page.locator('dialog').getByRole('button', { name: 'Release hold' }).click();
+      assert.equal(await page.locator('dialog[open]').count(), 1, 'still open without a reason');
+      await page.locator('#hold-release-note').fill('case closed by counsel');
+      await page.locator('dialog').getByRole('button', { name: 'Release hold' }).click();
+      await page.locator('dialog').waitFor({ state: 'detached', timeout: 20_000 });
+      await settled(page);
+      const released = page
+        .locator('section', { hasText: 'Released (' })
+        .locator('tbody tr', { hasText: caseId });
+      await released.waitFor();
+      assert.match(await released.innerText(), /case closed by counsel/);
+      assert.equal(
+        await page
+          .locator('section', { hasText: 'Active (' })
+          .locator('tbody tr', { hasText: caseId })
+          .count(),
+        0,
+      );
+      await screenshot(page, 'holds-released', true);
+    });
+    const after = await listed();
+    assert.equal(after?.active, false);
+    assert.equal(after?.release_note, 'case closed by counsel');
+    assert.deepEqual(seen.csp, [], 'no Content-Security-Policy refusal');
+    assert.deepEqual(seen.errors, []);
+  } finally {
+    await ctx.close();
+  }
+  // The analyst: no Holds link, and the page says which scope it needs.
+  const a = await newPage();
+  try {
+    await a.page.goto(`${base}/holds`);
+    await a.page.waitForURL(/\/login/);
+    await login(a.page, keys[`analyst-${tag}`]!);
+    assert.equal(await a.page.getByRole('link', { name: 'Legal holds' }).count(), 0);
+    await a.page.getByText('This page needs the compliance scope.').waitFor();
+  } finally {
+    await a.ctx.close();
   }
 });

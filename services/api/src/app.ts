@@ -88,6 +88,7 @@ export const CONSOLE_ROUTES = [
   '/alerts',
   '/alerts/:alert_id',
   '/access-log',
+  '/holds',
 ];
 
 /** A registered route as the authorization matrix sees it. */
