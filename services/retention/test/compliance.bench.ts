@@ -1,15 +1,20 @@
 /**
  * npm run bench:compliance — seal and verify N events (BENCH_EVENTS, default 10,000,000) of one day
  * in a database of their own, beside clickhouse-client's own `SELECT … FORMAT JSONEachRow` of the
- * same rows to a file, then exports the day (NDJSON and OCSF bundles) and checks each bundle offline.
- * Prints rows/s and peak RSS (of the whole process, so cumulative); asserts nothing about speed.
+ * same rows to a file, then exports the day (NDJSON, CSV and OCSF bundles) and checks each bundle
+ * offline. Also the floor under verify: ClickHouse's raw RowBinary read of the same rows (nothing
+ * done with them) and Node's SHA-256 over rows of the same size. Prints rows/s and each step's peak
+ * RSS (sampled every 50 ms); asserts nothing about speed. BENCH_FORMATS picks the export formats.
  */
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
+import { createHash, hash } from 'node:crypto';
+import os from 'node:os';
 import { join } from 'node:path';
 import { dbIdent, sql } from '@mcp-audit/clickhouse';
 import { exportBundle, PRODUCT_VERSION } from '../src/export/bundle.js';
 import { exportFiltersSchema } from '../src/export/filters.js';
+import { FORMATS, type ExportFormat } from '../src/export/formats.js';
 import { verifyBundle } from '../src/export/verify-bundle.js';
 import { createSigningKey, loadPublicKeys, loadSigningKey } from '../src/ledger/keys.js';
 import { DEFAULT_SEALER, sealOnce } from '../src/ledger/sealer.js';
@@ -20,6 +25,32 @@ const N = Number(process.env.BENCH_EVENTS ?? 10_000_000);
 const DAY = Date.UTC(2026, 0, 5);
 const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 const peak = () => process.resourceUsage().maxRSS;
+const loadavg = () =>
+  `load ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`;
+
+/** Runs fn, sampling RSS: its result, ms and peak RSS (KiB) during the step. */
+async function step<T>(fn: () => Promise<T>): Promise<{ r: T; ms: number; rss: string }> {
+  let max = process.memoryUsage.rss();
+  const timer = setInterval(() => (max = Math.max(max, process.memoryUsage.rss())), 50);
+  const t = Date.now();
+  try {
+    const r = await fn();
+    return { r, ms: Date.now() - t, rss: `${(max / 2 ** 20).toFixed(0)} MiB` };
+  } finally {
+    clearInterval(timer);
+  }
+}
+const rate = (n: number, ms: number) => Math.round((n * 1000) / ms);
+
+function exportFormats(v: string): ExportFormat[] {
+  const got = v.split(',').filter(Boolean);
+  for (const f of got)
+    if (!(FORMATS as readonly string[]).includes(f)) throw new Error(`BENCH_FORMATS: unknown format ${f}`);
+  return got as ExportFormat[];
+}
 
 async function main() {
   const db = await testDb('bench_compliance');
@@ -41,78 +72,114 @@ async function main() {
         concat('{"event_id":"x","note":"redacted original ', toString(number), '"}'), 0, number
       FROM numbers(${N})`,
     );
-    console.log(`loaded ${N} events in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `loaded ${N} events in ${((Date.now() - t0) / 1000).toFixed(1)} s (${os.cpus().length} CPUs, ${loadavg()})`,
+    );
 
     createSigningKey(join(dir, 'key'), join(dir, 'pub'));
     const key = loadSigningKey(join(dir, 'key'));
-    const t1 = Date.now();
-    const s = await sealOnce(
-      { db, key, dir: join(dir, 'ledger'), now: () => DAY + 2 * 86_400_000 },
-      { ...DEFAULT_SEALER, startMs: DAY, maxHoursPerRun: 24 },
+    const sealed = await step(() =>
+      sealOnce(
+        { db, key, dir: join(dir, 'ledger'), now: () => DAY + 2 * 86_400_000 },
+        { ...DEFAULT_SEALER, startMs: DAY, maxHoursPerRun: 24 },
+      ),
     );
-    const sealMs = Date.now() - t1;
+    const s = sealed.r;
     console.log(
-      `seal:   ${s.rows} rows, ${s.records.length} records in ${(sealMs / 1000).toFixed(1)} s = ${Math.round((s.rows * 1000) / sealMs)} rows/s, peak RSS ${mb(peak())}`,
+      `seal:   ${s.rows} rows, ${s.records.length} records in ${(sealed.ms / 1000).toFixed(1)} s = ${rate(s.rows, sealed.ms)} rows/s, peak RSS ${sealed.rss} (${loadavg()})`,
     );
 
-    const t2 = Date.now();
-    const v = await verifyRange(
-      {
-        db,
-        publicKeys: loadPublicKeys(join(dir, 'pub')),
-        dir: join(dir, 'ledger'),
-        now: () => DAY + 2 * 86_400_000,
-      },
-      DAY,
-      DAY + 86_400_000,
-      { sealGraceMs: 3_600_000, addendumWindowMs: 3_600_000 },
+    const verified = await step(() =>
+      verifyRange(
+        {
+          db,
+          publicKeys: loadPublicKeys(join(dir, 'pub')),
+          dir: join(dir, 'ledger'),
+          now: () => DAY + 2 * 86_400_000,
+        },
+        DAY,
+        DAY + 86_400_000,
+        { sealGraceMs: 3_600_000, addendumWindowMs: 3_600_000 },
+      ),
     );
-    const verifyMs = Date.now() - t2;
+    const v = verified.r;
     console.log(
-      `verify: ${v.rowsChecked} rows, ok=${v.ok} in ${(verifyMs / 1000).toFixed(1)} s = ${Math.round((v.rowsChecked * 1000) / verifyMs)} rows/s, peak RSS ${mb(peak())}`,
+      `verify: ${v.rowsChecked} rows, ok=${v.ok} in ${(verified.ms / 1000).toFixed(1)} s = ${rate(v.rowsChecked, verified.ms)} rows/s, peak RSS ${verified.rss} (${loadavg()})`,
+    );
+
+    // The floor under verify: ClickHouse reading and sending the same rows (RowBinary, all columns,
+    // unsorted, nothing done with them), and Node hashing rows of the same size.
+    const rb = await step(async () => {
+      let bytes = 0;
+      for await (const c of db.stream(sql`SELECT * FROM ${dbIdent(db.database)}.events FORMAT RowBinary`))
+        bytes += c.length;
+      return bytes;
+    });
+    console.log(
+      `raw RowBinary read (Node, bytes counted only): ${N} rows, ${(rb.r / 1e9).toFixed(2)} GB in ${(rb.ms / 1000).toFixed(1)} s = ${rate(N, rb.ms)} rows/s (${loadavg()})`,
+    );
+    const rowBytes = Math.round(rb.r / N);
+    const sample = Buffer.alloc(rowBytes + 40, 0x61);
+    const hashed = await step(async () => {
+      for (let i = 0; i < 1_000_000; i++) hash('sha256', sample, 'buffer');
+      return createHash('sha256').digest();
+    });
+    console.log(
+      `SHA-256 in Node, ${sample.length}-byte rows, one thread: ${rate(1_000_000, hashed.ms)} rows/s (${loadavg()})`,
     );
 
     const out = join(dir, 'raw.ndjson');
     const t3 = Date.now();
-    execFileSync('sh', ['-c', `clickhouse-client --user "$U" --password "$P" --query "$Q" > "${out}"`], {
-      env: {
-        ...process.env,
-        U: process.env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER ?? 'mcp_admin',
-        P: process.env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD ?? '',
-        Q: `SELECT * FROM ${db.database}.events FORMAT JSONEachRow`,
+    execFileSync(
+      'sh',
+      ['-c', `clickhouse-client --port "$PORT" --user "$U" --password "$P" --query "$Q" > "${out}"`],
+      {
+        env: {
+          ...process.env,
+          PORT: process.env.MCP_AUDIT_STACK_CLICKHOUSE_TCP_PORT ?? '9000',
+          U: process.env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER ?? 'mcp_admin',
+          P: process.env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD ?? '',
+          Q: `SELECT * FROM ${db.database}.events FORMAT JSONEachRow`,
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    );
     const rawMs = Date.now() - t3;
     console.log(
-      `raw clickhouse-client JSONEachRow dump: ${N} rows, ${(statSync(out).size / 1e9).toFixed(2)} GB in ${(rawMs / 1000).toFixed(1)} s = ${Math.round((N * 1000) / rawMs)} rows/s`,
+      `raw clickhouse-client JSONEachRow dump: ${N} rows, ${(statSync(out).size / 1e9).toFixed(2)} GB in ${(rawMs / 1000).toFixed(1)} s = ${Math.round((N * 1000) / rawMs)} rows/s (${loadavg()})`,
     );
+    execFileSync('rm', ['-f', out]);
 
-    for (const format of ['ndjson', 'ocsf'] as const) {
-      const t4 = Date.now();
-      const m = await exportBundle(
-        { db, key, productVersion: PRODUCT_VERSION },
-        {
-          fromMs: DAY,
-          toMs: DAY + 86_400_000,
-          format,
-          filters: exportFiltersSchema.parse({}),
-          actor: 'bench',
-        },
-        join(dir, `bundle-${format}`),
+    const formats = exportFormats(process.env.BENCH_FORMATS ?? 'ndjson,csv,ocsf');
+    for (const format of formats) {
+      const exported = await step(() =>
+        exportBundle(
+          { db, key, productVersion: PRODUCT_VERSION },
+          {
+            fromMs: DAY,
+            toMs: DAY + 86_400_000,
+            format,
+            filters: exportFiltersSchema.parse({}),
+            actor: 'bench',
+          },
+          join(dir, `bundle-${format}`),
+        ),
       );
-      const exportMs = Date.now() - t4;
+      const m = exported.r;
       const gz = m.files.reduce((n, f) => n + f.bytes, 0);
       console.log(
-        `export ${format}: ${m.rows} rows, ${m.files.length} gzip files ${(gz / 1e6).toFixed(0)} MB, ${m.complete_hours.length} complete hours in ${(exportMs / 1000).toFixed(1)} s = ${Math.round((m.rows * 1000) / exportMs)} rows/s (${((m.rows * 1000) / exportMs / ((N * 1000) / rawMs)).toFixed(2)}x the raw dump), peak RSS ${mb(peak())}`,
+        `export ${format}: ${m.rows} rows, ${m.files.length} gzip files ${(gz / 1e6).toFixed(0)} MB, ${m.complete_hours.length} complete hours in ${(exported.ms / 1000).toFixed(1)} s = ${rate(m.rows, exported.ms)} rows/s (${(rate(m.rows, exported.ms) / rate(N, rawMs)).toFixed(2)}x the raw dump), peak RSS ${exported.rss} (${loadavg()})`,
       );
-      const t5 = Date.now();
-      const vb = await verifyBundle(join(dir, `bundle-${format}`), loadPublicKeys(join(dir, 'pub')));
-      const vbMs = Date.now() - t5;
+      const checked = await step(() =>
+        verifyBundle(join(dir, `bundle-${format}`), loadPublicKeys(join(dir, 'pub'))),
+      );
+      const vb = checked.r;
       console.log(
-        `verify-bundle ${format}: ok=${vb.ok}, ${vb.rows} rows, ${vb.hoursVerified} hours in ${(vbMs / 1000).toFixed(1)} s = ${Math.round((vb.rows * 1000) / vbMs)} rows/s, peak RSS ${mb(peak())}`,
+        `verify-bundle ${format}: ok=${vb.ok}, ${vb.rows} rows, ${vb.hoursVerified} hours in ${(checked.ms / 1000).toFixed(1)} s = ${rate(vb.rows, checked.ms)} rows/s, peak RSS ${checked.rss} (${loadavg()})`,
       );
+      execFileSync('rm', ['-rf', join(dir, `bundle-${format}`)]);
     }
+    console.log(`process peak RSS ${mb(peak())}`);
   } finally {
     await db.drop();
     execFileSync('rm', ['-rf', dir]);
