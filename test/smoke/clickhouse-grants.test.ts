@@ -33,7 +33,10 @@ const DEFAULT_USER: Record<string, string> = {
   API: 'mcp_api',
   API_READER: 'mcp_api_reader',
 };
-/** The tables retention may drop partitions of (services/retention POLICY_TABLES + the leaf lists). */
+/**
+ * The tables retention may drop partitions of (services/retention POLICY_TABLES + WITH_EVENTS: the
+ * leaf lists and the api's time-ordered copy of events, dropped with the events day).
+ */
 const DROPPABLE = [
   'events',
   'alerts',
@@ -41,6 +44,7 @@ const DROPPABLE = [
   'alert_deliveries',
   'access_log',
   'integrity_leaves',
+  'events_by_time',
 ];
 const READER_LIMITS = [
   'max_execution_time',
