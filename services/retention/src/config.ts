@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { clickhouseEnv } from '@mcp-audit/clickhouse';
 import { kafkaEnvSchema, TOPIC_ALERTS } from '@mcp-audit/kafka';
 import { envInt, opsEnv, serviceEnv } from '@mcp-audit/service-kit';
+import { exportSchedulesSchema } from './export/schedules.js';
 
 const cronExpr = (def: string) =>
   z
@@ -58,6 +59,26 @@ export const retentionEnvSchema = kafkaEnvSchema.extend({
       }
     }),
   MCP_AUDIT_ALERTS_TOPIC: z.string().default(TOPIC_ALERTS),
+  /**
+   * Scheduled exports (export/schedules.ts): a JSON array of {name, cron, format, range, filters?,
+   * dir}, e.g. [{"name":"daily","cron":"30 1 * * *","format":"ndjson","range":"previous_day",
+   * "dir":"/var/lib/mcp-audit/exports"}].
+   */
+  MCP_AUDIT_EXPORT_SCHEDULES: z
+    .string()
+    .default('[]')
+    .transform((s, ctx) => {
+      try {
+        return exportSchedulesSchema.parse(JSON.parse(s));
+      } catch (err) {
+        const msg =
+          err instanceof z.ZodError
+            ? err.issues.map((i) => `${i.path.join('.') || '(list)'}: ${i.message}`).join('; ')
+            : (err as Error).message;
+        ctx.addIssue({ code: 'custom', message: `invalid export schedules: ${msg}` });
+        return z.NEVER;
+      }
+    }),
 });
 export type RetentionEnv = z.infer<typeof retentionEnvSchema>;
 

@@ -3,6 +3,8 @@ import { clickhouseFor } from '@mcp-audit/clickhouse';
 import { createKafka, createProducer, kafkaConfigFromEnv } from '@mcp-audit/kafka';
 import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
 import { retentionEnvSchema } from './config.js';
+import { PRODUCT_VERSION } from './export/bundle.js';
+import { startExportSchedules } from './export/schedules.js';
 import { createLegalHolds } from './holds.js';
 import { loadPublicKeys, loadSigningKey } from './ledger/keys.js';
 import { DEFAULT_SEALER, sealOnce } from './ledger/sealer.js';
@@ -13,7 +15,7 @@ const { env, log, registry } = boot('retention', retentionEnvSchema);
 // The key is read once at boot; its file is readable by this service's account only.
 const key = loadSigningKey(env.MCP_AUDIT_LEDGER_SIGNING_KEY_FILE);
 const ch = clickhouseFor(env, 'ADMIN', {
-  insertTables: ['integrity_ledger', 'retention_receipts', 'legal_holds'],
+  insertTables: ['integrity_ledger', 'retention_receipts', 'legal_holds', 'access_log'],
   application: 'mcp-audit-retention',
   requestTimeoutMs: 3_600_000,
   logger: log,
@@ -39,7 +41,7 @@ const sealer = {
 };
 let busy: Promise<unknown> = Promise.resolve();
 let lastError: string | undefined;
-// One job at a time: sealing and retention both read the ledger's head.
+// One job at a time: sealing and retention both read the ledger's head (and exports are heavy).
 const serial = (name: string, fn: () => Promise<unknown>) => () => {
   busy = busy.then(fn).then(
     () => (lastError = undefined),
@@ -48,6 +50,7 @@ const serial = (name: string, fn: () => Promise<unknown>) => () => {
       log.error({ err, job: name }, 'job failed');
     },
   );
+  return busy;
 };
 const seal = serial('seal', () => sealOnce({ db, key, dir: env.MCP_AUDIT_LEDGER_DIR, log }, sealer));
 const retain = serial('retention', async () => {
@@ -72,9 +75,15 @@ const retain = serial('retention', async () => {
   );
   log.info({ removed: r.removed.length, kept: r.kept.length, alerts: r.alerts.length }, 'retention run');
 });
+const exports = startExportSchedules(
+  env.MCP_AUDIT_EXPORT_SCHEDULES,
+  { db, key, productVersion: PRODUCT_VERSION, accessLog: ch, registry, log },
+  (fn) => serial('export', fn)(),
+);
 const jobs = [
   cron.schedule(env.MCP_AUDIT_LEDGER_SEAL_CRON, seal, { timezone: 'UTC' }),
   cron.schedule(env.MCP_AUDIT_RETENTION_CRON, retain, { timezone: 'UTC' }),
+  exports,
 ];
 
 const service = defineService({
