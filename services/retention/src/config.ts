@@ -11,6 +11,25 @@ const cronExpr = (def: string) =>
     .default(def)
     .refine((s) => cron.validate(s), 'not a valid cron expression');
 
+/** A JSON-valued variable parsed by `schema`; a bad value names each wrong field. */
+function jsonEnv<T extends z.ZodType>(def: string, schema: T, what: string) {
+  return z
+    .string()
+    .default(def)
+    .transform((s, ctx): z.infer<T> => {
+      try {
+        return schema.parse(JSON.parse(s));
+      } catch (err) {
+        const msg =
+          err instanceof z.ZodError
+            ? err.issues.map((i) => `${i.path.join('.') || '(value)'}: ${i.message}`).join('; ')
+            : (err as Error).message;
+        ctx.addIssue({ code: 'custom', message: `invalid ${what}: ${msg}` });
+        return z.NEVER;
+      }
+    });
+}
+
 /**
  * Days each table keeps its day partitions. integrity_ledger, integrity_leaves (dropped with their
  * events' day) and retention_receipts are not in the policy: they are kept forever.
@@ -47,38 +66,14 @@ export const retentionEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_LEDGER_SEAL_CRON: cronExpr('*/5 * * * *'),
   MCP_AUDIT_RETENTION_CRON: cronExpr('30 3 * * *'),
   /** JSON object of days per table, e.g. {"events":90}; defaults as in retentionPolicySchema. */
-  MCP_AUDIT_RETENTION_POLICY: z
-    .string()
-    .default('{}')
-    .transform((s, ctx) => {
-      try {
-        return retentionPolicySchema.parse(JSON.parse(s));
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `invalid retention policy: ${(err as Error).message}` });
-        return z.NEVER;
-      }
-    }),
+  MCP_AUDIT_RETENTION_POLICY: jsonEnv('{}', retentionPolicySchema, 'retention policy'),
   MCP_AUDIT_ALERTS_TOPIC: z.string().default(TOPIC_ALERTS),
   /**
    * Scheduled exports (export/schedules.ts): a JSON array of {name, cron, format, range, filters?,
    * dir}, e.g. [{"name":"daily","cron":"30 1 * * *","format":"ndjson","range":"previous_day",
    * "dir":"/var/lib/mcp-audit/exports"}].
    */
-  MCP_AUDIT_EXPORT_SCHEDULES: z
-    .string()
-    .default('[]')
-    .transform((s, ctx) => {
-      try {
-        return exportSchedulesSchema.parse(JSON.parse(s));
-      } catch (err) {
-        const msg =
-          err instanceof z.ZodError
-            ? err.issues.map((i) => `${i.path.join('.') || '(list)'}: ${i.message}`).join('; ')
-            : (err as Error).message;
-        ctx.addIssue({ code: 'custom', message: `invalid export schedules: ${msg}` });
-        return z.NEVER;
-      }
-    }),
+  MCP_AUDIT_EXPORT_SCHEDULES: jsonEnv('[]', exportSchedulesSchema, 'export schedules'),
 });
 export type RetentionEnv = z.infer<typeof retentionEnvSchema>;
 

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from '@mcp-audit/clickhouse';
-import { createRegistry } from '@mcp-audit/service-kit';
+import { createRegistry, type Registry } from '@mcp-audit/service-kit';
 import {
   bundleName,
   exportSchedulesSchema,
@@ -64,14 +64,8 @@ describe('scheduled exports to a directory', { skip: !stackAvailable }, () => {
     );
   });
   after(async () => db?.drop());
-
-  it('runs on its cron, writes the bundle atomically, never overwrites, and records every run', async () => {
-    const registry = createRegistry('retention-test', { defaultMetrics: false });
-    const schedule: ExportSchedule = exportSchedulesSchema.parse([
-      // Every second (node-cron's six-field form), so the test sees the cron job fire.
-      { name: 'daily-test', cron: '* * * * * *', format: 'ndjson', range: 'previous_day', dir: target },
-    ])[0]!;
-    const sched = startExportSchedules([schedule], {
+  const start = (schedule: ExportSchedule, registry: Registry) =>
+    startExportSchedules([schedule], {
       db,
       key: loadSigningKey(join(dir, 'signing.key')),
       productVersion: '0.1.0',
@@ -79,6 +73,14 @@ describe('scheduled exports to a directory', { skip: !stackAvailable }, () => {
       registry,
       now: () => NOW,
     });
+
+  it('runs on its cron, writes the bundle atomically, never overwrites, and records every run', async () => {
+    const registry = createRegistry('retention-test', { defaultMetrics: false });
+    const schedule: ExportSchedule = exportSchedulesSchema.parse([
+      // Every second (node-cron's six-field form), so the test sees the cron job fire.
+      { name: 'daily-test', cron: '* * * * * *', format: 'ndjson', range: 'previous_day', dir: target },
+    ])[0]!;
+    const sched = start(schedule, registry);
     const count = async (result: string) => {
       const m = await registry.getSingleMetric('mcp_audit_retention_export_runs_total')!.get();
       return m.values.find((v) => v.labels.result === result)?.value ?? 0;
@@ -132,14 +134,7 @@ describe('scheduled exports to a directory', { skip: !stackAvailable }, () => {
     const schedule = exportSchedulesSchema.parse([
       { name: 'broken', cron: '0 0 1 1 *', format: 'csv', range: 'previous_day', dir: join(blocker, 'sub') },
     ])[0]!;
-    const sched = startExportSchedules([schedule], {
-      db,
-      key: loadSigningKey(join(dir, 'signing.key')),
-      productVersion: '0.1.0',
-      accessLog: db.ch,
-      registry,
-      now: () => NOW,
-    });
+    const sched = start(schedule, registry);
     try {
       const r = await sched.run(schedule);
       assert.equal(r.result, 'failed');

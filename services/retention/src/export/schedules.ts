@@ -23,12 +23,12 @@ export const exportScheduleSchema = z
   .object({
     name: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9-]{0,47}$/, 'name: 1-48 of a-z, 0-9 and -, starting with a letter or digit'),
-    cron: z.string().refine((s) => cron.validate(s), 'cron: not a valid cron expression'),
+      .regex(/^[a-z0-9][a-z0-9-]{0,47}$/, '1-48 of a-z, 0-9 and -, starting with a letter or digit'),
+    cron: z.string().refine((s) => cron.validate(s), 'not a valid cron expression'),
     format: z.enum(FORMATS),
     range: z.enum(RANGES),
     filters: exportFiltersSchema.default(exportFiltersSchema.parse({})),
-    dir: z.string().refine(isAbsolute, 'dir: must be an absolute path'),
+    dir: z.string().refine(isAbsolute, 'must be an absolute path'),
   })
   .strict();
 export type ExportSchedule = z.infer<typeof exportScheduleSchema>;
