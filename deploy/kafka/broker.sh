@@ -8,6 +8,7 @@
 #   KAFKA_CONF_DIR          where the rendered server.properties and admin.properties go (0700)
 #   KAFKA_DATA_DIR          log.dirs; formatted on first start
 #   KAFKA_LISTEN_HOST, KAFKA_ADVERTISED_HOST, KAFKA_NODE_HOST, KAFKA_PORT, KAFKA_CONTROLLER_PORT
+#   KAFKA_TLS_DIR           optional: deploy/kafka/tls.sh's private dir; listeners become SASL_SSL
 #   MCP_AUDIT_KAFKA_PASSWORD_<NAME>   one per SCRAM user (NAME upper-case, '_' for '-'); ADMIN required.
 #                           Users are created when the storage is formatted (first start); add one
 #                           later with kafka-configs.sh --alter --entity-type users --add-config
@@ -32,18 +33,41 @@ for var in "${!MCP_AUDIT_KAFKA_PASSWORD_@}"; do
   scram+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$pw]")
 done
 
+protocol=SASL_PLAINTEXT
+if [[ -n "${KAFKA_TLS_DIR:-}" ]]; then
+  protocol=SASL_SSL
+  for f in broker.p12 truststore.p12 store.password; do
+    [[ -r "$KAFKA_TLS_DIR/$f" ]] || die "KAFKA_TLS_DIR: $KAFKA_TLS_DIR/$f is missing (deploy/kafka/tls.sh makes it)"
+  done
+  store_pw="$(cat "$KAFKA_TLS_DIR/store.password")"
+fi
+
 umask 077
 mkdir -p "$KAFKA_CONF_DIR" "$KAFKA_DATA_DIR"
-sed -e "s#@LISTEN_HOST@#$listen#g" -e "s#@ADVERTISED_HOST@#$advertised#g" -e "s#@NODE_HOST@#$node#g" \
+sed -e "s#@PROTOCOL@#$protocol#g" -e "s#@LISTEN_HOST@#$listen#g" -e "s#@ADVERTISED_HOST@#$advertised#g" -e "s#@NODE_HOST@#$node#g" \
     -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
     -e "s#@DATA@#$KAFKA_DATA_DIR#g" -e "s#@ADMIN_PASSWORD@#$admin_pw#g" \
     "$here/server.properties.tmpl" >"$KAFKA_CONF_DIR/server.properties"
-# The admin's client settings (healthcheck, kafka-acls.sh, kafka-configs.sh --command-config).
-cat >"$KAFKA_CONF_DIR/admin.properties" <<PROPS
-security.protocol=SASL_PLAINTEXT
-sasl.mechanism=SCRAM-SHA-512
-sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pw";
+tls_props() {
+  cat <<PROPS
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$KAFKA_TLS_DIR/broker.p12
+ssl.keystore.password=$store_pw
+ssl.key.password=$store_pw
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$KAFKA_TLS_DIR/truststore.p12
+ssl.truststore.password=$store_pw
+ssl.enabled.protocols=TLSv1.3,TLSv1.2
 PROPS
+}
+[[ $protocol == SASL_SSL ]] && tls_props >>"$KAFKA_CONF_DIR/server.properties"
+# The admin's client settings (healthcheck, kafka-acls.sh, kafka-configs.sh --command-config).
+{
+  echo "security.protocol=$protocol"
+  echo "sasl.mechanism=SCRAM-SHA-512"
+  echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$admin_pw\";"
+  if [[ $protocol == SASL_SSL ]]; then tls_props | grep '^ssl.truststore'; fi
+} >"$KAFKA_CONF_DIR/admin.properties"
 
 if [[ ! -f "$KAFKA_DATA_DIR/meta.properties" ]]; then
   cluster_id="${KAFKA_CLUSTER_ID:-$($KAFKA_RUN kafka.tools.StorageTool random-uuid | tail -n1)}"

@@ -1,5 +1,6 @@
-// Issue 13 item 9: a separate Kafka 3.9 broker with SASL/SCRAM-SHA-512 and StandardAuthorizer,
-// started from the locally installed Kafka by the same deploy/kafka/broker.sh docker-compose runs,
+// Issue 13 item 9: a separate Kafka 3.9 broker with SASL/SCRAM-SHA-512 over TLS and StandardAuthorizer,
+// started from the locally installed Kafka by the same deploy/kafka/broker.sh docker-compose runs
+// (TLS material from deploy/kafka/tls.sh, as compose's kafka-tls job makes it),
 // with the ACLs of deploy/kafka/acls.json applied by the same code (packages/kafka applyAcls).
 // Checks what each service principal can and cannot do. Never touches the shared test stack.
 //
@@ -8,7 +9,7 @@
 // a BindException and the test starts it again on two others (no port is probed and handed over).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { randomBytes, randomInt } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -59,6 +60,7 @@ function startBroker(): Promise<'started' | 'port taken'> {
     KAFKA_ADVERTISED_HOST: '127.0.0.1',
     KAFKA_PORT: String(port),
     KAFKA_CONTROLLER_PORT: String(controllerPort),
+    KAFKA_TLS_DIR: join(dir, 'tls'),
   };
   for (const p of PRINCIPALS)
     env[`MCP_AUDIT_KAFKA_PASSWORD_${p.toUpperCase().replace(/-/g, '_')}`] = passwords[p]!;
@@ -95,14 +97,20 @@ function startBroker(): Promise<'started' | 'port taken'> {
   });
 }
 
+type Transport = 'tls' | 'plaintext' | 'untrusted-tls';
+
 function clientConfig(
   principal: string | undefined,
   password = principal ? passwords[principal] : undefined,
+  transport: Transport = 'tls',
 ) {
   const env = kafkaEnvSchema.parse({
     MCP_AUDIT_KAFKA_BROKERS: `127.0.0.1:${port}`,
     MCP_AUDIT_KAFKA_CONNECTION_TIMEOUT_MS: '3000',
     MCP_AUDIT_KAFKA_REQUEST_TIMEOUT_MS: '5000',
+    // 'untrusted-tls': TLS with the system CAs only, which do not know the broker's private CA.
+    ...(transport !== 'plaintext' ? { MCP_AUDIT_KAFKA_SSL: 'true' } : {}),
+    ...(transport === 'tls' ? { MCP_AUDIT_KAFKA_SSL_CA_FILE: join(dir, 'public/ca.pem') } : {}),
     ...(principal
       ? {
           MCP_AUDIT_KAFKA_SASL_MECHANISM: 'scram-sha-512',
@@ -117,8 +125,9 @@ function clientConfig(
 function client(
   principal: string | undefined,
   password = principal ? passwords[principal] : undefined,
+  transport: Transport = 'tls',
 ): Kafka {
-  return createKafka(clientConfig(principal, password), log);
+  return createKafka(clientConfig(principal, password, transport), log);
 }
 
 /** 'ok', or the Kafka error type (TOPIC_AUTHORIZATION_FAILED, …) / kafkajs error name. */
@@ -158,6 +167,7 @@ async function consume(principal: string, topic: string, group: string): Promise
   const kafka = new KafkaClient({
     clientId: cfg.clientId,
     brokers: cfg.brokers,
+    ssl: cfg.ssl,
     ...(cfg.sasl ? { sasl: cfg.sasl as SASLOptions } : {}),
     connectionTimeout: cfg.connectionTimeoutMs,
     requestTimeout: cfg.requestTimeoutMs,
@@ -217,6 +227,14 @@ before(async () => {
     ].join('\n'),
     { mode: 0o700 },
   );
+  const tls = spawnSync(
+    'bash',
+    [join(REPO_ROOT, 'deploy/kafka/tls.sh'), join(dir, 'tls'), join(dir, 'public'), 'localhost'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(tls.status, 0, `deploy/kafka/tls.sh: ${tls.stderr}`);
   for (let attempt = 1; ; attempt++) {
     if ((await startBroker()) === 'started') break;
     assert.ok(attempt < 5, 'five random port pairs were all taken');
@@ -239,19 +257,25 @@ test('the ACLs on the broker are exactly deploy/kafka/acls.json, and applying ag
   assert.deepEqual(await applyAcls(admin, spec, log), { created: 0, deleted: 0, total: onBroker.length });
 });
 
-test('authentication: no credentials, a wrong password or an unknown user get nothing', async () => {
+test('authentication: a wrong password, an unknown user, plain TCP or an untrusted certificate get nothing', async () => {
   const wrong = client('collector', 'not-the-password-0000');
   await assert.rejects(wrong.admin().connect(), /SASL SCRAM SHA512 authentication failed|authentication/i);
   const unknown = client('mallory', 'whatever-password-1111');
   await assert.rejects(unknown.admin().connect(), /authentication/i);
-  // A client speaking plain Kafka to a SASL listener never gets an answer it can use: the broker
-  // answers ApiVersions before authentication, then closes the connection on the first real request.
-  const anonymous = client(undefined).admin();
-  try {
-    await anonymous.connect().catch(() => undefined);
-    await assert.rejects(anonymous.listTopics());
-  } finally {
-    await anonymous.disconnect().catch(() => undefined);
+  // The right password, but plain TCP to the TLS listener, or TLS that does not trust the broker's CA.
+  for (const transport of ['plaintext', 'untrusted-tls'] as const) {
+    const other = client('collector', undefined, transport).admin();
+    try {
+      await assert.rejects(
+        (async () => {
+          await other.connect();
+          await other.listTopics();
+        })(),
+        transport,
+      );
+    } finally {
+      await other.disconnect().catch(() => undefined);
+    }
   }
 });
 

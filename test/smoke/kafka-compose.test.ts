@@ -22,7 +22,7 @@ const kafkaEnv = compose.services.kafka!.environment ?? {};
 const brokerPasswordVar = (principal: string) =>
   envRef(kafkaEnv[`MCP_AUDIT_KAFKA_PASSWORD_${upper(principal)}`]);
 
-test('broker config: SASL/SCRAM only, StandardAuthorizer, deny by default, the admin the only super user', () => {
+test('broker config: SASL/SCRAM over TLS only, StandardAuthorizer, deny by default, the admin the only super user', () => {
   const props = Object.fromEntries(
     readFileSync(join(REPO_ROOT, 'deploy/kafka/server.properties.tmpl'), 'utf8')
       .split('\n')
@@ -34,9 +34,16 @@ test('broker config: SASL/SCRAM only, StandardAuthorizer, deny by default, the a
   assert.equal(props['super.users'], spec.superUsers.map((u) => `User:${u}`).join(';'));
   assert.deepEqual(spec.superUsers, ['admin']);
   assert.equal(props['sasl.enabled.mechanisms'], 'SCRAM-SHA-512');
-  // No listener without authentication.
+  // No listener without authentication, and TLS whenever broker.sh is given its TLS material, as
+  // compose does.
   for (const entry of props['listener.security.protocol.map']!.split(','))
-    assert.match(entry, /:SASL_(PLAINTEXT|SSL)$/, entry);
+    assert.match(entry, /:@PROTOCOL@$/, entry);
+  const brokerSh = readFileSync(join(REPO_ROOT, 'deploy/kafka/broker.sh'), 'utf8');
+  assert.deepEqual(
+    [...brokerSh.matchAll(/protocol=(\w+)/g)].map((m) => m[1]),
+    ['SASL_PLAINTEXT', 'SASL_SSL'],
+  );
+  assert.ok(kafkaEnv.KAFKA_TLS_DIR, 'compose: the broker gets TLS material (SASL_SSL)');
   assert.deepEqual(compose.services.kafka!.entrypoint, ['bash', '/mcp-audit/kafka/broker.sh']);
 });
 
@@ -74,6 +81,13 @@ test('compose: every Kafka client speaks as its own principal; only the admin jo
     }
     clients++;
     assert.equal(env.MCP_AUDIT_KAFKA_SASL_MECHANISM, 'scram-sha-512', name);
+    assert.equal(env.MCP_AUDIT_KAFKA_SSL, 'true', `${name}: TLS to the brokers`);
+    // The SDK's sink (the gateway) takes the private CA through Node's own variable.
+    assert.ok(
+      env.MCP_AUDIT_KAFKA_SSL_CA_FILE &&
+        (name !== 'gateway' || env.NODE_EXTRA_CA_CERTS === env.MCP_AUDIT_KAFKA_SSL_CA_FILE),
+      `${name}: trusts the broker's CA`,
+    );
     assert.equal(user, name, `${name}: its principal is its own name`);
     assert.ok(spec.principals[name], `${name}: a principal in acls.json`);
     assert.equal(pwVar, brokerPasswordVar(name), `${name}: the password the broker has for ${name}`);
