@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   exportBundle,
@@ -32,13 +32,63 @@ export interface ExportJobs {
   stop(): Promise<void>;
 }
 
+const STATUSES = new Set(['queued', 'running', 'done', 'failed']);
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /**
- * Export jobs of one process, one running at a time (an export is one ClickHouse query per hour),
- * each writing its bundle to `<dir>/<job_id>/`. Jobs live in memory: a restart forgets them (the
- * bundles stay on disk).
+ * Job status files, `<dir>/jobs/<job_id>.json`, rewritten (temp file + rename) at each change of
+ * status. At start, jobs found queued or running were lost with the previous process: they are
+ * reported failed (and their partial bundle removed), never unknown; finished jobs stay listed.
+ */
+function jobStore(dir: string) {
+  const jobsDir = join(dir, 'jobs');
+  return {
+    save(job: ExportJob) {
+      mkdirSync(jobsDir, { recursive: true });
+      const tmp = join(jobsDir, `.${job.job_id}.tmp`);
+      writeFileSync(tmp, `${JSON.stringify(job)}\n`);
+      renameSync(tmp, join(jobsDir, `${job.job_id}.json`));
+    },
+    load(): ExportJob[] {
+      if (!existsSync(jobsDir)) return [];
+      const out: ExportJob[] = [];
+      for (const f of readdirSync(jobsDir)) {
+        const id = f.replace(/\.json$/, '');
+        if (!JOB_ID.test(id) || !f.endsWith('.json')) continue;
+        try {
+          const job = JSON.parse(readFileSync(join(jobsDir, f), 'utf8')) as ExportJob;
+          if (job.job_id === id && STATUSES.has(job.status)) out.push(job);
+        } catch {
+          // A torn or foreign file: not a job this store wrote (writes are atomic renames).
+        }
+      }
+      return out.sort((a, b) => (a.created_at < b.created_at ? -1 : 1));
+    },
+  };
+}
+
+/**
+ * Export jobs of one process, one running at a time, each writing its bundle to `<dir>/<job_id>/`.
+ * Status is persisted (jobStore): after a restart, finished jobs are still listed and downloadable,
+ * and a job the restart interrupted is `failed` ("lost"), not unknown. Progress is in memory only.
  */
 export function createExportJobs(deps: Omit<ExportDeps, 'onProgress' | 'signal'>, dir: string): ExportJobs {
   const jobs = new Map<string, ExportJob>();
+  const store = jobStore(dir);
+  for (const job of store.load()) {
+    if (job.status === 'queued' || job.status === 'running') {
+      job.status = 'failed';
+      job.error = 'lost: the api stopped or restarted before this export finished; start it again';
+      job.finished_at = new Date().toISOString();
+      rmSync(join(dir, job.job_id), { recursive: true, force: true });
+      store.save(job);
+    } else if (job.status === 'done' && !existsSync(join(dir, job.job_id, 'manifest.json'))) {
+      job.status = 'failed';
+      job.error = 'the finished bundle is no longer on disk';
+      store.save(job);
+    }
+    jobs.set(job.job_id, job);
+  }
   const abort = new AbortController();
   let chain: Promise<unknown> = Promise.resolve();
   return {
@@ -57,9 +107,11 @@ export function createExportJobs(deps: Omit<ExportDeps, 'onProgress' | 'signal'>
         progress: { rows: 0, bytes: 0, hoursDone: 0, hoursTotal: 0 },
       };
       jobs.set(job.job_id, job);
+      store.save(job);
       chain = chain.then(async () => {
         job.status = 'running';
         try {
+          store.save(job);
           mkdirSync(dir, { recursive: true });
           const m: Manifest = await exportBundle(
             { ...deps, signal: abort.signal, onProgress: (p) => (job.progress = p) },
@@ -75,6 +127,11 @@ export function createExportJobs(deps: Omit<ExportDeps, 'onProgress' | 'signal'>
           job.error = (err as Error).message;
         }
         job.finished_at = new Date().toISOString();
+        try {
+          store.save(job);
+        } catch (err) {
+          job.error = `${job.error ?? ''} (status not persisted: ${(err as Error).message})`.trim();
+        }
       });
       return job;
     },
