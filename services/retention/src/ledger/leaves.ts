@@ -53,7 +53,7 @@ const KEY = 0,
   LEN = 64;
 const FLUSH = 1 << 18;
 /** An hour's spilled rows up to this size are read back whole, larger ones row by row. */
-const READ_WHOLE = 128 << 20;
+const READ_WHOLE = 256 << 20;
 
 class HourSpill {
   readonly idx: number;
