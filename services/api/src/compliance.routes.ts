@@ -12,7 +12,7 @@ import {
   type VerifyReport,
 } from '@mcp-audit/retention';
 import type { RouteConfig } from './app.js';
-import { ApiError } from './errors.js';
+import { ApiError, queryLimitOf } from './errors.js';
 
 /**
  * Compliance routes (scope `compliance`, every one audited: one access_log row each, like the
@@ -54,6 +54,21 @@ export function registerComplianceRoutes(app: FastifyInstance, deps: ComplianceD
       throw new ApiError(
         err.code === 'AUDIT_ERR_HOLD_NOT_FOUND' ? 'AUDIT_ERR_NOT_FOUND' : 'AUDIT_ERR_CONFLICT',
         err.message,
+      );
+    throw err;
+  };
+  // NOTE: verify streams each day partition as mcp_api_reader, whose profile (deploy/clickhouse
+  // users.xml.tmpl) stops a query after 15 s or 500,000 result rows (one per stored copy). 18.16
+  // reports a limit hit mid-stream inside the body, which the retention stream refuses with the
+  // server's text ("… Code: 396 …"): named here as the limit, with what to do instead.
+  const verifyLimit = (err: unknown): never => {
+    const m = err instanceof Error ? /Code: (\d+)[,.]/.exec(err.message) : null;
+    const limit = m ? queryLimitOf(Number(m[1])) : undefined;
+    if (limit)
+      throw new ApiError(
+        'AUDIT_ERR_QUERY_LIMIT',
+        `verify hit the API's ClickHouse limit on ${limit} (profile api_reader: 15 s and 500,000 rows a query, one query per day); verify fewer hours at a time, or run \`retention verify\` (CLI, admin connection) for large days`,
+        { cause: err },
       );
     throw err;
   };
@@ -132,7 +147,7 @@ export function registerComplianceRoutes(app: FastifyInstance, deps: ComplianceD
       const q = req.query as { from: string; to: string };
       const r = range(q.from, q.to);
       req.auditNote.range = r;
-      const report = await need().verify(r.from, r.to);
+      const report = await need().verify(r.from, r.to).catch(verifyLimit);
       req.auditNote.rows = report.rowsChecked;
       return report;
     },
