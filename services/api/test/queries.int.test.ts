@@ -81,15 +81,19 @@ const FILTERS: EventFilterInput[] = [
   { server: 'nope' },
 ];
 
-/** What searchEvents returned before: FINAL over the range. */
-async function finalSearch(where: SqlFragment, dir: 'desc' | 'asc') {
-  const d = dbIdent(ch.database);
+/** A reference search: the summary columns of `source` (a table or subquery) matching `where`, in order. */
+async function referenceSearch(source: SqlFragment, where: SqlFragment, dir: 'desc' | 'asc') {
   const order = dir === 'desc' ? sql`ts DESC, ts_ms DESC, event_id DESC` : sql`ts, ts_ms, event_id`;
   const r = await ch.query<SummaryRow>(sql`
     SELECT event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome, client_id, client_user, client_ip, session_id,
       source_id, server_name, tool_name, method, duration_ms, error_message, label_keys, label_values
-    FROM ${d}.events FINAL WHERE ${where} ORDER BY ${order} LIMIT 100000`);
+    FROM ${source} WHERE ${where} ORDER BY ${order} LIMIT 100000`);
   return r.map(toSummary);
+}
+
+/** What searchEvents returned before: FINAL over the range. */
+async function finalSearch(where: SqlFragment, dir: 'desc' | 'asc') {
+  return referenceSearch(sql`${dbIdent(ch.database)}.events FINAL`, where, dir);
 }
 
 async function allPages(f: EventFilterInput, dir: 'desc' | 'asc', limit: number) {
@@ -299,13 +303,8 @@ test('events_by_time holds every copy inserted into events (materialized view), 
 
 async function dedupSearch(f: EventFilterInput, dir: 'desc' | 'asc') {
   const d = dbIdent(ch.database);
-  const order = dir === 'desc' ? sql`ts DESC, ts_ms DESC, event_id DESC` : sql`ts, ts_ms, event_id`;
-  const r = await ch.query<SummaryRow>(sql`
-    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome, client_id, client_user, client_ip, session_id,
-      source_id, server_name, tool_name, method, duration_ms, error_message, label_keys, label_values
-    FROM (SELECT * FROM ${d}.events WHERE ${eventWhere({}, RANGE)} ORDER BY ver DESC LIMIT 1 BY event_id)
-    WHERE ${eventWhere(f, RANGE)} ORDER BY ${order} LIMIT 100000`);
-  return r.map(toSummary);
+  const winners = sql`(SELECT * FROM ${d}.events WHERE ${eventWhere({}, RANGE)} ORDER BY ver DESC LIMIT 1 BY event_id)`;
+  return referenceSearch(winners, eventWhere(f, RANGE), dir);
 }
 
 test('search after merges (OPTIMIZE … FINAL of both tables): still one row per event_id, the highest ver', async () => {
