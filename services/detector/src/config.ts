@@ -53,6 +53,15 @@ const windowMs = (dflt: number) =>
 
 const share = z.number().gt(0).max(1);
 
+/** How long an alert that no signal resolves stays open (event time), from 5 minutes to 90 days. */
+const expireMs = (dflt: number) =>
+  z
+    .number()
+    .int()
+    .min(5 * MINUTE)
+    .max(90 * 24 * HOUR)
+    .default(dflt);
+
 /** One address failing authentication against many clients (password / key spraying). */
 const authSpray = z.object({
   enabled: z.boolean().default(true),
@@ -79,12 +88,16 @@ const authFailThenSuccess = z.object({
     .min(0)
     .max(6 * HOUR)
     .default(5 * MINUTE),
+  /** The alert expires this long (event time) after it opened; the next success after failures then raises anew. */
+  expireMs: expireMs(24 * HOUR),
 });
 
 /** A tool definition hash that differs from the one last seen for the same server and tool. */
 const toolDrift = z.object({
   enabled: z.boolean().default(true),
   windowMs: windowMs(5 * MINUTE),
+  /** The alert expires this long (event time) after it opened; the next change of the tool then raises anew. */
+  expireMs: expireMs(24 * HOUR),
 });
 
 /** A source that reported steadily and went quiet while the rest of the system kept reporting. */

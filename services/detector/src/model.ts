@@ -68,6 +68,8 @@ export interface Finding {
 export interface AlertLifecycle {
   raise(finding: Finding): Promise<void>;
   resolve(dedupKey: string, at: number, reason: string): Promise<void>;
+  /** The alerts open now (reloaded ones included): what expiry by age looks at. */
+  openAlerts?(): ReadonlyArray<{ dedupKey: string; detector: string; openedAt: number }>;
 }
 
 export type ClientState = 'learning' | 'active';

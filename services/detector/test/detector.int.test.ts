@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { dbIdent, runMigrations, sql, type ClickHouse } from '@mcp-audit/clickhouse';
-import { createKafka, createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
+import { createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
 import { createRegistry } from '@mcp-audit/service-kit';
 import { alertMessageSchema, validateEvent, type AlertMessage } from '@mcp-audit/schema';
 import { loadOpenAlerts } from '../src/alert.lifecycle.js';
@@ -22,7 +22,7 @@ import { buildDetector, DETECTOR_TABLES, type DetectorService } from '../src/app
 import { createBaselineJob } from '../src/baselines.job.js';
 import { parseDetectorConfig } from '../src/config.js';
 import { comparable, memorySink, runReplay } from '../src/replay.js';
-import { chClient, eventRow, SCHEMAS_DIR, silentLog, suffix } from './periodic.fixtures.js';
+import { chClient, eventRow, SCHEMAS_DIR, silentLog, suffix, testKafka } from './periodic.fixtures.js';
 
 const MIN = 60_000;
 const H = 60 * MIN;
@@ -137,17 +137,7 @@ function startDetector(): DetectorService {
 }
 
 before(async () => {
-  kafka = createKafka(
-    {
-      brokers: (process.env.MCP_AUDIT_KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
-      clientId: 'detector-int-test',
-      ssl: false,
-      replicationFactor: 1,
-      connectionTimeoutMs: 3_000,
-      requestTimeoutMs: 10_000,
-    },
-    log,
-  );
+  kafka = testKafka('detector-int-test', log);
   const admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({

@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createClickHouse, type ClickHouse, type ClickHouseOptions } from '@mcp-audit/clickhouse';
-import { createLogger } from '@mcp-audit/service-kit';
+import { createKafka, type Kafka } from '@mcp-audit/kafka';
+import { createLogger, type Logger } from '@mcp-audit/service-kit';
 import type { AlertLifecycle, Finding } from '../src/model.js';
 
 /** Repo root (compiled tests live in services/detector/dist/test). */
@@ -36,6 +37,21 @@ export function chClient(role: Role, extra: Partial<ClickHouseOptions> = {}): Cl
     password,
     ...extra,
   });
+}
+
+/** A client of the tests' Kafka (MCP_AUDIT_KAFKA_BROKERS, plain TCP as the local stacks run it). */
+export function testKafka(clientId: string, log: Logger): Kafka {
+  return createKafka(
+    {
+      brokers: (process.env.MCP_AUDIT_KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+      clientId,
+      ssl: false,
+      replicationFactor: 1,
+      connectionTimeoutMs: 3_000,
+      requestTimeoutMs: 10_000,
+    },
+    log,
+  );
 }
 
 export const suffix = (): string => randomBytes(4).toString('hex');

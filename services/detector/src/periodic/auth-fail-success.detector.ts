@@ -22,8 +22,9 @@ import { windowStarts, type Evaluation, type PeriodicDetector } from './types.js
  * successful one from the same address for one of the clients it had failed against, within the
  * window or `followMs` after it. "Someone guessed it": severity high.
  *
- * It never resolves by itself: a success after a run of failures is an incident for an analyst to
- * acknowledge (a quiet next window does not make the guessed credential safe again).
+ * No window is "back in band" (a quiet next window does not make the guessed credential safe again),
+ * so the alert expires `expireMs` (24 h) of event time after it opened (the runner does it): later
+ * guesses from the address within that time are part of it, the first one after it opens a new alert.
  */
 export function authFailThenSuccessDetector(
   ch: ClickHouse,
@@ -34,6 +35,7 @@ export function authFailThenSuccessDetector(
   const detector: PeriodicDetector = {
     name: 'auth_fail_then_success',
     windowMs,
+    expireMs: cfg.expireMs,
     lookaheadMs: cfg.followMs,
     async evaluate(start, end) {
       return (await detector.evaluateRange!(start, end))[0]!;

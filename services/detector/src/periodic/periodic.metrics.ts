@@ -21,6 +21,12 @@ export function createPeriodicMetrics(registry: Registry) {
       labelNames: ['detector'],
       registers: [registry],
     }),
+    expired: new Counter({
+      name: 'mcp_audit_detector_periodic_expired_total',
+      help: 'Alerts resolved by age (expireMs after they opened, event time)',
+      labelNames: ['detector'],
+      registers: [registry],
+    }),
     failures: new Counter({
       name: 'mcp_audit_detector_periodic_failures_total',
       help: 'Window evaluations that failed (retried on the next tick)',

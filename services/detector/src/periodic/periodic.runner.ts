@@ -128,10 +128,30 @@ export function createPeriodicRunner(deps: PeriodicRunnerDeps): PeriodicRunner {
     return { evals };
   }
 
-  /** Hands one window's result to the lifecycle (raises first, then resolutions). */
+  /**
+   * Expiry by age: resolves the detector's open alerts that opened expireMs or more before `end`
+   * (event time, so replay expires the same alerts at the same window). Returns how many.
+   */
+  async function expire(d: PeriodicDetector, end: number): Promise<number> {
+    if (!d.expireMs || !deps.lifecycle.openAlerts) return 0;
+    const due = deps.lifecycle
+      .openAlerts()
+      .filter((a) => a.detector === d.name && a.openedAt + d.expireMs! <= end);
+    for (const a of due) {
+      await deps.lifecycle.resolve(
+        a.dedupKey,
+        end,
+        `expired: ${d.expireMs / 3_600_000} hours of event time since it opened at ${iso(a.openedAt)}`,
+      );
+    }
+    return due.length;
+  }
+
+  /** Hands one window's result to the lifecycle (expiries first, then raises, then resolutions). */
   async function applySlot(slot: WindowSlot, ev: Evaluation, mode: 'live' | 'replay'): Promise<PassResult> {
     const d = detectors[slot.detector]!;
     const { findings, resolved } = ev;
+    const expired = await expire(d, slot.end);
     for (const f of findings) {
       await deps.lifecycle.raise(f);
       deps.metrics?.findings.inc({ detector: d.name, severity: f.severity });
@@ -139,12 +159,14 @@ export function createPeriodicRunner(deps: PeriodicRunnerDeps): PeriodicRunner {
     for (const r of resolved) await deps.lifecycle.resolve(r.dedupKey, slot.end, r.reason);
     deps.metrics?.windows.inc({ detector: d.name, mode });
     if (resolved.length) deps.metrics?.resolved.inc({ detector: d.name }, resolved.length);
+    if (expired) deps.metrics?.expired.inc({ detector: d.name }, expired);
     const line = {
       detector: d.name,
       mode,
       window: { start: iso(slot.start), end: iso(slot.end) },
       findings: findings.length,
       resolved: resolved.length,
+      expired,
       keys: findings.map((f) => f.dedupKey).slice(0, 20),
     };
     if (findings.length > 0) log.info(line, 'periodic findings');

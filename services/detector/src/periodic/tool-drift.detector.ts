@@ -41,8 +41,9 @@ export function driftedHashes(previous: string | undefined, inWindow: readonly H
  * every event that carries tool.definition_hash (gateways' `tool_list` events, and explicit
  * "definition changed" events, which carry the new hash too).
  *
- * It never resolves by itself: a changed definition is either an upgrade someone should confirm or a
- * rug pull, and a hash that changes back is no proof of innocence. Acknowledge it once verified.
+ * No window is "back in band" (a hash that changes back is no proof of innocence), so the alert
+ * expires `expireMs` (24 h) of event time after it opened (the runner does it): further changes of
+ * the tool within that time are part of it, the first change after it opens a new alert.
  */
 export function toolDriftDetector(ch: ClickHouse, cfg: PeriodicConfig['toolDrift']): PeriodicDetector {
   const windowMs = cfg.windowMs;
@@ -55,6 +56,7 @@ export function toolDriftDetector(ch: ClickHouse, cfg: PeriodicConfig['toolDrift
   const detector: PeriodicDetector = {
     name: 'tool_drift',
     windowMs,
+    expireMs: cfg.expireMs,
     async evaluate(start, end) {
       return (await detector.evaluateRange!(start, end))[0]!;
     },

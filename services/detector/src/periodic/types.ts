@@ -21,6 +21,12 @@ export interface PeriodicDetector {
    * the runner evaluates a window only once this much more is closed. 0 when absent.
    */
   lookaheadMs?: number;
+  /**
+   * Alerts of this detector that no later window resolves expire this long (event time) after they
+   * opened: the runner resolves them at the end of the first window ending at or after that, before
+   * that window's findings, so a new occurrence in it opens a new alert. Absent: never by age.
+   */
+  expireMs?: number;
   /** Pure function of the stored events: the same events give the same result (replay). */
   evaluate(windowStart: number, windowEnd: number): Promise<Evaluation>;
   /**
