@@ -139,7 +139,11 @@ export function eventIdReuseDetector(ch: ClickHouse, cfg: PeriodicConfig['eventI
    * before `known`, with all those copies (event time within lookbackMs before `from`).
    */
   async function conflicts(from: number, to: number, known: number): Promise<Map<string, StoredCopy[]>> {
+    // NOTE: explicit PREWHERE: left to itself ClickHouse moves the cheap ingested_at/ts conditions
+    // there and reads every column of 30 days of rows (10x slower on 5M events). Only ids stored
+    // more than once are hashed (the middle query): most new ids have one copy.
     const tsRange = sql`ts >= ${new Date(Math.max(0, from - cfg.lookbackMs))} AND ts < ${new Date(known + MAX_CLOCK_SKEW_MS)}`;
+    const stored = sql`${tsRange} AND ingested_at < ${new Date(known)}`;
     const rows = await ch.query<{
       id: string;
       copies: Array<[number, number, number, string, string, string, string[]]>;
@@ -150,10 +154,15 @@ export function eventIdReuseDetector(ch: ClickHouse, cfg: PeriodicConfig['eventI
       FROM (
         SELECT event_id, ingested_at, ver, kafka_partition, kafka_offset, client_id, ${COLUMN_HASHES} AS cols
         FROM ${eventsTable(ch)}
-        WHERE ${tsRange} AND ingested_at < ${new Date(known)}
-          AND event_id IN (
+        PREWHERE event_id IN (
+          SELECT event_id FROM ${eventsTable(ch)}
+          PREWHERE event_id IN (
             SELECT event_id FROM ${eventsTable(ch)}
-            WHERE ${tsRange} AND ingested_at >= ${new Date(from)} AND ingested_at < ${new Date(to)}))
+            PREWHERE ingested_at >= ${new Date(from)} AND ingested_at < ${new Date(to)}
+            WHERE ${tsRange})
+          WHERE ${stored}
+          GROUP BY event_id HAVING count() > 1)
+        WHERE ${stored})
       GROUP BY event_id
       HAVING uniqExact(cityHash64(cols)) > 1
       ORDER BY id`);

@@ -28,8 +28,12 @@ export const tsBetween = (from: number, to: number): SqlFragment =>
  * ingested in the same second share a ver and both pass.
  */
 export const firstCopies = (ch: ClickHouse, from: number, to: number): SqlFragment =>
-  sql`${tsBetween(from, to)} AND (event_id, ver) IN (
-    SELECT event_id, max(ver) FROM ${eventsTable(ch)} WHERE ${tsBetween(from, to)} GROUP BY event_id)`;
+  // The set holds only the copies to drop (ids with several versions), not every id of the range.
+  sql`${tsBetween(from, to)} AND NOT ((event_id, ver) IN (
+    SELECT event_id, v FROM (
+      SELECT event_id, groupArray(ver) AS vs, max(ver) AS top FROM ${eventsTable(ch)}
+      WHERE ${tsBetween(from, to)} GROUP BY event_id HAVING count() > 1)
+    ARRAY JOIN vs AS v WHERE v < top))`;
 
 /** Event time in epoch ms. */
 export const T_MS = sql`(toUInt64(ts) * 1000 + ts_ms)`;
