@@ -15,6 +15,12 @@ import {
 import { makeFinding } from '../src/periodic/shared.js';
 import { crossingsOf } from '../src/periodic/session-misuse.detector.js';
 import {
+  byPrecedence,
+  CONTENT_COLUMNS,
+  differingColumns,
+  type StoredCopy,
+} from '../src/periodic/event-id-reuse.detector.js';
+import {
   alignDown,
   alignUp,
   dedupKeyOf,
@@ -569,4 +575,32 @@ test('session crossings: a new address while the old one is recent crosses; one 
     ),
     [],
   );
+});
+
+test('event_id_reuse: the first ingested copy wins (ties: lower Kafka position), differing columns by name', () => {
+  const cols = CONTENT_COLUMNS.map((c) => `h-${c}`);
+  const copy = (o: Partial<StoredCopy>): StoredCopy => ({
+    ingestedAt: 100,
+    ver: 4294967295 - 100,
+    partition: 0,
+    offset: '10',
+    clientId: 'a',
+    content: 'x',
+    columns: cols,
+    ...o,
+  });
+  const first = copy({});
+  const later = copy({ ingestedAt: 160, ver: 4294967295 - 160, offset: '9' });
+  const sameSecond = copy({ partition: 0, offset: '11' });
+  assert.deepEqual([later, sameSecond, first].sort(byPrecedence), [first, sameSecond, later]);
+  // offsets compare as numbers, not text ('9' < '10')
+  assert.deepEqual(
+    [copy({ offset: '10' }), copy({ offset: '9' })].sort(byPrecedence).map((c) => c.offset),
+    ['9', '10'],
+  );
+  const forged = copy({
+    columns: cols.map((h, i) => (['ts', 'client_id'].includes(CONTENT_COLUMNS[i]!) ? `${h}-forged` : h)),
+  });
+  assert.deepEqual(differingColumns(first, forged), ['ts', 'client_id']);
+  assert.deepEqual(differingColumns(first, later), []);
 });

@@ -1,8 +1,9 @@
 /**
  * Periodic detectors: the ones keyed by something other than the client (an address, a session, a
- * source, a server's tool), which need every instance's view. Each is a few short ClickHouse queries
- * over one closed event-time window of mcp_audit.events; the runner evaluates every aligned window
- * once the watermark has passed it, in order, and remembers where it is.
+ * source, a server's tool, an event id), which need every instance's view. Each is a few short
+ * ClickHouse queries over one closed window of mcp_audit.events (event time; ingestion time for
+ * event_id_reuse); the runner evaluates every aligned window once the watermark has passed it, in
+ * order, and remembers where it is.
  */
 import type { ClickHouse } from '@mcp-audit/clickhouse';
 import type { Logger } from '@mcp-audit/service-kit';
