@@ -17,6 +17,12 @@ import {
   type PeriodicRunner,
 } from './periodic/index.js';
 import { StreamEngine } from './stream.engine.js';
+import {
+  createPipelineWatchdog,
+  kafkaGroupOffsets,
+  type PipelineWatchdog,
+} from './watchdog/pipeline.watchdog.js';
+import { createWatchdogMetrics } from './watchdog/watchdog.metrics.js';
 
 export interface DetectorServiceConfig {
   groupId: string;
@@ -95,6 +101,22 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
       maxWindowsPerTick: pcfg.maxWindowsPerTick,
     });
   }
+  // The wall-clock watchdog runs where the periodic detectors run (one instance: one page per silence).
+  let watchdog: PipelineWatchdog | undefined;
+  const wcfg = deps.config.watchdog;
+  if (cfg.periodic && wcfg.enabled) {
+    const group = { groupId: wcfg.stall.groupId, topic: wcfg.stall.topic ?? cfg.eventsTopic };
+    watchdog = createPipelineWatchdog({
+      reader: deps.reader,
+      lifecycle,
+      config: wcfg,
+      ...(wcfg.stall.enabled
+        ? { group, offsets: kafkaGroupOffsets(deps.kafka, group.groupId, group.topic) }
+        : {}),
+      log,
+      metrics: createWatchdogMetrics(deps.registry),
+    });
+  }
   const consumer = createBatchConsumer({
     kafka: deps.kafka,
     groupId: cfg.groupId,
@@ -119,6 +141,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
   return {
     engine,
     lifecycle,
+    watchdog,
     store,
     job,
     async start() {
@@ -143,6 +166,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
       }
       await consumer.start();
       periodic?.start();
+      watchdog?.start();
       humans.start();
       started = true;
       log.info({ topic: cfg.eventsTopic, groupId: cfg.groupId, periodic: cfg.periodic }, 'detector started');
@@ -153,6 +177,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
       await humans.stop();
       await job.stop();
       await periodic?.stop();
+      await watchdog?.stop();
       if (started) await consumer.stop();
       started = false;
       await lifecycle.flush().catch((err: unknown) => log.error({ err }, 'final alert flush failed'));
@@ -162,12 +187,14 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
       const c = consumer.health();
       const j = job.health();
       const p = periodic?.health();
+      const w = watchdog?.health();
       return {
-        ok: started && c.ok && (p?.ok ?? true),
+        ok: started && c.ok && (p?.ok ?? true) && (w?.ok ?? true),
         details: {
           consumer: c.details,
           baselineJob: j.details,
           periodic: p?.details ?? null,
+          watchdog: w?.details ?? null,
           clients: engine.clientCount,
           openWindows: engine.openWindows,
           openAlerts: lifecycle.openCount,

@@ -204,6 +204,58 @@ export type PeriodicConfigInput = z.input<typeof PeriodicConfig>;
 
 export const DEFAULT_PERIODIC_CONFIG: PeriodicConfig = PeriodicConfig.parse({});
 
+// ---- the wall-clock watchdog (`watchdog` in the tuning file)
+const SECOND = 1000;
+const DAY = 24 * HOUR;
+const ms = (min: number, max: number, dflt: number) => z.number().int().min(min).max(max).default(dflt);
+
+/**
+ * The pipeline watchdog (services/detector/src/watchdog): wall-clock checks, outside the event-time
+ * machinery, of what was stored recently per source and of the ingester's progress on Kafka.
+ */
+export const WatchdogConfig = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Wall-clock interval between checks. */
+    intervalMs: ms(SECOND, HOUR, MINUTE),
+    /** A busy source raises when nothing from it was stored (ingested_at) in this much wall-clock time. */
+    windowMs: ms(10 * SECOND, 6 * HOUR, 10 * MINUTE),
+    /**
+     * What a source normally sends at this time is read `periods` times, `periodMs` apart, back from
+     * now (7 days x 4: the same hour of the week in each of the last 4 weeks; 1 day for daily habits).
+     */
+    periodMs: ms(HOUR, 28 * DAY, 7 * DAY),
+    periods: z.number().int().min(1).max(12).default(4),
+    /** Each reference sample counts the source's events in this span of event time around then. */
+    referenceSpanMs: ms(MINUTE, 6 * HOUR, HOUR),
+    /**
+     * Busy: the median of the reference samples, scaled to windowMs, is at least this many events.
+     * Sources below it (quiet at this hour of the week) are never paged for silence.
+     */
+    minExpected: z.number().min(1).max(1e9).default(20),
+    /** Events stamped more than this before now are not looked at (bounds the scan of events). */
+    arrivalSlackMs: ms(MINUTE, 7 * DAY, 6 * HOUR),
+    stall: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The ingester's consumer group and topic whose committed offsets are watched. */
+        groupId: z.string().min(1).default('mcp-audit-ingester'),
+        /** Default: the detector's events topic (MCP_AUDIT_EVENTS_TOPIC). */
+        topic: z.string().min(1).optional(),
+        /** The group's committed offsets unchanged this long while messages wait, nothing stored: stall. */
+        stallMs: ms(10 * SECOND, 6 * HOUR, 5 * MINUTE),
+        /** Messages waiting (end offset minus committed, summed over partitions) that count as a backlog. */
+        minLag: z.number().int().min(1).max(1e12).default(1),
+      })
+      .prefault({}),
+  })
+  .refine((w) => w.referenceSpanMs <= w.periodMs, {
+    message: 'referenceSpanMs must not exceed periodMs',
+    path: ['referenceSpanMs'],
+  });
+export type WatchdogConfig = z.output<typeof WatchdogConfig>;
+export const DEFAULT_WATCHDOG_CONFIG: WatchdogConfig = WatchdogConfig.parse({});
+
 // ---- the tuning file
 /**
  * The detector's tuning file (JSON, path in MCP_AUDIT_DETECTOR_CONFIG; every field optional).
@@ -384,6 +436,8 @@ export const detectorConfigSchema = z.object({
   detectors: detectorSettingsSchema.prefault({}),
   /** Settings of the periodic detectors (services/detector/src/periodic). */
   periodic: PeriodicConfig.prefault({}),
+  /** The wall-clock watchdog: silence of busy sources, a stalled ingester (services/detector/src/watchdog). */
+  watchdog: WatchdogConfig.prefault({}),
   clients: z.record(z.string().min(1), overrideSchema).default({}),
   labels: z.record(z.string().regex(/^[^=]+=.*$/, 'label keys are "key=value"'), overrideSchema).default({}),
 });

@@ -24,6 +24,8 @@ export const DETECTORS = [
   'silent_source',
   'session_misuse',
   'event_id_reuse',
+  'pipeline_silence',
+  'pipeline_stall',
 ] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 
