@@ -3,7 +3,9 @@
  * auth_fail_then_success have no "back in band" window, so their alerts expire `expireMs` of event time
  * after they opened, and the next occurrence after that is a NEW alert, across restarts of the
  * detector (the open set is reloaded from alert_transitions, the runner's progress from
- * periodic_progress). A human resolve stays final. Own database (the repo migrations) and alerts topic.
+ * periodic_progress). A human resolve stays final. auth_spray and session_misuse resolve at the first
+ * window back in band, and the same restart cycle holds for them. Own database (the repo migrations)
+ * and alerts topic.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,9 +16,12 @@ import { DETECTOR_TABLES } from '../src/app.js';
 import { parseDetectorConfig } from '../src/config.js';
 import {
   authFailThenSuccessDetector,
+  authSprayDetector,
   clickHouseProgressStore,
   createPeriodicRunner,
+  sessionMisuseDetector,
   toolDriftDetector,
+  type PeriodicDetector,
 } from '../src/periodic/index.js';
 import {
   authFail,
@@ -72,7 +77,12 @@ const guess = (t: number, client: string) => [
 ];
 
 /** A detector process: a lifecycle reloaded from ClickHouse and a runner resuming its progress. */
-async function startDetector() {
+async function startDetector(
+  detectors: PeriodicDetector[] = [
+    authFailThenSuccessDetector(ch, config.periodic.authFailThenSuccess),
+    toolDriftDetector(ch, config.periodic.toolDrift),
+  ],
+) {
   const lifecycle = new Lifecycle({
     sink: liveSink({ writer: ch, producer, topic: ALERTS }),
     log,
@@ -80,10 +90,7 @@ async function startDetector() {
   });
   lifecycle.restore(await loadOpenAlerts(ch));
   const runner = createPeriodicRunner({
-    detectors: [
-      authFailThenSuccessDetector(ch, config.periodic.authFailThenSuccess),
-      toolDriftDetector(ch, config.periodic.toolDrift),
-    ],
+    detectors,
     lifecycle,
     watermark: async () => wm,
     lateMs: 0,
@@ -241,4 +248,70 @@ test('tool_drift and auth_fail_then_success: a repeat while open is part of the 
     ],
     'no detector resolve after the human one; the next change opens a new alert',
   );
+});
+
+test('auth_spray and session_misuse: resolve at the first window back in band; across restarts, the next occurrence is a new alert', async () => {
+  const D2 = D + 86_400_000; // a day of its own
+  const at2 = (h: number, m = 0) => D2 + h * HOUR + m * MIN;
+  const SPRAY_IP = '10.77.1.7';
+  const SESSION = `sess-${sfx}`;
+  const SPRAY_KEY = `auth_spray:${SPRAY_IP}:15m`;
+  const SESSION_KEY = `session_misuse:${SESSION}:15m`;
+  const spray = (t: number) =>
+    [1, 2, 3, 4, 5].map((i) => authFail(t + i * 10_000, SPRAY_IP, `sp-${sfx}-${i}`));
+  const use = (t: number, ip: string) =>
+    eventRow(t, { session_id: SESSION, client_ip: ip, client_user: 'alice', client_id: `c-${sfx}` });
+  await clickHouseProgressStore({ reader: ch, writer: ch }).save([
+    { detector: 'auth_spray', windowMs: 15 * MIN, lastEnd: at2(10) },
+    { detector: 'session_misuse', windowMs: 15 * MIN, lastEnd: at2(10) },
+  ]);
+  const detectors = () => [
+    authSprayDetector(ch, config.periodic.authSpray),
+    sessionMisuseDetector(ch, config.periodic.sessionMisuse),
+  ];
+  // 10:00–10:15: a spray, and one session from two addresses.
+  await ch.insert('events', [
+    ...spray(at2(10, 1)),
+    use(at2(10, 2), '192.0.2.10'),
+    use(at2(10, 4), '192.0.2.11'),
+  ]);
+  let d = await startDetector(detectors());
+  await advance(d, at2(10, 15));
+  const opened = [await transitions(SPRAY_KEY), await transitions(SESSION_KEY)];
+  assert.deepEqual(
+    opened.map((ts) => ts.map((t) => [t.to_status, Number(t.changed_at_ms)])),
+    [[['open', at2(10, 15)]], [['open', at2(10, 15)]]],
+  );
+  // Restart: reloaded open; the quiet window after resolves both.
+  d = await startDetector(detectors());
+  assert.ok(d.lifecycle.isOpen(SPRAY_KEY) && d.lifecycle.isOpen(SESSION_KEY));
+  await advance(d, at2(10, 30));
+  for (const key of [SPRAY_KEY, SESSION_KEY]) {
+    const ts = await transitions(key);
+    assert.deepEqual(
+      ts.map((t) => t.to_status),
+      ['open', 'resolved'],
+      key,
+    );
+    assert.equal(Number(ts[1]!.changed_at_ms), at2(10, 30));
+  }
+  // Restart: nothing reloaded; the next spray and the session back from a third address (its owner
+  // used it within the lookback) are new alerts.
+  d = await startDetector(detectors());
+  assert.ok(!d.lifecycle.isOpen(SPRAY_KEY) && !d.lifecycle.isOpen(SESSION_KEY));
+  await ch.insert('events', [...spray(at2(11, 1)), use(at2(11, 2), '203.0.113.12')]);
+  await advance(d, at2(11, 15));
+  for (const key of [SPRAY_KEY, SESSION_KEY]) {
+    const ts = await transitions(key);
+    assert.deepEqual(
+      ts.map((t) => [t.to_status, Number(t.changed_at_ms)]),
+      [
+        ['open', at2(10, 15)],
+        ['resolved', at2(10, 30)],
+        ['open', at2(11, 15)],
+      ],
+      key,
+    );
+    assert.notEqual(ts[2]!.alert_id, ts[0]!.alert_id);
+  }
 });
