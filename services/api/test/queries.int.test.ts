@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dbIdent, runMigrations, sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import { dbIdent, runMigrations, sql, toSql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
 import { clientPage } from '../src/clients.queries.js';
 import {
   eventById,
@@ -362,4 +362,30 @@ test('008 backfills events_by_time from the events an install already had', asyn
     await admin.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a search whose newest hour holds a page answers in one statement; a sparse one asks the whole range', async () => {
+  const statements: string[] = [];
+  const counting: ClickHouse = {
+    ...ch,
+    database: ch.database,
+    query: (q, o) => {
+      statements.push(toSql(q));
+      return ch.query(q, o);
+    },
+  };
+  // c-1: no forged copy of test 5 (one would send the page to the exact path, a second statement)
+  const where = eventWhere({ client: 'c-1' }, RANGE);
+  const page = await searchEvents(counting, where, { limit: 20 });
+  assert.equal(statements.length, 1, 'keys and winners of the newest hour in one statement');
+  assert.match(statements[0]!, /UNION ALL/);
+  assert.deepEqual(page.items, (await dedupSearch({ client: 'c-1' }, 'desc')).slice(0, 20));
+  statements.length = 0;
+  // a few matches an hour: the newest hour holds fewer than 11, so the whole range is asked after it
+  const f: EventFilterInput = { client: 'c-1', tool: 'query', outcome: 'error' };
+  const sparse = await searchEvents(counting, eventWhere(f, RANGE), { limit: 10 });
+  assert.equal(statements.length, 3, 'the hour, then keys and winners over the range');
+  assert.match(statements[0]!, /UNION ALL/);
+  assert.deepEqual(sparse.items, (await dedupSearch(f, 'desc')).slice(0, 10));
+  assert.equal(sparse.items.length, 10);
 });
