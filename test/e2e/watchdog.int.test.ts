@@ -24,6 +24,7 @@ import {
   liveSink,
   loadOpenAlerts,
   parseDetectorConfig,
+  stableUuid,
 } from '@mcp-audit/detector';
 import { makeEvent, need, rng, stackEnv, suffix, waitFor } from '../lib/index.js';
 
@@ -80,8 +81,9 @@ async function transitions(detector: string) {
     to_status: string;
     severity: string;
     changed_at_ms: string;
+    actor: string;
   }>(sql`
-    SELECT dedup_key, alert_id, to_status, severity, changed_at_ms FROM ${dbIdent(DB)}.alert_transitions
+    SELECT dedup_key, alert_id, to_status, severity, changed_at_ms, actor FROM ${dbIdent(DB)}.alert_transitions
     WHERE detector = ${detector} ORDER BY changed_at_ms, dedup_key, to_status = 'resolved'`);
 }
 
@@ -136,11 +138,11 @@ test('silence: a busy source that stops raises within the window, a restart keep
   // Two hours back, so none of these rows is "recently stored" for the stall test's real clock.
   const T = Math.floor(Date.now() / MIN) * MIN - 2 * HOUR;
   const rows = [];
-  // What is normal: busy and other send 2 events a minute in the hour around T on each of the last 3
+  // What is normal: busy and other send 2 events a minute in the two hours around T on each of the last 3
   // days; quiet sends as much for the 12 hours away from T (on average it is busier than busy, but it
   // is quiet at this hour).
   for (let k = 1; k <= 3; k++) {
-    for (let m = -30; m < 30; m += 0.5)
+    for (let m = -60; m < 60; m += 0.5)
       rows.push(row(SRC.busy, T - k * DAY + m * MIN), row(SRC.other, T - k * DAY + m * MIN));
     for (let m = 6 * 60; m < 18 * 60; m += 0.5) rows.push(row(SRC.quiet, T - k * DAY + m * MIN));
   }
@@ -203,13 +205,51 @@ test('silence: a busy source that stops raises within the window, a restart keep
   );
   assert.ok(!tr.slice(0, 2).some((t) => opened.some((o) => o.alert_id === t.alert_id)));
   assert.ok(!tr.some((t) => t.dedup_key.includes(SRC.quiet)), 'quiet at its quiet hour: never raised');
+  const busyKey = `pipeline_silence:${SRC.busy}:5m`;
+  const episode = opened.find((t) => t.dedup_key === busyKey)!;
+  assert.equal(episode.alert_id, stableUuid(`alert|${busyKey}|${T + 8 * MIN}`), 'the id names the episode');
 
-  // Every state change went out on the alerts topic too (the notifier's input).
+  // A human resolves it (as the analyst API writes it) while busy is still silent: final for this
+  // silence, across a restart; busy's next silence is a new alert.
+  await ch.insert('alert_transitions', [
+    {
+      transition_id: stableUuid(`human|${episode.alert_id}`),
+      alert_id: episode.alert_id,
+      dedup_key: busyKey,
+      detector: 'pipeline_silence',
+      client_id: SRC.busy,
+      severity: 'critical',
+      from_status: 'open',
+      to_status: 'resolved',
+      changed_at: Math.floor((T + 36 * MIN) / 1000),
+      changed_at_ms: T + 36 * MIN + 30_000,
+      actor: 'analyst:tester',
+      note: 'known: gateway decommissioned for the night',
+      written_at: Math.floor(Date.now() / 1000),
+    },
+  ]);
+  w = await start();
+  c = await at(T + 37 * MIN);
+  assert.deepEqual(
+    [c.silent.includes(SRC.busy), c.raised],
+    [true, 0],
+    'not raised again for the same silence',
+  );
+  await ch.insert('events', [row(SRC.busy, T + 38 * MIN, T + 38 * MIN)]);
+  c = await at(T + 39 * MIN);
+  assert.ok(!c.silent.includes(SRC.busy));
+  c = await at(T + 44 * MIN);
+  assert.deepEqual([c.silent.includes(SRC.busy), c.raised], [true, 1], 'a new silence, a new alert');
+  const again = (await transitions('pipeline_silence')).filter((t) => t.dedup_key === busyKey).at(-1)!;
+  assert.equal(again.alert_id, stableUuid(`alert|${busyKey}|${T + 38 * MIN}`));
+
+  // Every state change of the detector went out on the alerts topic too (the notifier's input).
   const ka = kafka.admin();
   await ka.connect();
   const [p] = await ka.fetchTopicOffsets(ALERTS);
   await ka.disconnect();
-  assert.equal(Number(p!.high), tr.length);
+  const mine = (await transitions('pipeline_silence')).filter((t) => t.actor === 'detector');
+  assert.equal(Number(p!.high), mine.length);
 });
 
 test('stall: a real ingester stopped while events keep arriving raises pipeline_stall; its restart resolves it', async () => {

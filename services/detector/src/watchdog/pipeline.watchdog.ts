@@ -2,6 +2,7 @@ import { dbIdent, sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clic
 import type { Kafka } from '@mcp-audit/kafka';
 import type { HealthReport, Logger } from '@mcp-audit/service-kit';
 import type { WatchdogConfig } from '../config.js';
+import { stableUuid } from '../alert.lifecycle.js';
 import type { AlertLifecycle, Finding } from '../model.js';
 import { windowLabel } from '../time.js';
 import type { WatchdogMetrics } from './watchdog.metrics.js';
@@ -23,7 +24,7 @@ import type { WatchdogMetrics } from './watchdog.metrics.js';
  *   resolves at the first check where the committed offsets moved or the backlog is gone.
  *
  * Alerts go through the same lifecycle (alert rows, transitions, the alerts topic, dedup). A restart
- * reloads the open ones like every alert; the stall history (offset samples) is in memory, so after
+ * reloads the open ones like every alert; the stall state (since when nothing moved) is in memory, so after
  * a restart a stall is raised again only after another `stallMs` of no progress.
  */
 
@@ -93,10 +94,12 @@ export interface CheckResult {
   resolved: number;
 }
 
-interface Sample {
-  at: number;
+/** Since when the group's committed offsets have not moved, and since when a backlog has waited. */
+interface StallState {
   committed: number;
-  lag: number;
+  unchangedSince: number;
+  backlogSince: number | undefined;
+  backlogThen: number;
 }
 
 const SILENCE = 'pipeline_silence' as const;
@@ -110,7 +113,7 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
   const db = dbIdent(deps.reader.database);
   const silenceKey = (source: string) => `${SILENCE}:${source}:${windowLabel(cfg.windowMs)}`;
   const stallKey = (group: string) => `${STALL}:${group}:${windowLabel(cfg.stall.stallMs)}`;
-  let samples: Sample[] = [];
+  let position: StallState | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let inFlight: Promise<CheckResult> | undefined;
@@ -119,14 +122,26 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
   let failures = 0;
   let stallError: string | undefined;
 
-  /** Events stored per source in (t - ms, t], among events stamped within arrivalSlackMs. */
-  async function storedSince(t: number, ms: number): Promise<Map<string, number>> {
-    const rows = await deps.reader.query<{ source: string; n: string }>(sql`
-      SELECT source_id AS source, count() AS n FROM ${db}.events
-      WHERE ts >= ${new Date(t - cfg.arrivalSlackMs)}
-        AND ingested_at > ${new Date(t - ms)} AND ingested_at <= ${new Date(t)}
+  /**
+   * Per source, the events stored in (t - ms, t] and when the last one was stored (epoch ms), among
+   * the events stamped within arrivalSlackMs.
+   */
+  async function storedSince(t: number, ms: number): Promise<Map<string, { n: number; last: number }>> {
+    const rows = await deps.reader.query<{ source: string; n: string; last: string }>(sql`
+      SELECT source_id AS source, countIf(ingested_at > ${new Date(t - ms)}) AS n,
+             toUInt32(max(ingested_at)) AS last
+      FROM ${db}.events
+      WHERE ts >= ${new Date(t - cfg.arrivalSlackMs)} AND ingested_at <= ${new Date(t)}
       GROUP BY source`);
-    return new Map(rows.map((r) => [r.source, Number(r.n)]));
+    return new Map(rows.map((r) => [r.source, { n: Number(r.n), last: Number(r.last) * 1000 }]));
+  }
+
+  /** Whether a human resolved this alert (analyst API): final, even across restarts. */
+  async function resolvedByHuman(alertId: string): Promise<boolean> {
+    const rows = await deps.reader.query<{ n: string }>(sql`
+      SELECT count() AS n FROM ${db}.alert_transitions
+      WHERE alert_id = ${alertId} AND to_status = 'resolved' AND actor NOT IN ('detector', 'replay')`);
+    return Number(rows[0]?.n ?? 0) > 0;
   }
 
   /** Per source, the events it normally sends in windowMs at this time (median of the samples). */
@@ -160,7 +175,7 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
   async function checkSilence(t: number, result: CheckResult): Promise<void> {
     const [seen, usual] = await Promise.all([storedSince(t, cfg.windowMs), expected(t)]);
     const busy = [...usual].filter(([, n]) => n >= cfg.minExpected).sort(([a], [b]) => (a < b ? -1 : 1));
-    const silent = busy.filter(([s]) => !(seen.get(s) ?? 0));
+    const silent = busy.filter(([s]) => !seen.get(s)?.n);
     result.busy = busy.length;
     result.silent = silent.map(([s]) => s);
     deps.metrics?.silentSources.set(silent.length);
@@ -169,18 +184,21 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
     const label = windowLabel(cfg.windowMs);
     for (const [source, exp] of silent) {
       const others = busy.length - silent.length;
+      // The silence began when the source's last event was stored: one episode, one alert id.
+      const last = seen.get(source)?.last;
       result.raised += (await raise({
         detector: SILENCE,
         key: silenceKey(source),
         subject: source,
         t,
-        windowMs: cfg.windowMs,
+        since: last ?? Math.floor((t - cfg.arrivalSlackMs) / cfg.arrivalSlackMs) * cfg.arrivalSlackMs,
         severity: everything ? 'critical' : 'high',
         title: everything
           ? `Nothing stored from any busy source for ${label} (${source} among ${busy.length})`
           : `No events stored from ${source} for ${label}`,
         summary:
           `No event from source ${source} was stored between ${iso(t - cfg.windowMs)} and ${iso(t)} ` +
+          (last ? `(the last at ${iso(last)}) ` : '') +
           `(wall clock, ingestion time), while it normally sends about ${exp.toFixed(1)} events in ` +
           `${label} at this time (median of the same moment over the last ${cfg.periods} periods of ` +
           `${windowLabel(cfg.periodMs)}). ` +
@@ -202,8 +220,8 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
     for (const a of deps.lifecycle.openAlerts()) {
       if (a.detector !== SILENCE || !a.dedupKey.startsWith(`${SILENCE}:`)) continue;
       const source = a.dedupKey.slice(SILENCE.length + 1, a.dedupKey.lastIndexOf(':'));
-      if (silentSet.has(source) || a.dedupKey !== silenceKey(source)) continue;
-      const n = seen.get(source) ?? 0;
+      if (silentSet.has(source)) continue;
+      const n = seen.get(source)?.n ?? 0;
       const reason =
         n > 0
           ? `${n} events from ${source} stored in the ${label} before ${iso(t)}`
@@ -218,16 +236,24 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
     const o = await deps.offsets();
     result.lag = o.lag;
     deps.metrics?.ingesterLag.set(o.lag);
-    const prev = samples[samples.length - 1];
-    samples.push({ at: t, committed: o.committed, lag: o.lag });
-    // Keep the samples of the last stallMs and the newest one before it.
-    const cut = t - cfg.stall.stallMs;
-    const older = samples.filter((s) => s.at <= cut);
-    samples = [...older.slice(-1), ...samples.filter((s) => s.at > cut)];
+    const prev = position;
+    const moved = prev !== undefined && o.committed !== prev.committed;
+    const backlog = o.lag >= cfg.stall.minLag;
+    position = {
+      committed: o.committed,
+      unchangedSince: !prev || moved ? t : prev.unchangedSince,
+      backlogSince: backlog ? (prev?.backlogSince ?? t) : undefined,
+      backlogThen: backlog && prev?.backlogSince !== undefined ? prev.backlogThen : o.lag,
+    };
     const key = stallKey(deps.group.groupId);
-    const progressed = prev !== undefined && o.committed !== prev.committed;
-    if (progressed || o.lag < cfg.stall.minLag) {
-      const reason = progressed
+    // A stall alert under another key (group or stallMs changed since it opened) is no longer watched.
+    for (const a of deps.lifecycle.openAlerts()) {
+      if (a.detector !== STALL || a.dedupKey === key) continue;
+      await deps.lifecycle.resolve(a.dedupKey, t, 'no longer watched (watchdog configuration changed)');
+      result.resolved += 1;
+    }
+    if (moved || !backlog) {
+      const reason = moved
         ? `the group committed ${o.committed - prev.committed} more offsets by ${iso(t)}`
         : `no backlog at ${iso(t)} (${o.lag} messages waiting)`;
       if (deps.lifecycle.openAlerts().some((a) => a.dedupKey === key)) {
@@ -236,9 +262,10 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
       }
       return;
     }
-    const since = samples[0]!;
-    if (since.at > cut || since.committed !== o.committed || since.lag < cfg.stall.minLag) return;
-    const stored = [...(await storedSince(t, cfg.stall.stallMs)).values()].reduce((a, b) => a + b, 0);
+    // Stalled: no offset committed and a backlog waiting, both for stallMs (wall clock).
+    const since = Math.max(position.unchangedSince, position.backlogSince!);
+    if (t - since < cfg.stall.stallMs) return;
+    const stored = [...(await storedSince(t, cfg.stall.stallMs)).values()].reduce((a, b) => a + b.n, 0);
     if (stored > 0) return;
     result.stalled = true;
     const { groupId, topic } = deps.group;
@@ -248,12 +275,12 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
       key,
       subject: groupId,
       t,
-      windowMs: cfg.stall.stallMs,
+      since,
       severity: 'critical',
       title: `Ingester stalled: ${o.lag} events waiting in Kafka, nothing stored for ${label}`,
       summary:
-        `The consumer group ${groupId} has not committed any offset on ${topic} since ${iso(since.at)} ` +
-        `(${o.partitions} partitions) while ${o.lag} messages wait (${since.lag} then), and no event was ` +
+        `The consumer group ${groupId} has not committed any offset on ${topic} since ${iso(since)} ` +
+        `(${o.partitions} partitions) while ${o.lag} messages wait (${position.backlogThen} then), and no event was ` +
         `stored in ClickHouse between ${iso(t - cfg.stall.stallMs)} and ${iso(t)}. Events are ` +
         'arriving but not reaching the audit log: check the ingester (is it running, its health and ' +
         'logs) and ClickHouse. Nothing is lost while the messages stay in Kafka (mind its retention).',
@@ -270,7 +297,8 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
     key: string;
     subject: string;
     t: number;
-    windowMs: number;
+    /** Start of the episode (its alert id derives from it). */
+    since: number;
     severity: Finding['severity'];
     title: string;
     summary: string;
@@ -279,7 +307,9 @@ export function createPipelineWatchdog(deps: WatchdogDeps) {
     score: number;
   }): Promise<boolean> {
     if (deps.lifecycle.openAlerts().some((o) => o.dedupKey === a.key)) return false;
-    const start = Math.floor((a.t - a.windowMs) / 1000) * 1000;
+    const start = Math.floor(Math.min(a.since, a.t) / 1000) * 1000;
+    // A human resolved this very episode: not raised again until it ends and another begins.
+    if (await resolvedByHuman(stableUuid(`alert|${a.key}|${start}`))) return false;
     await deps.lifecycle.raise({
       detector: a.detector,
       clientId: a.subject,
