@@ -61,3 +61,28 @@ test('the periodic settings are validated with the rest of the file, at load', (
   assert.equal(cfg.periodic.toolDrift.enabled, false);
   assert.equal(cfg.periodic.authSpray.enabled, true, 'defaults filled in');
 });
+
+test('watchdog and expiry settings: defaults, and bad values refused with the path named', () => {
+  const c = parseDetectorConfig({});
+  assert.deepEqual(
+    [
+      c.watchdog.enabled,
+      c.watchdog.windowMs,
+      c.watchdog.periodMs,
+      c.watchdog.stall.groupId,
+      c.watchdog.stall.stallMs,
+    ],
+    [true, 600_000, 7 * 86_400_000, 'mcp-audit-ingester', 300_000],
+  );
+  assert.deepEqual(
+    [c.periodic.toolDrift.expireMs, c.periodic.authFailThenSuccess.expireMs],
+    [86_400_000, 86_400_000],
+  );
+  for (const [input, path] of [
+    [{ watchdog: { windowMs: 5 } }, /watchdog\.windowMs/],
+    [{ watchdog: { periodMs: 3_600_000, referenceSpanMs: 7_200_000 } }, /watchdog\.referenceSpanMs/],
+    [{ watchdog: { stall: { groupId: '' } } }, /watchdog\.stall\.groupId/],
+    [{ periodic: { toolDrift: { expireMs: 1000 } } }, /periodic\.toolDrift\.expireMs/],
+  ] as const)
+    assert.throws(() => parseDetectorConfig(input), path);
+});
