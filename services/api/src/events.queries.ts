@@ -248,19 +248,15 @@ const conditionColumns = (args: boolean) =>
  */
 type Key = { event_id: string; ts_s: number; ts_ms: number };
 
-// Fetched beyond `want`: copies of one event are dropped in Node (see searchKeys).
-const slackFor = (want: number) => want + 16 + Math.ceil(want / 10);
-
-/** Distinct ids in the order of their first row. */
-function firstOfEach(rows: readonly Key[]): Key[] {
-  const seen = new Set<string>();
-  return rows.filter((r) => !seen.has(r.event_id) && seen.add(r.event_id));
-}
-
 /**
  * The first `want` distinct event ids in order. A plain ORDER BY … LIMIT is a partial sort (top-k);
  * `LIMIT 1 BY event_id` would sort every matching row (2-3× slower on a day here), so a little more
  * is fetched and copies are dropped here; only when copies eat the slack is it asked exactly.
+ *
+ * The newest (or oldest) hour is asked first: both tables' primary keys hold ts (events after
+ * client_id), so it reads a 24th of a day's filter columns. Every matching row outside that hour sorts
+ * after every row inside it, so when the hour alone yields `want` ids they are the first `want` ids of
+ * the whole range; otherwise the whole range is asked.
  */
 async function searchKeys(
   ch: ClickHouse,
@@ -268,14 +264,23 @@ async function searchKeys(
   cond: SqlFragment,
   order: SqlFragment,
   want: number,
+  window: SqlFragment | undefined,
 ): Promise<Key[]> {
-  const slack = slackFor(want);
-  const rows = await ch.query<Key>(sql`
-    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${table}
-    WHERE ${cond}
-    ORDER BY ${order}
-    LIMIT ${slack}`);
-  const keys = firstOfEach(rows);
+  const slack = want + 16 + Math.ceil(want / 10);
+  const ask = async (where: SqlFragment) => {
+    const rows = await ch.query<Key>(sql`
+      SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${table}
+      WHERE ${where}
+      ORDER BY ${order}
+      LIMIT ${slack}`);
+    const seen = new Set<string>();
+    return { rows, keys: rows.filter((r) => !seen.has(r.event_id) && seen.add(r.event_id)) };
+  };
+  if (window) {
+    const first = await ask(sql`${cond} AND ${window}`);
+    if (first.keys.length >= want) return first.keys.slice(0, want);
+  }
+  const { rows, keys } = await ask(cond);
   if (keys.length >= want || rows.length < slack) return keys.slice(0, want);
   return ch.query<Key>(sql`
     SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${table}
@@ -283,64 +288,6 @@ async function searchKeys(
     ORDER BY ${order}
     LIMIT 1 BY event_id
     LIMIT ${want}`);
-}
-
-type Winner = SummaryRow & { matched: number };
-
-/** Every copy of `ids` in the range, the highest ver per event_id, and whether it matches `cond`. */
-function winnersSql(
-  table: SqlFragment,
-  columns: SqlFragment,
-  cond: SqlFragment,
-  ids: SqlFragment,
-  range: Range,
-) {
-  // PREWHERE: the event_id column over the range, then the other columns of the granules holding a
-  // key (a few, on the time-ordered table).
-  return sql`
-    SELECT ${SUMMARY_COLUMNS}, toUInt8(${cond}) AS matched FROM (
-      SELECT ${columns} FROM ${table}
-      PREWHERE event_id IN ${ids}
-      WHERE ${timeBounds(range)}
-      ORDER BY ver DESC
-      LIMIT 1 BY event_id)`;
-}
-
-/**
- * Keys and winners in one statement, for the newest (or oldest) hour of the range: both tables'
- * primary keys hold ts (events after client_id), so the keys read a 24th of a day's filter columns.
- * Every matching row outside that hour sorts after every row inside it, so when the hour alone yields
- * `want` ids they are the first `want` ids of the whole range (else undefined: ask the whole range).
- * The keys' statement runs twice inside (for the IN set and for the keys' order): cheap on an hour,
- * and one round trip instead of two.
- */
-async function firstHour(
-  ch: ClickHouse,
-  q: { table: SqlFragment; columns: SqlFragment; cond: SqlFragment; order: SqlFragment; range: Range },
-  window: SqlFragment,
-  want: number,
-): Promise<{ keys: Key[]; winners: Winner[] } | undefined> {
-  const keysSql = sql`
-    SELECT event_id, toUInt32(ts) AS ts_s, ts_ms FROM ${q.table}
-    WHERE ${q.cond} AND ${window}
-    ORDER BY ${q.order}
-    LIMIT ${slackFor(want)}`;
-  const rows = await ch.query<Winner & { part: number; pos: string }>(sql`
-    SELECT 0 AS part, rowNumberInAllBlocks() AS pos, event_id, ts_s, ts_ms, toUInt8(1) AS matched,
-      '' AS kind, '' AS outcome, '' AS client_id, '' AS client_user, '' AS client_ip, '' AS session_id,
-      '' AS source_id, '' AS server_name, '' AS tool_name, '' AS method, toUInt32(0) AS duration_ms,
-      '' AS error_message, emptyArrayString() AS label_keys, emptyArrayString() AS label_values
-    FROM (${keysSql})
-    UNION ALL
-    SELECT 1 AS part, toUInt64(0) AS pos, event_id, ts_s, ts_ms, matched, kind, outcome, client_id, client_user,
-      client_ip, session_id, source_id, server_name, tool_name, method, duration_ms, error_message, label_keys,
-      label_values
-    FROM (${winnersSql(q.table, q.columns, q.cond, sql`(SELECT event_id FROM (${keysSql}))`, q.range)})`);
-  const keys = firstOfEach(
-    rows.filter((r) => Number(r.part) === 0).sort((a, b) => Number(a.pos) - Number(b.pos)),
-  );
-  if (keys.length < want) return undefined;
-  return { keys: keys.slice(0, want), winners: rows.filter((r) => Number(r.part) === 1) };
 }
 
 const FIRST_WINDOW_S = 3600;
@@ -383,17 +330,18 @@ export async function searchEvents(
       ORDER BY ${order}
       LIMIT ${want}`);
   } else {
-    const q = { table, columns, cond, order, range };
-    const window = firstWindow(range, dir, c?.[0]);
-    const hour = window ? await firstHour(ch, q, window, want) : undefined;
-    const keys = hour ? hour.keys : await searchKeys(ch, table, cond, order, want);
+    const keys = await searchKeys(ch, table, cond, order, want, firstWindow(range, dir, c?.[0]));
     rows = [];
     if (keys.length > 0) {
-      const winners =
-        hour?.winners ??
-        (await ch.query<Winner>(
-          winnersSql(table, columns, cond, tuple(keys.map((k) => sql`toUUID(${k.event_id})`)), range),
-        ));
+      // PREWHERE: the event_id column over the range, then the other columns of the granules holding
+      // a key (a few, on the time-ordered table).
+      const winners = await ch.query<SummaryRow & { matched: number }>(sql`
+        SELECT ${SUMMARY_COLUMNS}, toUInt8(${cond}) AS matched FROM (
+          SELECT ${columns} FROM ${table}
+          PREWHERE event_id IN ${tuple(keys.map((k) => sql`toUUID(${k.event_id})`))}
+          WHERE ${timeBounds(range)}
+          ORDER BY ver DESC
+          LIMIT 1 BY event_id)`);
       const byId = new Map(winners.map((w) => [w.event_id, w]));
       for (const k of keys) {
         const w = byId.get(k.event_id);
