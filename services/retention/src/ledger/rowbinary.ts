@@ -192,16 +192,14 @@ export class ByteWriter {
     if (this.pos >= this.buf.length) this.room(1);
     this.buf[this.pos++] = c;
   }
-  bytes(src: Uint8Array, a = 0, z = src.length): void {
+  bytes(src: Buffer, a = 0, z = src.length): void {
     const n = z - a;
     this.room(n);
     const d = this.buf;
     let p = this.pos;
+    // NOTE: Buffer#copy, not set(subarray()): a subarray per row cost more than the copy itself.
     if (n < 64) for (let i = a; i < z; i++) d[p++] = src[i]!;
-    else {
-      d.set(src.subarray(a, z), p);
-      p += n;
-    }
+    else p += src.copy(d, p, a, z);
     this.pos = p;
   }
   /** Decimal digits of a safe integer. */
