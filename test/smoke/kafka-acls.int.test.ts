@@ -343,6 +343,27 @@ test('consumers read only their topics, in their own group; producers read nothi
   assert.equal(await consume('dlq-replay', TOPIC_EVENTS_DLQ, `mcp-audit-dlq-cli-${suffix()}`), 'ok');
 });
 
+test("the detector's watchdog reads the ingester group's committed offsets, and may not join it", async () => {
+  // The ingester group exists (the test above consumed in it).
+  const offsets = async (principal: string): Promise<string> => {
+    const admin = client(principal).admin();
+    await admin.connect();
+    try {
+      await admin.fetchOffsets({ groupId: 'mcp-audit-ingester', topics: [TOPIC_EVENTS] });
+      return 'ok';
+    } catch (err) {
+      return errorType(err);
+    } finally {
+      await admin.disconnect();
+    }
+  };
+  assert.equal(await offsets('detector'), 'ok');
+  // kafkajs's admin reports a refused FindCoordinator as "Failed to find group coordinator"; the
+  // detector's success on the same group and broker just above makes authorization the difference.
+  assert.match(await offsets('notifier'), /GROUP_AUTHORIZATION_FAILED|Failed to find group coordinator/);
+  assert.equal(await consume('detector', TOPIC_EVENTS, 'mcp-audit-ingester'), 'GROUP_AUTHORIZATION_FAILED');
+});
+
 test("a service's start-up topic check (ensureDeclaredTopics) sees every declared topic and creates none", async () => {
   for (const p of Object.keys(spec.principals)) {
     const created = await ensureTopics(client(p), loadTopicDefs(), { maxReplicationFactor: 1 });

@@ -32,6 +32,8 @@ const principalSchema = z
     consume: z.array(topic).default([]),
     groups: z.array(z.string().min(1)).default([]),
     groupPrefixes: z.array(z.string().min(1)).default([]),
+    /** Groups whose committed offsets this principal may read (DESCRIBE), never join. */
+    describeGroups: z.array(z.string().min(1)).default([]),
   })
   .strict()
   .refine((p) => p.consume.length === 0 || p.groups.length + p.groupPrefixes.length > 0, {
@@ -88,6 +90,7 @@ export function aclEntries(spec: AclSpec): AclEntry[] {
       out.push(allow(name, Res.CLUSTER, 'kafka-cluster', Pattern.LITERAL, Op.IDEMPOTENT_WRITE));
     for (const t of p.consume) out.push(allow(name, Res.TOPIC, t, Pattern.LITERAL, Op.READ));
     for (const g of p.groups) out.push(allow(name, Res.GROUP, g, Pattern.LITERAL, Op.READ));
+    for (const g of p.describeGroups) out.push(allow(name, Res.GROUP, g, Pattern.LITERAL, Op.DESCRIBE));
     for (const g of p.groupPrefixes) {
       out.push(allow(name, Res.GROUP, g, Pattern.PREFIXED, Op.READ));
       // One-off groups (the dlq replay command's) are deleted when done.
