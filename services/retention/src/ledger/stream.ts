@@ -25,6 +25,22 @@ export class StreamQueryError extends Error {
   readonly code = 'AUDIT_ERR_CLICKHOUSE_STREAM';
 }
 
+/**
+ * fetch for a read, once more when the pooled keep-alive socket turns out closed before any
+ * response. NOTE: ClickHouse closes idle HTTP connections after its keep_alive_timeout (3 s); a
+ * query sent on such a socket as it closes fails with "other side closed" (seen in the bench after
+ * a 10 s verify). A SELECT that got no response can be sent again; inserts are never retried here.
+ */
+async function fetchRetryingStaleSocket(u: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(u, init);
+  } catch (err) {
+    const code = ((err as { cause?: { code?: string } }).cause ?? {}).code;
+    if (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET') throw err;
+    return fetch(u, init);
+  }
+}
+
 export function createRowStream(conn: ChConnection): RowStream {
   const auth = `Basic ${Buffer.from(`${conn.username}:${conn.password}`).toString('base64')}`;
   const url = (params: URLSearchParams) => `${conn.url.replace(/\/$/, '')}/?${params.toString()}`;
@@ -32,7 +48,7 @@ export function createRowStream(conn: ChConnection): RowStream {
     const params = new URLSearchParams();
     if (conn.database) params.set('database', conn.database);
     for (const [k, v] of Object.entries(settings)) params.set(k, String(v));
-    const res = await fetch(url(params), {
+    const res = await fetchRetryingStaleSocket(url(params), {
       method: 'POST',
       body: toSql(q),
       headers: { Authorization: auth },
