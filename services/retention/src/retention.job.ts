@@ -156,7 +156,9 @@ export async function runRetention(
     );
     if (p.table === 'events') {
       for (const t of WITH_EVENTS) {
-        await deps.ch.command(sql`ALTER TABLE ${db}.${ident(t, TABLES)} DROP PARTITION ${Number(p.partition)}`);
+        await deps.ch.command(
+          sql`ALTER TABLE ${db}.${ident(t, TABLES)} DROP PARTITION ${Number(p.partition)}`,
+        );
       }
     }
     removed.push(p);
