@@ -64,15 +64,18 @@ test('the repo migrations load: numbered, idempotent, checksummed', () => {
       [5, '005_periodic_progress.sql'],
       [6, '006_api.sql'],
       [7, '007_retention.sql'],
+      [8, '008_events_by_time.sql'],
     ],
   );
   for (const f of files) {
     assert.match(f.checksum, /^[0-9a-f]{64}$/);
     for (const s of f.statements)
-      // Idempotent: CREATE … IF NOT EXISTS, or a single-column ALTER the runner skips once applied.
+      // Idempotent: CREATE … IF NOT EXISTS, a single-column ALTER the runner skips once applied, or
+      // a backfill INSERT … SELECT into a ReplacingMergeTree copy (008: a second run only adds
+      // identical rows, one event to every reader, merged away).
       assert.match(
         s,
-        /^(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS mcp_audit\.|ALTER TABLE mcp_audit\.\w+ ADD COLUMN )/,
+        /^(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS mcp_audit\.|ALTER TABLE mcp_audit\.\w+ ADD COLUMN |INSERT INTO mcp_audit\.events_by_time\s+SELECT )/,
       );
   }
   assert.equal(files[1]!.statements.length, 2);
