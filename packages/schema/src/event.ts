@@ -7,6 +7,7 @@ import {
   MAX_LABEL_KEY_LENGTH,
   MAX_LABEL_VALUE_LENGTH,
   MAX_STRING_LENGTH,
+  MAX_TOOL_TITLE_LENGTH,
 } from './limits.js';
 
 export const SCHEMA_VERSION = 1;
@@ -82,6 +83,26 @@ export const eventServer = z
   })
   .describe('The MCP server.');
 
+const hint = (what: string) => z.boolean().optional().describe(what);
+
+/**
+ * MCP `ToolAnnotations` as the server's `tools/list` returned them: hints, not guarantees. Members
+ * MCP may add later are stripped; the five known ones must have their MCP types.
+ */
+export const toolAnnotations = z
+  .object({
+    title: z
+      .string()
+      .max(MAX_TOOL_TITLE_LENGTH, `must be at most ${MAX_TOOL_TITLE_LENGTH} characters`)
+      .regex(NO_CONTROL_CHARS, NO_CONTROL_MESSAGE)
+      .optional(),
+    readOnlyHint: hint('The tool does not modify its environment.'),
+    destructiveHint: hint('The tool may perform destructive updates (meaningful when not read-only).'),
+    idempotentHint: hint('Repeated calls with the same arguments have no additional effect.'),
+    openWorldHint: hint('The tool interacts with an open world of external entities (it can send data out).'),
+  })
+  .describe("The tool's MCP annotations as tools/list returned them; absent when the server gave none.");
+
 export const eventTool = z
   .object({
     name: identifier(),
@@ -90,8 +111,11 @@ export const eventTool = z
       .describe(
         'SHA-256 of the canonical tool definition (name, description, inputSchema): see toolDefinitionHash.',
       ),
+    annotations: toolAnnotations.optional(),
   })
-  .describe('The tool called. Required when kind is tool_call.');
+  .describe(
+    'The tool called (kind tool_call, required) or listed (kind tool_list, one event per listed tool).',
+  );
 
 export const eventAuth = z
   .object({
@@ -213,6 +237,18 @@ function crossFieldIssues(
   if (e.kind === 'tool_call' && e.tool === undefined) {
     issues.push({ path: ['tool'], message: 'Required when kind is tool_call' });
   }
+  if (e.kind === 'tool_list' && e.tool !== undefined && e.tool.definition_hash === undefined) {
+    issues.push({
+      path: ['tool', 'definition_hash'],
+      message: 'Required when kind is tool_list and tool is present (one event per listed tool)',
+    });
+  }
+  if (e.tool?.annotations !== undefined && e.kind !== 'tool_call' && e.kind !== 'tool_list') {
+    issues.push({
+      path: ['tool', 'annotations'],
+      message: 'only allowed when kind is tool_call or tool_list',
+    });
+  }
   if (e.kind === 'auth' && e.auth === undefined) {
     issues.push({ path: ['auth'], message: 'Required when kind is auth' });
   }
@@ -232,6 +268,9 @@ function crossFieldIssues(
  * The v1 audit event. Unknown fields are accepted and stripped from the output (the caller keeps
  * the raw JSON). Rules across fields:
  * - kind `tool_call` requires `tool` (tool breadth and definition drift need the name);
+ * - kind `tool_list` is the listing request's own event without `tool`, or one listed tool with
+ *   `tool.name` and `tool.definition_hash` (and `tool.annotations` when the server gave any);
+ * - `tool.annotations` only on kinds `tool_call` and `tool_list`;
  * - kind `auth` requires `auth`;
  * - outcome `auth_failed` requires `auth` with result `failure`.
  * Clock bounds on `ts`, NUL bytes and forbidden keys are checked by parseEvent/validateEvent.
@@ -278,6 +317,7 @@ export type EventSource = z.output<typeof eventSource>;
 export type EventClient = z.output<typeof eventClient>;
 export type EventServer = z.output<typeof eventServer>;
 export type EventTool = z.output<typeof eventTool>;
+export type ToolAnnotations = z.output<typeof toolAnnotations>;
 export type EventAuth = z.output<typeof eventAuth>;
 export type EventError = z.output<typeof eventError>;
 export type EventArgs = z.output<typeof eventArgs>;

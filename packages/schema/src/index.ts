@@ -6,3 +6,4 @@ export * from './canonical.js';
 export * from './json-schema.js';
 export * from './alert.js';
 export * from './event-key.js';
+export * from './annotations.js';

@@ -29,6 +29,12 @@ export const MAX_EVENT_DEPTH = MAX_ARGS_DEPTH + 1;
 /** Identifiers and short strings (ids, names, versions, user agents, method, error code, auth reason). */
 export const MAX_STRING_LENGTH = 1024;
 
+/**
+ * `tool.annotations.title`: a display name for a tool (MCP `ToolAnnotations.title`); a human-readable
+ * label, not a description, so 256 is ample.
+ */
+export const MAX_TOOL_TITLE_LENGTH = 256;
+
 /** `error.message`: enough for a redacted stack-free message, not a dumped response. */
 export const MAX_ERROR_MESSAGE_LENGTH = 8 * 1024;
 

@@ -12,6 +12,7 @@ import {
   MAX_LABEL_KEY_LENGTH,
   MAX_LABEL_VALUE_LENGTH,
   MAX_STRING_LENGTH,
+  MAX_TOOL_TITLE_LENGTH,
   FORBIDDEN_KEYS,
   auditEventV1,
   parseEvent,
@@ -359,7 +360,20 @@ describe('property: any event built from valid fields round-trips', () => {
         ),
         method: identifier,
         tool: fc.record(
-          { name: identifier, definition_hash: hex(64) },
+          {
+            name: identifier,
+            definition_hash: hex(64),
+            annotations: fc.record(
+              {
+                title: text(40).filter((s) => s.length <= MAX_TOOL_TITLE_LENGTH && !control.test(s)),
+                readOnlyHint: fc.boolean(),
+                destructiveHint: fc.boolean(),
+                idempotentHint: fc.boolean(),
+                openWorldHint: fc.boolean(),
+              },
+              { requiredKeys: [], noNullPrototype: true },
+            ),
+          },
           { requiredKeys: ['name'], noNullPrototype: true },
         ),
         outcome: fc.constantFrom('ok', 'error', 'denied', 'auth_failed'),
@@ -412,6 +426,13 @@ describe('property: any event built from valid fields round-trips', () => {
     .map((e) => {
       const out = { ...e } as AuditEventV1;
       if (out.kind === 'tool_call' && out.tool === undefined) out.tool = { name: 'tool' };
+      if (out.kind === 'tool_list' && out.tool && out.tool.definition_hash === undefined) {
+        out.tool = { ...out.tool, definition_hash: 'e'.repeat(64) };
+      }
+      if (out.kind !== 'tool_call' && out.kind !== 'tool_list' && out.tool?.annotations) {
+        const { annotations: _dropped, ...tool } = out.tool;
+        out.tool = tool;
+      }
       if ((out.kind === 'auth' || out.outcome === 'auth_failed') && out.auth === undefined) {
         out.auth = { method: 'api_key', result: 'failure' };
       }

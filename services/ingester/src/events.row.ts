@@ -1,4 +1,4 @@
-import type { AuditEventV1 } from '@mcp-audit/schema';
+import { toolAnnotationsFromText, toolAnnotationsText, type AuditEventV1 } from '@mcp-audit/schema';
 
 /** One row of mcp_audit.events (schemas/clickhouse/001_events.sql); keep the two in step. */
 export interface EventRow {
@@ -45,6 +45,7 @@ export interface EventRow {
   raw: string;
   kafka_partition: number;
   kafka_offset: number;
+  tool_annotations: string;
 }
 
 const MAX_U32 = 4294967295;
@@ -107,6 +108,7 @@ export function toEventRow(
     raw,
     kafka_partition: meta.partition,
     kafka_offset: Number(meta.offset),
+    tool_annotations: toolAnnotationsText(e.tool?.annotations),
   };
 }
 
@@ -162,7 +164,11 @@ export function fromEventRow(row: Record<string, unknown>): Record<string, unkno
     }),
     method: str(row.method),
     tool: toolName
-      ? dropUndefined({ name: toolName, definition_hash: opt(row.tool_definition_hash) })
+      ? dropUndefined({
+          name: toolName,
+          definition_hash: opt(row.tool_definition_hash),
+          annotations: toolAnnotationsFromText(str(row.tool_annotations)),
+        })
       : undefined,
     outcome: str(row.outcome),
     http_status: num(row.http_status),

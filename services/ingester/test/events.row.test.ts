@@ -20,7 +20,11 @@ const full = {
   },
   server: { name: 'filesystem', version: '2025.3.1', transport: 'stdio' },
   method: 'tools/call',
-  tool: { name: 'read_file', definition_hash: 'a'.repeat(64) },
+  tool: {
+    name: 'read_file',
+    definition_hash: 'a'.repeat(64),
+    annotations: { title: 'Read file', readOnlyHint: true, openWorldHint: false },
+  },
   outcome: 'error',
   http_status: 200,
   rpc_error_code: -32603,

@@ -1,0 +1,11 @@
+-- tool.annotations of the event contract (MCP ToolAnnotations as tools/list returned them), stored as
+-- the canonical JSON of its known members (packages/schema toolAnnotationsText: sorted keys, no
+-- spaces), '' when absent. One column rather than five: the tool inventory and annotation drift
+-- compare a tool's annotations as a whole, and equal annotations are equal text. 18.16 has no JSON
+-- functions, so classification happens in the detector, not in SQL.
+--
+-- Appended after the existing columns (migration order). The integrity ledger's v1 canonical row is
+-- a frozen column list (services/retention/src/ledger/canonical.ts) without this column; the
+-- annotations are covered there through `raw`, which holds the event as received.
+-- Rows stored before this migration read '' (no annotations known), which is what they carried.
+ALTER TABLE mcp_audit.events ADD COLUMN tool_annotations String DEFAULT '';
