@@ -399,6 +399,28 @@ export const detectorSettingsSchema = z.object({
       minDeltaShare: z.number().min(0).max(1).default(0.25),
     })
     .prefault({}),
+  /** Sub-hour error spikes over a sliding window (src/error-burst.detector.ts). */
+  error_burst: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Sliding window, in whole minutes (one-minute buckets). */
+      windowMs: z
+        .number()
+        .int()
+        .min(300_000)
+        .max(3_600_000)
+        .refine((v) => v % 60_000 === 0, 'must be whole minutes')
+        .default(1_800_000),
+      minCalls: z.number().int().min(1).default(10),
+      minErrors: z.number().int().min(1).default(6),
+      /** The window's share must exceed the usual rate by at least this (0.15 = 15 points). */
+      minDeltaShare: z.number().min(0).max(1).default(0.15),
+      /** Usual error rate assumed when the baseline's median is lower (or there is no baseline). */
+      priorShare: z.number().min(0).max(0.5).default(0.02),
+      /** Binomial tail probability below which the window's failures are not chance. */
+      alpha: z.number().positive().max(0.1).default(1e-5),
+    })
+    .prefault({}),
 });
 export type DetectorSettings = z.infer<typeof detectorSettingsSchema>;
 

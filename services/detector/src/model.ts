@@ -20,6 +20,7 @@ export const DETECTORS = [
   'auth_spray',
   'auth_fail_then_success',
   'error_rate',
+  'error_burst',
   'tool_drift',
   'silent_source',
   'session_misuse',

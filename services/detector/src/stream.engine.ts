@@ -21,6 +21,14 @@ import {
   type WindowAcc,
 } from './detectors.js';
 import type { DetectorName, Finding } from './model.js';
+import {
+  BUCKET_MS,
+  BurstWindow,
+  burstKey,
+  checkErrorBurst,
+  fellBack,
+  judgeBurst,
+} from './error-burst.detector.js';
 import { HOUR_MS, windowLabel, windowStartOf } from './time.js';
 
 /**
@@ -97,6 +105,8 @@ interface ClientRt {
   authClosedEnd: number;
   lastTs: number;
   judges: Map<number, Judge>;
+  /** Sub-hour error bursts: the sliding window's minute buckets (error-burst.detector.ts). */
+  burst: BurstWindow;
 }
 
 const HOUR_DETECTORS: DetectorName[] = ['volume', 'tool_breadth', 'new_tool', 'off_hours', 'error_rate'];
@@ -179,6 +189,7 @@ export class StreamEngine {
         authClosedEnd: -Infinity,
         lastTs: e.ts,
         judges: new Map(),
+        burst: new BurstWindow(this.deps.config.detectors.error_burst.windowMs),
       };
       this.#clients.set(e.clientId, c);
     }
@@ -280,6 +291,48 @@ export class StreamEngine {
     this.#emit(checkVolume(j, w, e.ts, c.tz), w, c);
     this.#emit(checkBreadth(j, w, e.ts, c.tz), w, c);
     this.#emit(checkOffHours(j, w, e.ts, c.tz), w, c);
+    this.#burst(c, e, j);
+  }
+
+  /** Sub-hour error bursts: the failed call that makes the sliding window significant raises. */
+  #burst(c: ClientRt, e: DetectorEvent, j: Judge): void {
+    const s = c.config.detectors.error_burst;
+    if (!s.enabled) return;
+    c.burst.add(e);
+    if (!e.isError || e.authFailed || this.deps.actions.isOpen(burstKey(c.id, c.burst.windowMs))) return;
+    const f = checkErrorBurst(s, j, c.id, c.burst, e.ts);
+    if (!f) return;
+    if (c.labels && Object.keys(c.labels).length > 0) f.clientLabels = c.labels;
+    this.stats.findings++;
+    // Checked for resolution from the minute after the one that raised.
+    c.burst.checkedTo = f.windowEnd;
+    this.deps.actions.raise(f);
+  }
+
+  /** An open burst alert resolves at the first minute boundary ≤ wm whose window has fallen back. */
+  #burstClose(c: ClientRt, wm: number): void {
+    const s = c.config.detectors.error_burst;
+    const k = burstKey(c.id, c.burst.windowMs);
+    const open = this.deps.actions.isOpen(k);
+    const last = wm - (wm % BUCKET_MS);
+    if (open) {
+      // After a restart only the minutes since the first event seen again are known (like the hour).
+      const from = Math.max(c.burst.checkedTo, open.windowEnd, c.burst.since);
+      for (let b = from + BUCKET_MS; b <= last; b += BUCKET_MS) {
+        const sum = c.burst.sum(b);
+        const v = judgeBurst(s, this.#judge(c, windowStartOf(b - 1, HOUR_MS)), sum.calls, sum.errors);
+        if (fellBack(v, s)) {
+          this.deps.actions.resolve(
+            k,
+            b,
+            `the ${windowLabel(c.burst.windowMs)} to ${new Date(b).toISOString()} fell back (${sum.errors} of ${sum.calls} calls failed)`,
+          );
+          break;
+        }
+      }
+    }
+    if (last > c.burst.checkedTo) c.burst.checkedTo = last;
+    c.burst.prune(last);
   }
 
   #window(list: WindowAcc[], start: number, len: number): WindowAcc {
@@ -337,11 +390,13 @@ export class StreamEngine {
     const a = this.deps.actions;
     return (
       HOUR_DETECTORS.some((d) => a.isOpen(key(d, c.id, HOUR_MS))) ||
-      a.isOpen(key('auth_burst', c.id, this.#authMs)) !== undefined
+      a.isOpen(key('auth_burst', c.id, this.#authMs)) !== undefined ||
+      a.isOpen(burstKey(c.id, c.burst.windowMs)) !== undefined
     );
   }
 
   #closeClient(c: ClientRt, wm: number): void {
+    this.#burstClose(c, wm);
     // Hour windows, in order; between them (and after), an idle hour is a closed in-band window.
     while (c.hours.length > 0 && c.hours[0]!.end <= wm) {
       const w = c.hours.shift()!;
