@@ -65,6 +65,7 @@ test('the repo migrations load: numbered, idempotent, checksummed', () => {
       [6, '006_api.sql'],
       [7, '007_retention.sql'],
       [8, '008_events_by_time.sql'],
+      [11, '011_incidents.sql'],
       [10, '010_tool_annotations.sql'],
     ],
   );

@@ -27,6 +27,25 @@ const uuid = () => z.string().regex(UUID, 'must be a lowercase UUID');
 
 const contributor = z.object({ value: id(512), count: z.number().int().nonnegative() });
 
+export const INCIDENT_STATUSES = ['open', 'resolved'] as const;
+export const INCIDENT_TRANSITIONS = ['opened', 'joined', 'alert_resolved', 'resolved', 'reopened'] as const;
+
+/**
+ * The incident an alert belongs to, as it stands after this message (related alerts form one incident:
+ * it is what pages a human). `transition` says what this message did to it; the notifier triggers on
+ * `opened`/`reopened`, updates on `joined`/`alert_resolved` and resolves on `resolved`.
+ */
+export const incidentRefSchema = z.object({
+  id: uuid(),
+  title: id(200),
+  severity: alertSeverity,
+  status: z.enum(INCIDENT_STATUSES),
+  transition: z.enum(INCIDENT_TRANSITIONS),
+  alerts: z.number().int().nonnegative(),
+  open_alerts: z.number().int().nonnegative(),
+});
+export type IncidentRef = z.infer<typeof incidentRefSchema>;
+
 export const alertSchema = z.object({
   schema_version: z.literal(ALERT_SCHEMA_VERSION),
   type: z.literal('alert'),
@@ -55,6 +74,9 @@ export const alertSchema = z.object({
     .default({ tools: [], addresses: [], sessions: [] }),
   sample_event_ids: z.array(uuid()).max(50).default([]),
   created_at: isoMs(),
+  /** The incident this alert joined (absent on messages from before incidents existed). */
+  incident_id: uuid().optional(),
+  incident: incidentRefSchema.optional(),
 });
 export type Alert = z.infer<typeof alertSchema>;
 
@@ -88,6 +110,9 @@ export const alertStateChangeSchema = z
     action: z.enum(['acknowledge', 'assign', 'note', 'resolve']).optional(),
     assignee: id(128).optional(),
     resolution: z.enum(['true_positive', 'benign', 'false_positive', 'duplicate']).optional(),
+    /** The alert's incident; set on the detector's own changes (a human's carry none). */
+    incident_id: uuid().optional(),
+    incident: incidentRefSchema.optional(),
   })
   .refine((m) => m.status !== 'open' || m.action === 'assign' || m.action === 'note', {
     message: "status 'open' is only for an assign or a note",

@@ -11,6 +11,7 @@ import {
 } from '@mcp-audit/schema';
 import { chDateTime } from './baseline.js';
 import type { AlertLifecycle, DetectorName, Finding } from './model.js';
+import { IncidentGrouper, type IncidentOutputs } from './incident.grouper.js';
 
 /**
  * Dedup, suppress, resolve, record, publish. An alert opens under its dedup key; while it is open
@@ -58,6 +59,7 @@ export interface AlertRow {
   written_at: string;
   origin: string;
   message: string;
+  incident_id: string;
 }
 
 export interface TransitionRow {
@@ -76,11 +78,19 @@ export interface TransitionRow {
   written_at: string;
 }
 
-export interface Outputs {
+export interface Outputs extends IncidentOutputs {
   alerts: AlertRow[];
   transitions: TransitionRow[];
   messages: AlertMessage[];
 }
+
+const emptyOutputs = (): Outputs => ({
+  alerts: [],
+  transitions: [],
+  messages: [],
+  incidents: [],
+  incidentTransitions: [],
+});
 
 /** Where durable outputs go: ClickHouse + Kafka live, a file (or also the tables) in replay. */
 export interface AlertSink {
@@ -109,7 +119,8 @@ export class Lifecycle implements AlertLifecycle {
   readonly #open = new Map<string, OpenAlert>();
   /** Alerts a human resolved through the analyst API: never reopened, never resolved again. */
   readonly #closedByHuman = new Set<string>();
-  #pending: Outputs = { alerts: [], transitions: [], messages: [] };
+  #pending: Outputs = emptyOutputs();
+  readonly incidents: IncidentGrouper;
   #flushing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -120,8 +131,13 @@ export class Lifecycle implements AlertLifecycle {
       metrics?: LifecycleMetrics;
       /** Wall clock for written_at only (never part of what replay compares). */
       now?: () => number;
+      /** Groups alerts into incidents; one is made when none is given. */
+      incidents?: IncidentGrouper;
     },
-  ) {}
+  ) {
+    this.incidents =
+      deps.incidents ?? new IncidentGrouper({ origin: deps.origin, ...(deps.now ? { now: deps.now } : {}) });
+  }
 
   get openCount(): number {
     return this.#open.size;
@@ -158,6 +174,8 @@ export class Lifecycle implements AlertLifecycle {
     for (const [key, a] of this.#open) {
       if (a.alertId !== alertId) continue;
       this.#open.delete(key);
+      // NOTE: its incident's timeline records the end; the human's own message already went out.
+      this.incidents.alertEnded(alertId, a.windowEnd, 'resolved by a human');
       return true;
     }
     return false;
@@ -214,6 +232,19 @@ export class Lifecycle implements AlertLifecycle {
       );
       return false;
     }
+    const incident = this.incidents.join({
+      alertId,
+      detector: f.detector,
+      clientId: msg.client_id,
+      title: msg.title,
+      severity: f.severity,
+      windowStart: f.windowStart,
+      windowEnd: f.windowEnd,
+      detectedAt: f.detectedAt,
+      contributors: parsed.data.type === 'alert' ? parsed.data.contributors : { addresses: [], sessions: [] },
+    });
+    msg.incident_id = incident.id;
+    msg.incident = incident;
     const open: OpenAlert = {
       alertId,
       dedupKey: msg.dedup_key,
@@ -252,6 +283,7 @@ export class Lifecycle implements AlertLifecycle {
       written_at: written,
       origin: this.deps.origin,
       message: JSON.stringify(msg),
+      incident_id: incident.id,
     });
     this.#pending.transitions.push(this.#transition(open, '', 'open', f.detectedAt, 'opened', written));
     this.#pending.messages.push(msg);
@@ -267,6 +299,7 @@ export class Lifecycle implements AlertLifecycle {
     const written = chDateTime(this.deps.now?.() ?? Date.now());
     const t = this.#transition(open, 'open', 'resolved', at, reason, written);
     this.#pending.transitions.push(t);
+    const incident = this.incidents.alertEnded(open.alertId, at, reason);
     const msg: AlertStateChange = {
       schema_version: 1,
       type: 'state_change',
@@ -283,6 +316,7 @@ export class Lifecycle implements AlertLifecycle {
       changed_at: new Date(at).toISOString(),
       actor: 'detector',
       note: reason.slice(0, 1000),
+      ...(incident ? { incident_id: incident.id, incident } : {}),
     };
     this.#pending.messages.push(msg);
     this.deps.metrics?.resolved(open.detector);
@@ -331,17 +365,20 @@ export class Lifecycle implements AlertLifecycle {
    */
   flush(): Promise<void> {
     const run = this.#flushing.then(async () => {
-      const out = this.#pending;
-      if (out.messages.length === 0 && out.transitions.length === 0) return;
-      this.#pending = { alerts: [], transitions: [], messages: [] };
+      const out = { ...this.#pending, ...this.incidents.take() };
+      if (out.messages.length === 0 && out.transitions.length === 0 && out.incidentTransitions.length === 0)
+        return;
+      this.#pending = emptyOutputs();
       try {
         await this.deps.sink.write(out);
       } catch (err) {
         this.#pending = {
+          ...this.#pending,
           alerts: [...out.alerts, ...this.#pending.alerts],
           transitions: [...out.transitions, ...this.#pending.transitions],
           messages: [...out.messages, ...this.#pending.messages],
         };
+        this.incidents.putBack(out);
         throw err;
       }
     });
@@ -356,6 +393,9 @@ export function liveSink(deps: { writer: ClickHouse; producer: AuditProducer; to
     async write(out) {
       if (out.alerts.length > 0) await deps.writer.insert('alerts', out.alerts);
       if (out.transitions.length > 0) await deps.writer.insert('alert_transitions', out.transitions);
+      if (out.incidents.length > 0) await deps.writer.insert('incidents', out.incidents);
+      if (out.incidentTransitions.length > 0)
+        await deps.writer.insert('incident_transitions', out.incidentTransitions);
       if (out.messages.length > 0) {
         await deps.producer.send(
           deps.topic,

@@ -2,6 +2,7 @@ import type { ClickHouse } from '@mcp-audit/clickhouse';
 import { createBatchConsumer, createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { Lifecycle, liveSink, loadOpenAlerts } from './alert.lifecycle.js';
+import { loadIncidents } from './incident.grouper.js';
 import { createHumanTriageWatcher } from './human-triage.watcher.js';
 import { BaselineStore, clickHouseBaselineSource } from './baseline.store.js';
 import { createBaselineJob, type BaselineJob } from './baselines.job.js';
@@ -53,6 +54,8 @@ export const DETECTOR_TABLES = [
   'baselines',
   'client_state',
   'periodic_progress',
+  'incidents',
+  'incident_transitions',
 ];
 
 /**
@@ -150,6 +153,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
         try {
           const open = await loadOpenAlerts(deps.reader);
           lifecycle.restore(open);
+          lifecycle.incidents.restore(await loadIncidents(deps.reader));
           await store.refresh();
           log.info({ openAlerts: open.length, baselineVersions: store.versions.length }, 'state reloaded');
           break;
