@@ -129,24 +129,57 @@ describe('ledger: tampering is detected and named', { skip: !stackAvailable }, (
 
     const r = await verify(H(5, 0), H(6, 2));
     assert.equal(r.ok, false);
-    assert.deepEqual(kinds(r, H(5, 0)), ['rows_changed']);
+    // ALTER, DELETE and DROP PARTITION on events leave its search copy (events_by_time) as it was:
+    // that is named too. Inserts go to both (the materialized view), so the copy agrees there.
+    assert.deepEqual(kinds(r, H(5, 0)), ['copy_differs', 'rows_changed']);
     assert.deepEqual(problem(r, H(5, 0), 'rows_changed')!.sample, [victim.event_id]);
-    assert.deepEqual(kinds(r, H(5, 1)), ['rows_removed']);
+    assert.deepEqual(problem(r, H(5, 0), 'copy_differs')!.sample, [victim.event_id]);
+    assert.deepEqual(kinds(r, H(5, 1)), ['copy_differs', 'rows_removed']);
     assert.deepEqual(problem(r, H(5, 1), 'rows_removed')!.sample, [deleted.event_id]);
+    assert.match(problem(r, H(5, 1), 'copy_differs')!.detail, /24 events in events, 25 in events_by_time/);
     assert.deepEqual(kinds(r, H(5, 2)), ['rows_added', 'unsealed_rows']);
     assert.deepEqual(problem(r, H(5, 2), 'rows_added')!.sample, [forgedOld.event_id]);
     assert.deepEqual(problem(r, H(5, 2), 'unsealed_rows')!.sample, [forgedNew.event_id]);
     assert.deepEqual(kinds(r, H(5, 3)), ['rows_changed']);
     assert.deepEqual(problem(r, H(5, 3), 'rows_changed')!.sample, [orig.event_id]);
     for (const h of [H(6, 0), H(6, 1)]) {
-      assert.deepEqual(kinds(r, h), ['rows_removed']);
+      assert.deepEqual(kinds(r, h), ['copy_differs', 'rows_removed']);
       assert.equal(problem(r, h, 'rows_removed')!.count, 25);
+      assert.equal(problem(r, h, 'copy_differs')!.count, 25);
     }
     assert.equal(failing(r, H(5, 4)), undefined);
     assert.equal(r.failing.length, 6);
     // An untouched range still verifies.
     const clean = await verify(H(5, 4), H(6, 0));
     assert.equal(clean.ok, true, JSON.stringify(clean.failing));
+  });
+
+  it('detects events_by_time (the search copy) changed or deleted on its own', async () => {
+    const copy = sql`${dbIdent(db.database)}.events_by_time`;
+    const [hidden, altered] = [rows.get(H(5, 5))![4]!, rows.get(H(5, 5))![9]!];
+    const before = await verify(H(5, 4), H(5, 6));
+    assert.equal(before.ok, true, JSON.stringify(before.failing));
+    await db.ch.command(sql`ALTER TABLE ${copy} DELETE WHERE event_id = toUUID(${String(hidden.event_id)})`);
+    await db.ch.command(
+      sql`ALTER TABLE ${copy} UPDATE client_user = 'mallory' WHERE event_id = toUUID(${String(altered.event_id)})`,
+    );
+    await waitMutations(db.ch, db.database, 'events_by_time');
+
+    const r = await verify(H(5, 4), H(5, 6));
+    assert.equal(r.ok, false);
+    assert.deepEqual(
+      kinds(r, H(5, 5)),
+      ['copy_differs'],
+      'the ledger itself still verifies: events is intact',
+    );
+    const p = problem(r, H(5, 5), 'copy_differs')!;
+    assert.equal(p.count, 2);
+    assert.deepEqual(p.sample, [hidden.event_id, altered.event_id].sort());
+    assert.match(
+      p.detail,
+      /^events_by_time differs from events: 25 events in events, 24 in events_by_time; 1 missing from the copy, 0 only in the copy, 1 changed/,
+    );
+    assert.equal(failing(r, H(5, 4)), undefined, 'the untouched hour beside it verifies');
   });
 
   it('detects a replaced ledger record and a truncated ledger tail', async () => {

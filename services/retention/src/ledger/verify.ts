@@ -1,3 +1,4 @@
+import { copyDiffers, copyDigests, diffCopyHour, type CopyHour } from './copy.js';
 import { diffHour, segmentRoots, storedLeafRoots, type LedgerDb, type SegmentRoot } from './hours.js';
 import { EMPTY_ROOT } from './merkle.js';
 import {
@@ -25,7 +26,8 @@ export type ProblemKind =
   | 'bad_record'
   | 'record_replaced'
   | 'ledger_truncated'
-  | 'leaves_tampered';
+  | 'leaves_tampered'
+  | 'copy_differs';
 
 export interface Problem {
   kind: ProblemKind;
@@ -238,12 +240,18 @@ export async function verifyRange(
           recs.map((r) => Date.parse(r.cutoff)),
         );
     }
+    // events_by_time against events (copy.ts): ClickHouse's work, run beside the Node-bound leaves.
+    const copies = copyDigests(deps.db, a, b);
+    copies.catch(() => undefined);
     const segs = await segmentRoots(deps.db, a, b, cutoffs);
     const byH = new Map<number, SegmentRoot[]>();
     for (const s of segs) byH.set(s.hourMs, [...(byH.get(s.hourMs) ?? []), s]);
+    const copyByH = new Map((await copies).map((c) => [c.hourMs, c]));
     for (let h = a; h < b; h += HOUR_MS) {
       const recs = byHour.get(h) ?? [];
       const cur = byH.get(h) ?? [];
+      const copy = copyByH.get(h);
+      if (copy && copyDiffers(copy)) await explainCopy(deps, copy, report(h), opts.sample ?? 10);
       const rows = cur.reduce((n, s) => n + s.rows, 0);
       rowsChecked += rows;
       if (recs.length === 0) {
@@ -304,6 +312,19 @@ export async function verifyRange(
     ms,
     rowsPerSecond: ms > 0 ? Math.round((rowsChecked * 1000) / ms) : rowsChecked,
   };
+}
+
+/** An hour whose events_by_time rows differ from its events rows: counts, and which ids. */
+async function explainCopy(deps: VerifyDeps, c: CopyHour, r: HourReport, sample: number) {
+  const d = await diffCopyHour(deps.db, c.hourMs, sample);
+  const n = d.missing.count + d.extra.count + d.changed.count;
+  const ids = [...d.missing.sample, ...d.extra.sample, ...d.changed.sample].slice(0, sample);
+  r.problems.push({
+    kind: 'copy_differs',
+    count: n,
+    sample: ids,
+    detail: `events_by_time differs from events: ${c.events.rows} events in events, ${c.copy.rows} in events_by_time; ${d.missing.count} missing from the copy, ${d.extra.count} only in the copy, ${d.changed.count} changed (searches read the copy)`,
+  });
 }
 
 /** Names what differs in a failing hour, from the stored leaf lists (once they are authenticated). */
