@@ -156,7 +156,8 @@ export function computeClientBaseline(h: ClientHistory, grid: Grid, opts: Comput
   for (const r of h.hours) {
     const i = Math.floor((r.hour - grid.from) / HOUR_MS);
     if (i < 0 || i >= n) continue;
-    series.calls[i]! += r.calls;
+    // Failed logins are not calls (see the stream engine): the volume profile leaves them out.
+    series.calls[i]! += Math.max(0, r.calls - r.authFailures);
     series.bytes[i]! += r.bytes;
     series.tools[i]! += r.tools;
     series.servers[i]! += r.servers;

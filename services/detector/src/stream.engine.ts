@@ -347,10 +347,14 @@ export class StreamEngine {
 
   #add(w: WindowAcc, e: DetectorEvent, j: Judge, c: ClientRt): void {
     const isHour = w.end - w.start === HOUR_MS;
-    w.calls++;
-    if (e.isError) w.errors++;
+    // NOTE: a failed login belongs to the authentication detectors: counted as a call it made one
+    // attack also a volume (and off-hours, error-rate) alert. The baseline's calls exclude them too.
     if (e.authFailed) w.authFailures++;
-    w.bytes += e.bytes;
+    else {
+      w.calls++;
+      w.bytes += e.bytes;
+    }
+    if (e.isError) w.errors++;
     if (e.ip) w.addresses.set(e.ip, (w.addresses.get(e.ip) ?? 0) + 1);
     if (e.session) w.sessions.set(e.session, (w.sessions.get(e.session) ?? 0) + 1);
     if (w.sampleEventIds.length < MAX_SAMPLES) w.sampleEventIds.push(e.eventId);
