@@ -92,6 +92,14 @@ const authFailThenSuccess = z.object({
   expireMs: expireMs(24 * HOUR),
 });
 
+/** A credential redaction replaced in a call's arguments or error text (periodic/secret-in-args.detector.ts). */
+const secretInArgs = z.object({
+  enabled: z.boolean().default(true),
+  windowMs: windowMs(5 * MINUTE),
+  /** The alert per client and fingerprint expires this long (event time) after it opened; the next use then raises anew. */
+  expireMs: expireMs(7 * 24 * HOUR),
+});
+
 /** A tool definition hash that differs from the one last seen for the same server and tool. */
 const toolDrift = z.object({
   enabled: z.boolean().default(true),
@@ -198,6 +206,7 @@ export const PeriodicConfig = z.object({
   silentSource: silentSource.prefault({}),
   sessionMisuse: sessionMisuse.prefault({}),
   eventIdReuse: eventIdReuse.prefault({}),
+  secretInArgs: secretInArgs.prefault({}),
 });
 export type PeriodicConfig = z.output<typeof PeriodicConfig>;
 export type PeriodicConfigInput = z.input<typeof PeriodicConfig>;

@@ -10,3 +10,5 @@ export {
   type OffsetsSource,
   type PipelineWatchdog,
 } from './watchdog/pipeline.watchdog.js';
+export { createPeriodicRunner, secretInArgsDetector, parseMarker } from './periodic/index.js';
+export { memorySink } from './replay.js';

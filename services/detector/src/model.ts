@@ -21,6 +21,7 @@ export const DETECTORS = [
   'auth_fail_then_success',
   'error_rate',
   'error_burst',
+  'secret_in_args',
   'tool_drift',
   'silent_source',
   'session_misuse',

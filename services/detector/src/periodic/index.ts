@@ -14,6 +14,7 @@ import { sessionMisuseDetector } from './session-misuse.detector.js';
 import { eventIdReuseDetector } from './event-id-reuse.detector.js';
 import { silentSourceDetector } from './silent-source.detector.js';
 import { toolDriftDetector } from './tool-drift.detector.js';
+import { secretInArgsDetector } from './secret-in-args.detector.js';
 import type { PeriodicDetector } from './types.js';
 
 export * from './types.js';
@@ -27,6 +28,7 @@ export { authFailThenSuccessDetector } from './auth-fail-success.detector.js';
 export { toolDriftDetector, driftedHashes } from './tool-drift.detector.js';
 export { silentSourceDetector, judgeSilence, quietAtThisHourBefore } from './silent-source.detector.js';
 export { sessionMisuseDetector } from './session-misuse.detector.js';
+export { secretInArgsDetector, parseMarker, secretSubject } from './secret-in-args.detector.js';
 export {
   eventIdReuseDetector,
   byPrecedence,
@@ -54,6 +56,7 @@ export function createPeriodicDetectors(deps: PeriodicDetectorsDeps): PeriodicDe
   if (config.silentSource.enabled) out.push(silentSourceDetector(ch, config.silentSource));
   if (config.sessionMisuse.enabled) out.push(sessionMisuseDetector(ch, config.sessionMisuse));
   if (config.eventIdReuse.enabled) out.push(eventIdReuseDetector(ch, config.eventIdReuse));
+  if (config.secretInArgs.enabled) out.push(secretInArgsDetector(ch, config.secretInArgs));
   deps.log.debug({ detectors: out.map((d) => d.name) }, 'periodic detectors configured');
   return out;
 }
