@@ -97,7 +97,20 @@ test('compose: every Kafka client speaks as its own principal; only the admin jo
 
 test('acls.json: every declared topic is produced by someone; consumers use the group ids their code defaults to', () => {
   const produced = new Set(Object.values(spec.principals).flatMap((p) => p.produce));
-  for (const t of loadTopicDefs()) assert.ok(produced.has(t.name), `${t.name} has no producer`);
+  for (const t of loadTopicDefs()) {
+    // A lease topic (leader election, packages/kafka lease.ts) is only joined, by its own service.
+    const lease = /^mcp\.audit\.lease\.([a-z-]+)$/.exec(t.name);
+    if (lease) {
+      assert.ok(!produced.has(t.name), `${t.name}: nobody produces to a lease topic`);
+      assert.deepEqual(spec.principals[lease[1]!]?.consume, [
+        ...(lease[1] === 'detector' ? ['mcp.audit.events.v1'] : []),
+        t.name,
+      ]);
+      assert.ok(spec.principals[lease[1]!]!.groups.includes(`mcp-audit-${lease[1]}-lease`), t.name);
+      continue;
+    }
+    assert.ok(produced.has(t.name), `${t.name} has no producer`);
+  }
   const declared = new Set(loadTopicDefs().map((t) => t.name));
   for (const [name, p] of Object.entries(spec.principals))
     for (const t of [...p.produce, ...p.consume])
@@ -107,7 +120,8 @@ test('acls.json: every declared topic is produced by someone; consumers use the 
     const groupLine = config.split('\n').find((l) => l.includes(`MCP_AUDIT_${svc.toUpperCase()}_GROUP_ID:`));
     const m = /default\('([^']+)'\)/.exec(groupLine ?? '');
     assert.ok(m, `${svc}: its group id default`);
-    assert.deepEqual(spec.principals[svc]!.groups, [m[1]], `${svc}: consumer group`);
+    const leaseGroup = svc === 'detector' ? ['mcp-audit-detector-lease'] : [];
+    assert.deepEqual(spec.principals[svc]!.groups, [m[1], ...leaseGroup], `${svc}: consumer group`);
   }
   const replay = readFileSync(join(REPO_ROOT, 'services/ingester/src/dlq.replay.ts'), 'utf8');
   const prefix = spec.principals['dlq-replay']!.groupPrefixes[0]!;

@@ -6,3 +6,4 @@ export * from './consumer.js';
 export * from './sealed-box.js';
 export * from './dead-letter.js';
 export * from './acls.js';
+export * from './lease.js';

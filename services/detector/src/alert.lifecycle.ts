@@ -119,6 +119,8 @@ export class Lifecycle implements AlertLifecycle {
   readonly #open = new Map<string, OpenAlert>();
   /** Alerts a human resolved through the analyst API: never reopened, never resolved again. */
   readonly #closedByHuman = new Set<string>();
+  /** Alerts a previous leader already raised (and maybe resolved): re-evaluated windows do not repeat them. */
+  readonly #raisedBefore = new Set<string>();
   #pending: Outputs = emptyOutputs();
   readonly incidents: IncidentGrouper;
   #flushing: Promise<void> = Promise.resolve();
@@ -165,6 +167,24 @@ export class Lifecycle implements AlertLifecycle {
   }
 
   /**
+   * Replaces the open alerts of the detectors `owned` says are this instance's with `alerts` (the
+   * stored open set, reloaded when the leader lease is acquired: the previous leader may have opened
+   * or resolved some since start-up); emits nothing.
+   */
+  replaceOpen(alerts: OpenAlert[], owned: (detector: string) => boolean): void {
+    for (const [key, a] of this.#open) if (owned(a.detector)) this.#open.delete(key);
+    for (const a of alerts) if (owned(a.detector)) this.#open.set(a.dedupKey, a);
+  }
+
+  /**
+   * Alert ids already stored (raised by a previous leader): a window it evaluated but whose progress
+   * it had not saved yet is evaluated again, and its findings must not open the same alert twice.
+   */
+  markRaised(alertIds: Iterable<string>): void {
+    for (const id of alertIds) this.#raisedBefore.add(id);
+  }
+
+  /**
    * A human resolved this alert (services/api wrote the transition and published the message): it
    * leaves the open set without a message of ours, so the detector neither resolves it again nor keeps
    * suppressing its key; the next anomaly under the key opens a NEW alert. Returns whether it was open.
@@ -189,7 +209,7 @@ export class Lifecycle implements AlertLifecycle {
     }
     const alertId = stableUuid(`alert|${f.dedupKey}|${f.windowStart}`);
     // The same window again (ids derive from it): the human already judged this anomaly.
-    if (this.#closedByHuman.has(alertId)) {
+    if (this.#closedByHuman.has(alertId) || this.#raisedBefore.has(alertId)) {
       this.deps.metrics?.suppressed(f.detector);
       return false;
     }
@@ -410,6 +430,22 @@ export function liveSink(deps: { writer: ClickHouse; producer: AuditProducer; to
  * Open alerts of the live detector at start-up: the newest transition per dedup key is not
  * `resolved`. Their window tells the engine which later window may resolve them.
  */
+/**
+ * Ids of the live alerts the given detectors opened for windows starting at or after `sinceMs`
+ * (what a new leader must not open again, see `markRaised`).
+ */
+export async function loadRaisedAlertIds(
+  ch: ClickHouse,
+  detectors: readonly string[],
+  sinceMs: number,
+): Promise<string[]> {
+  if (detectors.length === 0) return [];
+  const rows = await ch.query<{ alert_id: string }>(sql`
+    SELECT DISTINCT alert_id FROM ${dbIdent(ch.database)}.alerts
+    WHERE origin = 'live' AND has(${[...detectors]}, detector) AND window_start_ms >= ${Math.max(0, sinceMs)}`);
+  return rows.map((r) => r.alert_id);
+}
+
 export async function loadOpenAlerts(ch: ClickHouse): Promise<OpenAlert[]> {
   const db = dbIdent(ch.database);
   const rows = await ch.query<{

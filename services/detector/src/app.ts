@@ -1,7 +1,7 @@
 import type { ClickHouse } from '@mcp-audit/clickhouse';
 import { createBatchConsumer, createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
-import { Lifecycle, liveSink, loadOpenAlerts } from './alert.lifecycle.js';
+import { Lifecycle, liveSink, loadOpenAlerts, loadRaisedAlertIds } from './alert.lifecycle.js';
 import { loadIncidents } from './incident.grouper.js';
 import { createHumanTriageWatcher } from './human-triage.watcher.js';
 import { BaselineStore, clickHouseBaselineSource } from './baseline.store.js';
@@ -33,6 +33,11 @@ export interface DetectorServiceConfig {
   periodic: boolean;
   baselineJob: boolean;
   partitionsConsumedConcurrently?: number;
+  /**
+   * The once-only work (periodic detectors, watchdog, baseline job) waits for `duties.start()`,
+   * called by the leader lease (packages/kafka lease.ts), instead of starting with the service.
+   */
+  leased?: boolean;
 }
 
 export interface DetectorServiceDeps {
@@ -46,6 +51,8 @@ export interface DetectorServiceDeps {
   registry: Registry;
   producer?: AuditProducer;
 }
+
+const DAY_MS = 86_400_000;
 
 /** Tables the detector's writer inserts into (its insert allowlist). */
 export const DETECTOR_TABLES = [
@@ -89,21 +96,26 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
     log,
     onVersion: () => void store.refresh().catch(() => undefined),
   });
-  let periodic: PeriodicRunner | undefined;
-  if (cfg.periodic) {
-    const pcfg = deps.config.periodic;
-    periodic = createPeriodicRunner({
-      detectors: createPeriodicDetectors({ ch: deps.reader, config: pcfg, log }),
+  const pcfg = deps.config.periodic;
+  const periodicDetectors = cfg.periodic
+    ? createPeriodicDetectors({ ch: deps.reader, config: pcfg, log })
+    : [];
+  const periodicMetrics = cfg.periodic ? createPeriodicMetrics(deps.registry) : undefined;
+  const progressStore = clickHouseProgressStore({ reader: deps.reader, writer: deps.writer });
+  // A fresh runner per leader term: it resumes from the stored progress, not from its own cursors.
+  const newRunner = (): PeriodicRunner =>
+    createPeriodicRunner({
+      detectors: periodicDetectors,
       lifecycle,
       watermark: createEventsWatermark(deps.reader),
       lateMs: deps.config.allowedLatenessMs,
       log: log.child({ component: 'periodic' }),
-      progress: clickHouseProgressStore({ reader: deps.reader, writer: deps.writer }),
-      metrics: createPeriodicMetrics(deps.registry),
+      progress: progressStore,
+      ...(periodicMetrics ? { metrics: periodicMetrics } : {}),
       tickMs: pcfg.tickMs,
       maxWindowsPerTick: pcfg.maxWindowsPerTick,
     });
-  }
+  let periodic: PeriodicRunner | undefined = cfg.periodic ? newRunner() : undefined;
   // The wall-clock watchdog runs where the periodic detectors run (one instance: one page per silence).
   let watchdog: PipelineWatchdog | undefined;
   const wcfg = deps.config.watchdog;
@@ -140,6 +152,53 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
   gauges.unref();
   let started = false;
   let stopping = false;
+  let catchUp: Promise<void> | undefined;
+  /** Detectors whose alerts the once-only work raises and resolves. */
+  const onceOnly = new Set<string>([
+    ...periodicDetectors.map((d) => d.name),
+    ...(watchdog ? ['pipeline_silence', 'pipeline_stall'] : []),
+  ]);
+  let dutiesRunning = false;
+  const duties = {
+    /** Starts the once-only work. Under a lease: after reloading what the previous leader left. */
+    async start(): Promise<void> {
+      if (dutiesRunning) return;
+      if (cfg.leased) {
+        // What the previous leader left: its open alerts, and the alerts of windows after its last
+        // saved progress (evaluated again now; a finding there must not open the same alert twice).
+        lifecycle.replaceOpen(await loadOpenAlerts(deps.reader), (d) => onceOnly.has(d));
+        const saved = await progressStore.load();
+        const since = saved.length ? Math.min(...saved.map((e) => e.lastEnd)) - DAY_MS : 0;
+        lifecycle.markRaised(await loadRaisedAlertIds(deps.reader, [...onceOnly], since));
+        if (cfg.periodic) periodic = newRunner();
+      }
+      dutiesRunning = true;
+      if (cfg.baselineJob) {
+        job.start();
+        // Catch up today's version in the background (start-up is not blocked on it).
+        catchUp = job
+          .ensureCurrent()
+          .catch((err: unknown) => log.error({ err }, 'start-up baseline run failed'));
+      }
+      periodic?.start();
+      watchdog?.start();
+    },
+    /** Stops it: nothing of it is in flight when this resolves, and its alerts are flushed. */
+    async stop(): Promise<void> {
+      if (!dutiesRunning) return;
+      dutiesRunning = false;
+      await job.stop();
+      await catchUp;
+      await periodic?.stop();
+      await watchdog?.stop();
+      await lifecycle
+        .flush()
+        .catch((err: unknown) => log.error({ err }, 'alert flush after the duties failed'));
+    },
+    get running() {
+      return dutiesRunning;
+    },
+  };
 
   return {
     engine,
@@ -147,6 +206,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
     watchdog,
     store,
     job,
+    duties,
     async start() {
       await producer.connect();
       for (let attempt = 1; ; attempt++) {
@@ -163,14 +223,8 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
           await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
         }
       }
-      if (cfg.baselineJob) {
-        job.start();
-        // Catch up today's version in the background (start-up is not blocked on it).
-        void job.ensureCurrent().catch((err: unknown) => log.error({ err }, 'start-up baseline run failed'));
-      }
       await consumer.start();
-      periodic?.start();
-      watchdog?.start();
+      if (!cfg.leased) await duties.start();
       humans.start();
       started = true;
       log.info({ topic: cfg.eventsTopic, groupId: cfg.groupId, periodic: cfg.periodic }, 'detector started');
@@ -179,9 +233,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
       stopping = true;
       clearInterval(gauges);
       await humans.stop();
-      await job.stop();
-      await periodic?.stop();
-      await watchdog?.stop();
+      await duties.stop();
       if (started) await consumer.stop();
       started = false;
       await lifecycle.flush().catch((err: unknown) => log.error({ err }, 'final alert flush failed'));
@@ -190,14 +242,16 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
     health() {
       const c = consumer.health();
       const j = job.health();
-      const p = periodic?.health();
+      const p = dutiesRunning ? periodic?.health() : undefined;
       const w = watchdog?.health();
       return {
         ok: started && c.ok && (p?.ok ?? true) && (w?.ok ?? true),
         details: {
           consumer: c.details,
           baselineJob: j.details,
-          periodic: p?.details ?? null,
+          onceOnlyWork: cfg.leased ? (dutiesRunning ? 'leader' : 'standby') : 'always',
+          // Standby (another instance holds the lease): configured, not running here.
+          periodic: p?.details ?? (periodic ? { running: false, standby: true } : null),
           watchdog: w?.details ?? null,
           clients: engine.clientCount,
           openWindows: engine.openWindows,

@@ -1,10 +1,16 @@
 import { clickhouseFor } from '@mcp-audit/clickhouse';
-import { createKafka, ensureDeclaredTopics, kafkaConfigFromEnv } from '@mcp-audit/kafka';
+import {
+  createKafka,
+  ensureDeclaredTopics,
+  kafkaConfigFromEnv,
+  leaseEnv,
+  leaseFromEnv,
+} from '@mcp-audit/kafka';
 import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
 import { buildDetector, DETECTOR_TABLES } from './app.js';
 import { detectorEnvSchema, loadDetectorConfig, type DetectorConfig } from './config.js';
 
-const { env, log, registry } = boot('detector', detectorEnvSchema);
+const { env, log, registry } = boot('detector', detectorEnvSchema.extend(leaseEnv('DETECTOR').shape));
 
 let config: DetectorConfig;
 try {
@@ -33,13 +39,29 @@ const detector = buildDetector(
     periodic: env.MCP_AUDIT_DETECTOR_PERIODIC,
     baselineJob: env.MCP_AUDIT_DETECTOR_BASELINE_JOB,
     partitionsConsumedConcurrently: env.MCP_AUDIT_DETECTOR_PARTITIONS_CONCURRENTLY,
+    leased: env.MCP_AUDIT_DETECTOR_LEASE,
   },
   { kafka, writer, reader, config, log, registry },
 );
 
+// The periodic detectors, the watchdog and the baseline job run on the instance holding the lease.
+const lease = leaseFromEnv('DETECTOR', env, {
+  kafka,
+  defaultGroupId: `${env.MCP_AUDIT_DETECTOR_GROUP_ID}-lease`,
+  log,
+  onAcquire: () => detector.duties.start(),
+  onRelease: () => detector.duties.stop(),
+});
+
 const service = defineService({ name: 'detector', log, registry, ...serviceOptionsFromEnv(env, 'DETECTOR') })
   // Its stop(): cron and periodic runner, the consumer's batch in hand, alerts flushed, producer disconnected.
   .part('detector', detector)
+  // Stopped before the consumer (intake): the work ends, then leaving the group hands the lease over.
+  .part(
+    'lease',
+    lease ?? { start: async () => undefined, stop: async () => undefined, health: () => ({ ok: true }) },
+    'intake',
+  )
   .onStop('close', 'close clickhouse', () => Promise.all([writer.close(), reader.close()]));
 
 await service.run(() => ensureDeclaredTopics(kafka, env, log));

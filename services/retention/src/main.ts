@@ -1,6 +1,13 @@
 import cron from 'node-cron';
 import { clickhouseFor } from '@mcp-audit/clickhouse';
-import { createKafka, createProducer, kafkaConfigFromEnv } from '@mcp-audit/kafka';
+import {
+  createKafka,
+  createProducer,
+  kafkaConfigFromEnv,
+  leaseEnv,
+  leaseFromEnv,
+  type LeaseTerm,
+} from '@mcp-audit/kafka';
 import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
 import { retentionEnvSchema } from './config.js';
 import { PRODUCT_VERSION } from './export/bundle.js';
@@ -11,7 +18,7 @@ import { DEFAULT_SEALER, sealOnce } from './ledger/sealer.js';
 import { createRowStream } from './ledger/stream.js';
 import { runRetention } from './retention.job.js';
 
-const { env, log, registry } = boot('retention', retentionEnvSchema);
+const { env, log, registry } = boot('retention', retentionEnvSchema.extend(leaseEnv('RETENTION').shape));
 // The key is read once at boot; its file is readable by this service's account only.
 const key = loadSigningKey(env.MCP_AUDIT_LEDGER_SIGNING_KEY_FILE);
 const ch = clickhouseFor(env, 'ADMIN', {
@@ -41,18 +48,39 @@ const sealer = {
 };
 let busy: Promise<unknown> = Promise.resolve();
 let lastError: string | undefined;
+// Sealing, retention and scheduled exports run on the instance holding the lease (every instance
+// when MCP_AUDIT_RETENTION_LEASE=false).
+let term: LeaseTerm | undefined;
+const lease = leaseFromEnv('RETENTION', env, {
+  kafka,
+  log,
+  onAcquire: (t) => {
+    term = t;
+    void seal();
+  },
+  // The job in hand finishes (sealing re-checks the lease before its append) before the lease is left.
+  onRelease: async () => {
+    term = undefined;
+    await busy;
+  },
+});
+const holdsLease = () => !lease || (term?.valid() ?? false);
 // One job at a time: sealing and retention both read the ledger's head (and exports are heavy).
 const serial = (name: string, fn: () => Promise<unknown>) => () => {
-  busy = busy.then(fn).then(
-    () => (lastError = undefined),
-    (err: unknown) => {
-      lastError = `${name}: ${(err as Error).message}`;
-      log.error({ err, job: name }, 'job failed');
-    },
-  );
+  busy = busy
+    .then(() => (holdsLease() ? fn() : undefined))
+    .then(
+      () => (lastError = undefined),
+      (err: unknown) => {
+        lastError = `${name}: ${(err as Error).message}`;
+        log.error({ err, job: name }, 'job failed');
+      },
+    );
   return busy;
 };
-const seal = serial('seal', () => sealOnce({ db, key, dir: env.MCP_AUDIT_LEDGER_DIR, log }, sealer));
+const seal = serial('seal', () =>
+  sealOnce({ db, key, dir: env.MCP_AUDIT_LEDGER_DIR, log, holdsLease }, sealer),
+);
 const retain = serial('retention', async () => {
   const r = await runRetention(
     {
@@ -92,13 +120,18 @@ const service = defineService({
   registry,
   ...serviceOptionsFromEnv(env, 'RETENTION'),
 })
-  .health(() => ({ ok: true, details: { keyId: key.keyId, lastError } }))
+  .health(() => ({
+    ok: true,
+    details: { keyId: key.keyId, lastError, lease: lease?.health().details ?? null },
+  }))
   .onStop('intake', 'stop cron jobs', () => jobs.forEach((j) => j.stop()))
+  .onStop('drain', 'leave the lease', () => lease?.stop())
   .onStop('drain', 'finish the job in hand', () => busy)
   .onStop('commit', 'disconnect producer', () => producer.disconnect())
   .onStop('close', 'close clickhouse', () => ch.close());
 
 await service.run(async () => {
   await producer.connect();
-  seal();
+  if (lease) await lease.start();
+  else void seal();
 });

@@ -47,6 +47,11 @@ export interface SealerDeps {
   dir?: string | undefined;
   now?: () => number;
   log?: { info(o: object, m?: string): void; warn(o: object, m?: string): void };
+  /**
+   * Whether this instance still holds the leader lease (packages/kafka lease.ts), checked right
+   * before the append: a sealer that lost it leaves the chain to the new leader.
+   */
+  holdsLease?: () => boolean;
 }
 
 export interface SealResult {
@@ -166,6 +171,8 @@ export async function sealOnce(deps: SealerDeps, cfg: SealerConfig): Promise<Sea
       rows += got.rows;
     }
   }
+  if (deps.holdsLease && !deps.holdsLease())
+    throw new LedgerStateError('the leader lease ended during sealing; the new leader seals these hours');
   await appendRecords(db, deps.dir, out);
   const ms = Date.now() - t0;
   deps.log?.info({ records: out.length, rows, ms }, 'ledger sealed');
