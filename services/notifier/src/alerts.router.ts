@@ -56,7 +56,26 @@ const pagerDutyDest = z
 const webhookDest = z
   .object({ kind: z.literal('webhook'), url: secretRef, secret: secretRef, ...common })
   .strict();
-const destinationSchema = z.discriminatedUnion('kind', [slackDest, pagerDutyDest, webhookDest]);
+/**
+ * Slack through a bot token and chat.postMessage (https://api.slack.com/methods/chat.postMessage):
+ * unlike an incoming webhook it returns the message's `ts`, so each incident gets one thread.
+ */
+const slackApiDest = z
+  .object({
+    kind: z.literal('slack_api'),
+    token: secretRef,
+    /** Channel id (C…) or name the bot is a member of. */
+    channel: z
+      .string()
+      .min(1)
+      .max(80)
+      .regex(/^[#A-Za-z0-9._-]+$/, 'must be a channel id or name'),
+    /** The chat.postMessage endpoint (not a secret). */
+    endpoint: z.string().url().default('https://slack.com/api/chat.postMessage'),
+    ...common,
+  })
+  .strict();
+const destinationSchema = z.discriminatedUnion('kind', [slackDest, slackApiDest, pagerDutyDest, webhookDest]);
 export type DestinationConfig = z.infer<typeof destinationSchema>;
 
 const ruleSchema = z
@@ -191,12 +210,15 @@ export function routeAlert(routes: RoutesFile, m: AlertMessage, now: Date = new 
       if (seen.has(id)) continue;
       seen.add(id);
       const d = byId.get(id)!;
-      const sev: AlertSeverity = m.severity;
+      // The end of an incident goes wherever its page went: judged at the incident's severity.
+      const sev: AlertSeverity = m.type === 'state_change' && m.incident ? m.incident.severity : m.severity;
       // A human's assign or note changes nobody's pager: PagerDuty has no such event (it would
       // become an acknowledge); chat and webhooks still hear of it.
+      // One alert of an incident ended while others are open: the page stays as it is (the chat
+      // thread and webhooks hear of it).
       if (
         m.type === 'state_change' &&
-        (m.action === 'assign' || m.action === 'note') &&
+        (m.action === 'assign' || m.action === 'note' || m.incident?.status === 'open') &&
         d.kind === 'pagerduty'
       )
         out.push({ destinationId: id, suppressed: 'not_paged' });

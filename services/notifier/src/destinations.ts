@@ -7,7 +7,15 @@ import { readSecret, type DestinationConfig, type RoutesFile } from './alerts.ro
 import { parseRetryAfter, TokenBucket } from './backoff.js';
 import { SafeDeliveryError, type HttpResult, type PostJson } from './http.sender.js';
 import { buildPagerDutyEvent } from './pagerduty.payload.js';
+import { IncidentBook } from './incident.book.js';
 import { buildSlackDigest, buildSlackMessage } from './slack.payload.js';
+import {
+  incidentOfMessage,
+  memoryThreadStore,
+  parseSlackAnswer,
+  slackApiRequest,
+  type ThreadStore,
+} from './slack-threads.js';
 import {
   buildWebhookBody,
   HEADER_DELIVERY,
@@ -60,6 +68,10 @@ export interface DestinationDeps {
   timeoutMs: number;
   env: Record<string, string | undefined>;
   readFile: (path: string) => string;
+  /** Alert → incident, shared by all destinations (a human's change names only the alert). */
+  incidents?: IncidentBook;
+  /** Where each incident's Slack thread is (slack_api destinations). */
+  threads?: ThreadStore;
 }
 
 /**
@@ -69,6 +81,8 @@ export interface DestinationDeps {
  */
 const DEFAULT_RATE: Record<DestinationKind, { per_second: number; burst: number }> = {
   slack: { per_second: 1, burst: 3 },
+  // chat.postMessage: about one message per second per channel.
+  slack_api: { per_second: 1, burst: 3 },
   pagerduty: { per_second: 2, burst: 10 },
   webhook: { per_second: 20, burst: 50 },
 };
@@ -166,6 +180,11 @@ export const routingKeyBucketId = (routingKey: string): string =>
  */
 export function buildDestinations(routes: RoutesFile, deps: DestinationDeps): Map<string, Destination> {
   const io = { env: deps.env, readFile: deps.readFile };
+  deps = {
+    ...deps,
+    incidents: deps.incidents ?? new IncidentBook(),
+    threads: deps.threads ?? memoryThreadStore(),
+  };
   const rates = new Map<string, Rate>();
   for (const cfg of routes.destinations) {
     if (cfg.kind !== 'pagerduty') continue;
@@ -239,6 +258,41 @@ export function buildDestination(
         },
       };
     }
+    case 'slack_api': {
+      const token = readSecret(cfg.token, io, `destination ${cfg.id} token`);
+      const url = checkedUrl(cfg.endpoint, cfg, 'endpoint');
+      const threads = deps.threads ?? memoryThreadStore();
+      return {
+        id: cfg.id,
+        kind: cfg.kind,
+        bucket: ownBucket(),
+        folds: false,
+        async send(jobs) {
+          const m = jobs[0]!.message;
+          const incidentId = incidentOfMessage(m, deps.incidents);
+          const thread = incidentId ? await threads.get(cfg.id, incidentId) : undefined;
+          const req = slackApiRequest(m, cfg.channel, deps.consoleUrl, incidentId, thread);
+          let answer: ReturnType<typeof parseSlackAnswer> | undefined;
+          const out = await deliver(async () => {
+            const res = await post(url, JSON.stringify(req.body), {
+              authorization: `Bearer ${token}`,
+            })();
+            if (res.status >= 200 && res.status < 300) answer = parseSlackAnswer(res);
+            return res;
+          }, 1);
+          if (!out.ok || !answer) return out;
+          if (!answer.ok)
+            return {
+              ...out,
+              ok: false,
+              retryable: answer.retryable ?? false,
+              error: `Slack API: ${answer.error}`,
+            };
+          if (req.startsThread && incidentId && answer.ts) await threads.set(cfg.id, incidentId, answer.ts);
+          return out;
+        },
+      };
+    }
     case 'pagerduty': {
       const routingKey = readSecret(cfg.routing_key, io, `destination ${cfg.id} routing_key`);
       const url = checkedUrl(cfg.endpoint, cfg, 'endpoint');
@@ -249,7 +303,7 @@ export function buildDestination(
         bucket: sharedBucket ? sharedBucket(bucketId, rate) : ownBucket(),
         folds: false,
         async send(jobs) {
-          const event = buildPagerDutyEvent(jobs[0]!.message, routingKey, deps.consoleUrl);
+          const event = buildPagerDutyEvent(jobs[0]!.message, routingKey, deps.consoleUrl, deps.incidents);
           return deliver(post(url, JSON.stringify(event)), 1);
         },
       };
@@ -265,7 +319,13 @@ export function buildDestination(
         async send(jobs) {
           const job = jobs[0]!;
           // Signed per attempt: the timestamp is the time of sending, so a retry is not a "replay".
-          const body = buildWebhookBody(job.message, job.jobId, deps.consoleUrl);
+          const body = buildWebhookBody(
+            job.message,
+            job.jobId,
+            deps.consoleUrl,
+            new Date(),
+            incidentOfMessage(job.message, deps.incidents),
+          );
           const ts = Math.floor(Date.now() / 1000);
           return deliver(
             post(url, body, {

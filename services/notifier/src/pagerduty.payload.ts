@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AlertMessage, AlertSeverity } from '@mcp-audit/schema';
+import type { IncidentBook } from './incident.book.js';
 import { alertUrl, truncate } from './slack.payload.js';
 
 /**
@@ -25,18 +26,28 @@ export function pdDedupKey(dedupKey: string): string {
     : `sha256:${createHash('sha256').update(dedupKey).digest('hex')}`;
 }
 
+/** One PagerDuty incident per mcp-audit incident: its id is the dedup_key. */
+export const incidentDedupKey = (incidentId: string): string => `mcp-audit-incident:${incidentId}`;
+
+/**
+ * The event for one message. An alert that belongs to an incident pages under the incident's key:
+ * the first one triggers it, later ones are triggers with the same key (PagerDuty adds them to the
+ * open incident's log instead of paging again), and the incident's end resolves it. A human's change
+ * names only the alert: `book` maps it to its incident; resolving one alert of several acknowledges.
+ */
 export function buildPagerDutyEvent(
   m: AlertMessage,
   routingKey: string,
   consoleUrl: string,
+  book?: IncidentBook,
 ): Record<string, unknown> {
-  const dedup_key = pdDedupKey(m.dedup_key);
+  const incidentId = book ? book.note(m) : m.incident_id;
+  const dedup_key = incidentId ? incidentDedupKey(incidentId) : pdDedupKey(m.dedup_key);
   if (m.type === 'state_change') {
-    return {
-      routing_key: routingKey,
-      event_action: m.status === 'resolved' ? 'resolve' : 'acknowledge',
-      dedup_key,
-    };
+    let resolve = m.status === 'resolved';
+    if (incidentId && resolve)
+      resolve = m.incident ? m.incident.status === 'resolved' : (book?.openAlerts(incidentId) ?? 0) === 0;
+    return { routing_key: routingKey, event_action: resolve ? 'resolve' : 'acknowledge', dedup_key };
   }
   const href = alertUrl(consoleUrl, m.alert_id);
   const details: Record<string, unknown> = {
@@ -53,7 +64,19 @@ export function buildPagerDutyEvent(
     client_labels: m.client_labels ?? {},
     contributors: m.contributors,
     sample_event_ids: m.sample_event_ids,
+    ...(m.incident
+      ? {
+          incident_id: m.incident.id,
+          incident_title: m.incident.title,
+          incident_alerts: m.incident.alerts,
+          incident_open_alerts: m.incident.open_alerts,
+        }
+      : {}),
   };
+  const severity = m.incident?.severity ?? m.severity;
+  const title = m.incident
+    ? `${m.incident.title} (${m.incident.alerts} alert${m.incident.alerts === 1 ? '' : 's'}; latest: ${m.detector})`
+    : m.title;
   const event = {
     routing_key: routingKey,
     event_action: 'trigger',
@@ -62,9 +85,9 @@ export function buildPagerDutyEvent(
     client_url: href,
     links: [{ href, text: 'Open in mcp-audit' }],
     payload: {
-      summary: truncate(`[${m.severity}] ${m.title} (client ${m.client_id})`, PD_LIMITS.summary),
+      summary: truncate(`[${severity}] ${title} (client ${m.client_id})`, PD_LIMITS.summary),
       source: truncate(m.client_id, 255),
-      severity: PD_SEVERITY[m.severity],
+      severity: PD_SEVERITY[severity],
       timestamp: m.created_at,
       component: m.detector,
       class: m.detector,

@@ -15,11 +15,14 @@ export function buildWebhookBody(
   deliveryId: string,
   consoleUrl: string,
   now = new Date(),
+  incidentId: string | undefined = m.incident_id,
 ): string {
   return JSON.stringify({
     schema: WEBHOOK_SCHEMA,
     delivery_id: deliveryId,
     type: m.type,
+    /** The incident the alert belongs to (a human's change carries it when the notifier saw its alert). */
+    ...(incidentId ? { incident_id: incidentId } : {}),
     sent_at: now.toISOString(),
     console_url: alertUrl(consoleUrl, m.alert_id),
     [m.type]: m,

@@ -1,6 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { validatePagerDuty, validateSlack, validateWebhookBody, verifyWebhook } from './validate.js';
+import {
+  validatePagerDuty,
+  validateSlack,
+  validateSlackPostMessage,
+  validateWebhookBody,
+  verifyWebhook,
+} from './validate.js';
 
 /**
  * What the receiver does with the next request: answer a status (with a body of the test's choosing),
@@ -35,6 +41,8 @@ export interface Endpoint {
 export interface Receivers {
   base: string;
   slack: Endpoint;
+  /** chat.postMessage with a bot token: answers `{ ok, channel, ts }` (ts increasing). */
+  slackApi: Endpoint;
   pagerduty: Endpoint;
   webhook: Endpoint;
   /** Seconds added to the webhook receiver's clock (to test replays). */
@@ -55,9 +63,13 @@ const endpoint = (): Endpoint => ({
 export async function startReceivers(opts: {
   routingKey: string;
   webhookSecret: string;
+  /** The bot token chat.postMessage expects (`Authorization: Bearer …`). */
+  slackToken?: string;
 }): Promise<Receivers> {
+  let slackTs = 1_700_000_000_000_000;
   const r = {
     slack: endpoint(),
+    slackApi: endpoint(),
     pagerduty: endpoint(),
     webhook: endpoint(),
     clockSkewSeconds: 0,
@@ -68,8 +80,8 @@ export async function startReceivers(opts: {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       void (async () => {
-        const name = (req.url ?? '').split('/')[1] as 'slack' | 'pagerduty' | 'webhook';
-        const ep = r[name];
+        const name = (req.url ?? '').split('/')[1] as 'slack' | 'slackApi' | 'pagerduty' | 'webhook';
+        const ep = (r as Record<string, Endpoint | number>)[name] as Endpoint | undefined;
         if (!ep || req.method !== 'POST') return res.writeHead(404).end();
         ep.requests++;
         const fault = ep.faults.shift() ?? ep.fallback;
@@ -98,7 +110,16 @@ export async function startReceivers(opts: {
           ep.violations.push('content-type is not application/json');
         let v: string[];
         if (name === 'slack') v = validateSlack(body);
-        else if (name === 'pagerduty') v = validatePagerDuty(raw, body, opts.routingKey);
+        else if (name === 'slackApi') {
+          if (req.headers.authorization !== `Bearer ${opts.slackToken ?? ''}`) {
+            ep.rejected.push({ reason: 'invalid_auth', raw });
+            // Slack answers auth errors with HTTP 200 and ok: false.
+            return res
+              .writeHead(200, { 'content-type': 'application/json' })
+              .end(JSON.stringify({ ok: false, error: 'invalid_auth' }));
+          }
+          v = validateSlackPostMessage(body);
+        } else if (name === 'pagerduty') v = validatePagerDuty(raw, body, opts.routingKey);
         else {
           const verdict = verifyWebhook(
             opts.webhookSecret,
@@ -117,6 +138,14 @@ export async function startReceivers(opts: {
           return res.writeHead(400).end('invalid_payload');
         }
         ep.accepted.push({ at: Date.now(), raw, body, headers: req.headers });
+        if (name === 'slackApi') {
+          slackTs += 1;
+          const ts = `${Math.floor(slackTs / 1e6)}.${String(slackTs % 1e6).padStart(6, '0')}`;
+          body.ts = ts;
+          return res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ ok: true, channel: body.channel, ts }));
+        }
         if (name === 'pagerduty')
           return res
             .writeHead(202, { 'content-type': 'application/json' })

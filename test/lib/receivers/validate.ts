@@ -61,6 +61,22 @@ export function validateSlack(body: unknown): string[] {
   return v;
 }
 
+// chat.postMessage: https://api.slack.com/methods/chat.postMessage (channel required; a reply names
+// its parent's ts in thread_ts; reply_broadcast only on a reply). Blocks as above.
+export function validateSlackPostMessage(body: unknown): string[] {
+  if (!isObj(body)) return ['body is not an object'];
+  const v = validateSlack(body);
+  if (typeof body.channel !== 'string' || body.channel.length === 0) v.push('channel missing');
+  if (
+    body.thread_ts !== undefined &&
+    (typeof body.thread_ts !== 'string' || !/^\d+\.\d+$/.test(body.thread_ts))
+  )
+    v.push('thread_ts is not a message ts');
+  if (body.reply_broadcast !== undefined && (body.reply_broadcast !== true || body.thread_ts === undefined))
+    v.push('reply_broadcast without thread_ts');
+  return v;
+}
+
 // PagerDuty Events API v2: https://developer.pagerduty.com/docs/events-api-v2/trigger-events/
 export function validatePagerDuty(raw: string, body: unknown, routingKey: string): string[] {
   const v: string[] = [];
