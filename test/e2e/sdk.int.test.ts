@@ -134,8 +134,8 @@ async function checkStoredConversation(sourceId: string, client: Client) {
   });
   await client.callTool({ name: 'fail', arguments: {} });
   await client.callTool({ name: 'missing', arguments: {} });
-  // initialize + one tool_list event per tool + three calls
-  const expected = 1 + listed.tools.length + 3;
+  // initialize + the tools/list request's event + one tool_list event per tool + three calls
+  const expected = 1 + 1 + listed.tools.length + 3;
   await waitForStored(ch, sourceId, expected, 60_000);
   const rows = await rowsOf(sourceId);
   assert.equal(rows.length, expected);

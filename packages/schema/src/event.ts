@@ -231,16 +231,21 @@ interface CrossFieldIssue {
 }
 
 function crossFieldIssues(
-  e: Pick<z.output<typeof eventShape>, 'kind' | 'tool' | 'auth' | 'outcome'>,
+  e: Pick<z.output<typeof eventShape>, 'kind' | 'method' | 'tool' | 'auth' | 'outcome'>,
 ): CrossFieldIssue[] {
   const issues: CrossFieldIssue[] = [];
   if (e.kind === 'tool_call' && e.tool === undefined) {
     issues.push({ path: ['tool'], message: 'Required when kind is tool_call' });
   }
-  if (e.kind === 'tool_list' && e.tool !== undefined && e.tool.definition_hash === undefined) {
+  if (
+    e.kind === 'tool_list' &&
+    e.method === 'tools/list' &&
+    e.tool !== undefined &&
+    e.tool.definition_hash === undefined
+  ) {
     issues.push({
       path: ['tool', 'definition_hash'],
-      message: 'Required when kind is tool_list and tool is present (one event per listed tool)',
+      message: 'Required when a tools/list event names a tool (one event per listed tool)',
     });
   }
   if (e.tool?.annotations !== undefined && e.kind !== 'tool_call' && e.kind !== 'tool_list') {
@@ -268,8 +273,9 @@ function crossFieldIssues(
  * The v1 audit event. Unknown fields are accepted and stripped from the output (the caller keeps
  * the raw JSON). Rules across fields:
  * - kind `tool_call` requires `tool` (tool breadth and definition drift need the name);
- * - kind `tool_list` is the listing request's own event without `tool`, or one listed tool with
- *   `tool.name` and `tool.definition_hash` (and `tool.annotations` when the server gave any);
+ * - a `tools/list` (kind `tool_list`) is the request's own event without `tool`, or one listed tool
+ *   with `tool.name` and `tool.definition_hash` (and `tool.annotations` when the server gave any);
+ *   other tool_list events (a gateway's admin actions on tool approvals) are not listings;
  * - `tool.annotations` only on kinds `tool_call` and `tool_list`;
  * - kind `auth` requires `auth`;
  * - outcome `auth_failed` requires `auth` with result `failure`.

@@ -63,8 +63,10 @@ describe('tool.annotations and tool_list events', () => {
   it('refuses a listed tool without its definition hash, naming the field', () => {
     assert.match(
       issues({ ...listed, tool: { name: 'delete_file' } }),
-      /tool\.definition_hash: Required when kind is tool_list/,
+      /tool\.definition_hash: Required when a tools\/list event names a tool/,
     );
+    const admin = { ...listed, method: 'admin/tools/approve', tool: { name: 'delete_file' } };
+    assert.ok(parse(admin).ok, 'a tool_list event that is no listing needs no hash');
   });
 
   it('refuses annotations on kinds other than tool_call and tool_list', () => {

@@ -426,7 +426,7 @@ describe('property: any event built from valid fields round-trips', () => {
     .map((e) => {
       const out = { ...e } as AuditEventV1;
       if (out.kind === 'tool_call' && out.tool === undefined) out.tool = { name: 'tool' };
-      if (out.kind === 'tool_list' && out.tool && out.tool.definition_hash === undefined) {
+      if (out.kind === 'tool_list' && out.method === 'tools/list' && out.tool && !out.tool.definition_hash) {
         out.tool = { ...out.tool, definition_hash: 'e'.repeat(64) };
       }
       if (out.kind !== 'tool_call' && out.kind !== 'tool_list' && out.tool?.annotations) {

@@ -29,6 +29,7 @@ export {
   cleanText,
   cutText,
   defaultTextRedactor,
+  eventAnnotations,
   eventIdentifier,
   eventMethod,
   MAX_EVENT_IDENTIFIER,

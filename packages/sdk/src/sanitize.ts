@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { redactString, type Redactor } from '@mcp-audit/redaction';
-import { MAX_STRING_LENGTH } from '@mcp-audit/schema';
+import {
+  MAX_STRING_LENGTH,
+  MAX_TOOL_TITLE_LENGTH,
+  toolAnnotationsOf,
+  type ToolAnnotations,
+} from '@mcp-audit/schema';
 
 // NOTE: the event contract refuses lone surrogates and NUL in every string, C0 controls and DEL in
 // identifiers; one such character anywhere makes the whole event invalid (counted, not audited),
@@ -157,4 +162,16 @@ export function requestNames(
     ...(name !== undefined ? { tool: name } : {}),
     ...(Object.keys(labels).length > 0 ? { labels } : {}),
   };
+}
+
+/**
+ * `tool.annotations` of an event from a listed tool's `annotations` member (the server's, untrusted):
+ * the typed MCP hints, and the title redacted before it is cut to the contract's limit (the emitter's
+ * second pass leaves its markers alone). `undefined` for an unannotated tool: it stays unclassified.
+ * The gateway and the wrap both use it, so a listing gets the same events from either.
+ */
+export function eventAnnotations(raw: unknown, redactor: TextRedactor): ToolAnnotations | undefined {
+  const a = toolAnnotationsOf(raw);
+  if (a?.title !== undefined) a.title = cutText(redactor.redactString(a.title).value, MAX_TOOL_TITLE_LENGTH);
+  return a;
 }

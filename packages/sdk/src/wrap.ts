@@ -12,6 +12,7 @@ import {
   type AuthMethod,
   type EventClient,
   type EventKind,
+  type EventTool,
   type ServerTransport,
 } from '@mcp-audit/schema';
 import {
@@ -23,7 +24,14 @@ import {
 import { toolDefinitionHash } from './hash.js';
 import { sdkLog, type AuditLogger } from './logger.js';
 import { outcomeOf } from './outcome.js';
-import { cleanText, defaultTextRedactor, requestNames, wellFormedText, wellFormedValue } from './sanitize.js';
+import {
+  cleanText,
+  defaultTextRedactor,
+  eventAnnotations,
+  requestNames,
+  wellFormedText,
+  wellFormedValue,
+} from './sanitize.js';
 import type { AuditSink } from './sink.js';
 import { SDK_VERSION } from './version.js';
 
@@ -247,8 +255,8 @@ export function auditMcpServer<T extends McpServer | Server>(
   const log = opts.logger && sdkLog(opts.logger, { component: 'audit-wrap' });
   const identify =
     opts.clientIdentity ?? ((ctx: ClientContext) => defaultClientIdentity(ctx, opts.anonymousClientId));
-  // Definition hashes seen in tools/list responses, for tool_call events of the same server.
-  const toolHashes = new Map<string, string>();
+  // Definition hashes and annotations of the last tools/list, for tool_call events of this server.
+  const listedTools = new Map<string, Pick<EventTool, 'definition_hash' | 'annotations'>>();
   let warned = 0;
 
   function guard(what: string, fn: () => void): void {
@@ -327,22 +335,25 @@ export function auditMcpServer<T extends McpServer | Server>(
     }
 
     if (p.method === 'tools/call') {
-      const hash = rawTool === undefined ? undefined : toolHashes.get(rawTool);
-      base.tool = { name: names.tool ?? '(missing)', ...(hash ? { definition_hash: hash } : {}) };
+      const known = rawTool === undefined ? undefined : listedTools.get(rawTool);
+      base.tool = { name: names.tool ?? '(missing)', ...known };
       audit.emit(base);
       return;
     }
+    // A tools/list is its own event (no tool, the exchange's sizes) plus one event per listed tool
+    // (DESIGN, The event), so definition and annotation drift are plain per-(server, tool) queries.
+    audit.emit(base);
     const tools =
       p.method === 'tools/list' && Array.isArray(result?.tools) ? (result.tools as unknown[]) : undefined;
-    if (!tools || tools.length === 0) {
-      audit.emit(base);
-      return;
-    }
-    // One event per listed tool, so definition drift is a plain per-(server, tool) query. The
-    // exchange's sizes ride on the first event only, so sums over events stay true.
+    if (!tools || tools.length === 0) return;
     tools.forEach((t, i) => {
       guard('tools/list item', () => {
-        const tool = t as { name?: unknown; description?: unknown; inputSchema?: unknown };
+        const tool = t as {
+          name?: unknown;
+          description?: unknown;
+          inputSchema?: unknown;
+          annotations?: unknown;
+        };
         const name = str(tool.name);
         if (!name) return;
         const hash = toolDefinitionHash({
@@ -350,14 +361,15 @@ export function auditMcpServer<T extends McpServer | Server>(
           description: typeof tool.description === 'string' ? tool.description : undefined,
           inputSchema: tool.inputSchema,
         });
-        toolHashes.set(name, hash);
+        const annotations = eventAnnotations(tool.annotations, redactor);
+        listedTools.set(name, { definition_hash: hash, ...(annotations ? { annotations } : {}) });
         // Names come from the server: sanitized and labelled like a client's, never trusted.
         const listed = requestNames(p.method, name, redactor);
         audit.emit({
           ...base,
-          tool: { name: listed.tool ?? name, definition_hash: hash },
-          request_bytes: i === 0 ? base.request_bytes : 0,
-          response_bytes: i === 0 ? base.response_bytes : 0,
+          tool: { name: listed.tool ?? name, definition_hash: hash, ...(annotations ? { annotations } : {}) },
+          request_bytes: 0,
+          response_bytes: 0,
           labels: {
             ...base.labels,
             ...listed.labels,

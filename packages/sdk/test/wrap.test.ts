@@ -123,8 +123,12 @@ describe('auditMcpServer with McpServer over InMemoryTransport', () => {
     assert.equal((session.args as { clientInfo?: { name?: string } }).clientInfo?.name, 'test-client');
     assert.match(session.labels?.['mcp.protocol_version'] ?? '', /^\d{4}-\d{2}-\d{2}$/);
 
-    const lists = byMethod('tools/list');
-    assert.equal(lists.length, listed.tools.length, 'one tool_list event per listed tool');
+    const allLists = byMethod('tools/list');
+    assert.equal(allLists.length, 1 + listed.tools.length, 'the request event plus one per listed tool');
+    const [request] = allLists.filter((e) => e.tool === undefined);
+    assert.ok(request, 'the request event carries no tool');
+    assert.equal(request.kind, 'tool_list');
+    const lists = allLists.filter((e) => e.tool !== undefined);
     for (const t of listed.tools) {
       const e = lists.find((x) => x.tool?.name === t.name);
       assert.ok(e, t.name);
@@ -137,11 +141,12 @@ describe('auditMcpServer with McpServer over InMemoryTransport', () => {
     )!;
     const listJson = JSON.stringify(listResponse.result);
     assert.equal(
-      lists.reduce((n, e) => n + e.response_bytes, 0),
+      allLists.reduce((n, e) => n + e.response_bytes, 0),
       Buffer.byteLength(listJson),
       'the exchange size is counted once',
     );
-    for (const e of lists) assert.equal(e.response_digest, sha(listJson));
+    assert.equal(request.response_bytes, Buffer.byteLength(listJson), 'on the request event');
+    for (const e of allLists) assert.equal(e.response_digest, sha(listJson));
 
     const calls = byMethod('tools/call');
     assert.equal(calls.length, 3);
@@ -293,7 +298,7 @@ describe('auditMcpServer with the low-level Server', () => {
     );
     ac.abort('user gave up');
     await assert.rejects(slow);
-    await until(() => audit.stats().sent + audit.stats().buffered >= 6, 'all events');
+    await until(() => audit.stats().sent + audit.stats().buffered >= 7, 'all events');
     await audit.flush();
 
     const events = sink.events;
@@ -302,6 +307,7 @@ describe('auditMcpServer with the low-level Server', () => {
       events.map((e) => `${e.method}:${e.tool?.name ?? ''}`),
       [
         'initialize:',
+        'tools/list:',
         'tools/list:add',
         'tools/list:slow',
         'tools/call:add',
@@ -309,7 +315,7 @@ describe('auditMcpServer with the low-level Server', () => {
         'tools/call:slow',
       ],
     );
-    const [, , , add, ghost, cancelled] = events;
+    const [, , , , add, ghost, cancelled] = events;
     assert.equal(add!.server.name, 'lowlevel');
     assert.equal(add!.outcome, 'ok');
     assert.equal(
@@ -616,7 +622,7 @@ describe('auditMcpServer with hostile text in requests', () => {
     await client.callTool({ name: 'bell\u0007tool', arguments: {} });
     await audit.flush();
     assert.equal(audit.stats().invalid, 0);
-    const lists = sink.events.filter((e) => e.method === 'tools/list');
+    const lists = sink.events.filter((e) => e.method === 'tools/list' && e.tool !== undefined);
     assert.equal(lists.length, 2, 'one event per listed tool, the hostile one included');
     lists.forEach(valid);
     const bell = lists.find((e) => e.labels?.invalid_tool_name === 'control_characters');

@@ -12,6 +12,8 @@ import {
 import type { Logger, RateLimiter } from '@mcp-audit/service-kit';
 import type { ClientIdentity } from './client-keys.js';
 import type { UpstreamConfig } from './config.js';
+import { eventAnnotations } from '@mcp-audit/sdk';
+import type { ToolAnnotations } from '@mcp-audit/schema';
 import {
   cleanText,
   defaultTextRedactor,
@@ -117,6 +119,9 @@ export class ProxySession {
   private readonly progress = new Map<string, RequestId>();
   private clientInfo?: { name?: string; version?: string };
   private serverVersion?: string;
+  // Annotations of this session's last tools/list, by the upstream's tool name: tool_call events
+  // carry them. A complete listing replaces the map; a page of a paginated one adds to it.
+  private toolAnnotations = new Map<string, ToolAnnotations>();
   // Notifications and `initialize` are barriers: a later message waits until they were handed to
   // the upstream, so an HTTP upstream never sees `tools/list` before `notifications/initialized`.
   private barrier: Promise<void> = Promise.resolve();
@@ -340,14 +345,31 @@ export class ProxySession {
     }
     if (p.method === 'tools/list' && Array.isArray(result.tools)) {
       const complete = !p.hasCursor && result.nextCursor === undefined;
-      this.onToolListing(this.deps.guard.observe(this.upstream.name, result.tools, complete), p);
+      const tools = result.tools as unknown[];
+      this.onToolListing(this.deps.guard.observe(this.upstream.name, tools, complete), p, tools, complete);
     }
   }
 
-  private onToolListing(report: ListingReport, p: Pending): void {
+  /**
+   * One tool_list event per listed tool (DESIGN, The event: beside the request's own event), with
+   * its definition hash and annotations as returned; a definition change or a shadowing the guard
+   * found in this listing is labelled on that tool's event (`change`), so a listing is never more
+   * than one event per tool.
+   */
+  private onToolListing(report: ListingReport, p: Pending, tools: unknown[], complete: boolean): void {
     const base = this.baseDraft({ ...p, method: 'tools/list' });
     // Names come from the upstream: one the event cannot carry is sanitized, not trusted.
     const toolName = (name: string) => eventIdentifier(name, this.redactor).value;
+    const annotations = new Map<string, ToolAnnotations>();
+    for (const t of tools) {
+      if (typeof t !== 'object' || t === null) continue;
+      const { name, annotations: raw } = t as { name?: unknown; annotations?: unknown };
+      const a = typeof name === 'string' ? eventAnnotations(raw, this.redactor) : undefined;
+      if (a && typeof name === 'string') annotations.set(name, a);
+    }
+    if (complete) this.toolAnnotations = annotations;
+    else for (const [name, a] of annotations) this.toolAnnotations.set(name, a);
+    const labelled = new Map<string, Record<string, string>>();
     for (const c of report.changes) {
       this.deps.metrics.toolChanges.inc({ upstream: this.upstream.name });
       this.log.warn(
@@ -360,35 +382,37 @@ export class ProxySession {
         },
         'tool definition changed',
       );
-      this.deps.emit({
-        ...base,
-        kind: 'tool_list',
-        ts: new Date(this.now()).toISOString(),
-        tool: { name: toolName(c.tool), definition_hash: c.hash },
-        outcome: 'ok',
-        duration_ms: 0,
-        request_bytes: 0,
-        response_bytes: 0,
-        labels: {
-          change: 'definition_changed',
-          previous_hash: c.previousHash,
-          approved_hash: c.approvedHash,
-          guard: !this.deps.guard.enabled ? 'off' : c.blocked ? 'blocked' : 'approved',
-        },
+      labelled.set(c.tool, {
+        change: 'definition_changed',
+        previous_hash: c.previousHash,
+        approved_hash: c.approvedHash,
+        guard: !this.deps.guard.enabled ? 'off' : c.blocked ? 'blocked' : 'approved',
       });
     }
     for (const s of report.shadowing) {
       this.log.warn({ tool: s.tool, upstreams: s.upstreams }, 'tool name shadowed across upstreams');
+      // A changed tool keeps change=definition_changed; the shadowing shows in `upstreams`.
+      labelled.set(s.tool, {
+        change: 'shadowing',
+        ...labelled.get(s.tool),
+        upstreams: s.upstreams.join(','),
+      });
+    }
+    const ts = new Date(this.now()).toISOString();
+    const { labels: requestLabels, ...perTool } = base;
+    for (const [name, hash] of report.hashes) {
+      const a = annotations.get(name);
+      const labels = { ...requestLabels, ...labelled.get(name) };
       this.deps.emit({
-        ...base,
+        ...perTool,
         kind: 'tool_list',
-        ts: new Date(this.now()).toISOString(),
-        tool: { name: toolName(s.tool), definition_hash: report.hashes.get(s.tool) },
+        ts,
+        tool: { name: toolName(name), definition_hash: hash, ...(a ? { annotations: a } : {}) },
         outcome: 'ok',
         duration_ms: 0,
         request_bytes: 0,
         response_bytes: 0,
-        labels: { change: 'shadowing', upstreams: s.upstreams.join(',') },
+        ...(Object.keys(labels).length > 0 ? { labels } : {}),
       });
     }
   }
@@ -448,6 +472,7 @@ export class ProxySession {
               name: names.tool,
               definition_hash:
                 p.tool === undefined ? undefined : this.deps.guard.hashOf(this.upstream.name, p.tool),
+              annotations: p.tool === undefined ? undefined : this.toolAnnotations.get(p.tool),
             },
           }
         : {}),

@@ -218,3 +218,69 @@ test('cancellation: an aborted callTool sends notifications/cancelled through th
     await gw.stop();
   }
 });
+
+test('annotations: one tool_list event per listed tool with its hash and annotations as returned; calls carry them', async () => {
+  const { gw, keys, emitter, guard } = testGateway({ guard: false });
+  const base = await gw.app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const { client } = await connect(`${base}/mcp/fixture`, keys.user);
+    const listed = await client.listTools();
+    const listing = () => emitter.events.filter((e) => e.kind === 'tool_list' && e.method === 'tools/list');
+    const first = await until(
+      () => (listing().length >= 1 + listed.tools.length ? listing() : undefined),
+      'the listing events',
+    );
+    assert.equal(first.length, 1 + listed.tools.length, 'the request event plus one per listed tool');
+    assert.equal(first.filter((e) => e.tool === undefined).length, 1);
+    for (const t of listed.tools) {
+      const e = first.find((x) => x.tool?.name === t.name);
+      assert.ok(e, t.name);
+      assert.equal(e.tool?.definition_hash, guard.hashOf('fixture', t.name));
+      assert.deepEqual(e.tool?.annotations, t.annotations, `${t.name}: annotations as returned`);
+      assert.equal(e.client.session_id, first[0]!.client.session_id);
+    }
+    assert.deepEqual(first.find((e) => e.tool?.name === 'get_weather')?.tool?.annotations, {
+      title: 'Weather',
+      readOnlyHint: true,
+      openWorldHint: true,
+    });
+    assert.equal(first.find((e) => e.tool?.name === 'echo')?.tool?.annotations, undefined, 'unannotated');
+
+    await client.callTool({ name: 'get_weather', arguments: { city: 'Oslo' } });
+    await client.callTool({ name: 'echo', arguments: { message: 'hi' } });
+    const call = (name: string) =>
+      emitter.events.filter((e) => e.kind === 'tool_call' && e.tool?.name === name);
+    const weather = await until(() => call('get_weather')[0], 'the get_weather call');
+    assert.deepEqual(weather.tool?.annotations, {
+      title: 'Weather',
+      readOnlyHint: true,
+      openWorldHint: true,
+    });
+    assert.equal((await until(() => call('echo')[0], 'the echo call')).tool?.annotations, undefined);
+
+    // The server turns the tool destructive: the next listing and calls say so.
+    const listChanged = new Promise<void>((resolve) =>
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()),
+    );
+    await client.callTool({ name: 'rug_pull', arguments: {} });
+    await listChanged;
+    await client.listTools();
+    const changed = await until(
+      () => emitter.events.find((e) => e.labels?.change === 'definition_changed'),
+      'the relisted get_weather',
+    );
+    assert.equal(changed.tool?.name, 'get_weather');
+    assert.equal(changed.tool?.annotations?.destructiveHint, true);
+    assert.equal(
+      emitter.events.filter((e) => e.method === 'tools/list' && e.tool?.name === 'get_weather').length,
+      2,
+      'one event per listing, the change labelled on it',
+    );
+    await client.callTool({ name: 'get_weather', arguments: { city: 'Oslo' } });
+    const second = await until(() => call('get_weather')[1], 'the second get_weather call');
+    assert.equal(second.tool?.annotations?.destructiveHint, true);
+    assert.equal(second.tool?.annotations?.readOnlyHint, false);
+  } finally {
+    await gw.stop();
+  }
+});
