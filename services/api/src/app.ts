@@ -26,6 +26,7 @@ import { createSessionStore, csrfMatches } from './sessions.js';
 import type { AccessLogRow, AccessLogWriter } from './access-log.js';
 import { registerRoutes } from './routes.js';
 import { registerComplianceRoutes, type ComplianceDeps } from './compliance.routes.js';
+import { registerIncidentRoutes } from './incidents.routes.js';
 import { createTriage } from './triage.js';
 
 /** Who a route is for: everyone, a console session holder, or a key scope (admin implies all). */
@@ -326,6 +327,7 @@ export async function buildApi(config: ApiConfig, deps: ApiDeps): Promise<Fastif
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: false });
   registerRoutes(app, { config, deps, sessions, triage, accessRow, now, authFailures, limited });
   registerComplianceRoutes(app, deps.compliance);
+  registerIncidentRoutes(app, { reader: deps.reader, maxRangeDays: config.maxRangeDays, now });
   registerConsole(app, config);
   app.get('/api/v1/openapi.json', { config: { scope: 'public', audit: false }, schema: { hide: true } }, () =>
     app.swagger(),

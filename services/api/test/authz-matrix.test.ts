@@ -14,6 +14,7 @@ import { bearer, emptyCompliance, KEYS, testApi } from './helpers.js';
 const sample: Record<string, string> = {
   event_id: '0190f3c4-1111-7abc-8def-0123456789ab',
   alert_id: '0190f3c4-2222-7abc-8def-0123456789ab',
+  incident_id: '0190f3c4-3333-7abc-8def-0123456789ab',
   session_id: 's1',
   client_id: 'client-a',
   '*': 'x.js',
