@@ -35,6 +35,11 @@ export type ParseResult = ParseSuccess | ParseFailure;
 export interface ParseOptions {
   /** The receiver's clock in epoch ms, for the bounds on `ts`. Defaults to Date.now(). */
   now?: number;
+  /**
+   * How far behind the clock `ts` may be (default MAX_EVENT_AGE_MS, 30 days: the live path). Only the
+   * admin-only history import passes Infinity; the bound on the future stays.
+   */
+  maxAgeMs?: number;
 }
 
 type Segment = string | number;
@@ -207,14 +212,14 @@ function checkSchema(value: Record<string, unknown>, raw: string, opts: ParseOpt
     ? []
     : parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
   if (!issues.some((i) => i.path === 'ts')) {
-    const clock = clockIssue(value.ts, opts.now);
+    const clock = clockIssue(value.ts, opts.now, opts.maxAgeMs ?? MAX_EVENT_AGE_MS);
     if (clock) issues.push(clock);
   }
   if (!parsed.success || issues.length > 0) return fail('AUDIT_ERR_INVALID_EVENT', issues);
   return { ok: true, event: parsed.data, raw };
 }
 
-function clockIssue(ts: unknown, nowOpt: number | undefined): ParseIssue | undefined {
+function clockIssue(ts: unknown, nowOpt: number | undefined, maxAgeMs: number): ParseIssue | undefined {
   if (typeof ts !== 'string') return undefined;
   const at = Date.parse(ts);
   if (!Number.isFinite(at)) return undefined;
@@ -225,10 +230,10 @@ function clockIssue(ts: unknown, nowOpt: number | undefined): ParseIssue | undef
       message: `is ${(at - now) / 1000}s ahead of the receiver's clock; the limit is ${MAX_CLOCK_SKEW_MS / 1000}s`,
     };
   }
-  if (now - at > MAX_EVENT_AGE_MS) {
+  if (now - at > maxAgeMs) {
     return {
       path: 'ts',
-      message: `is ${((now - at) / 86_400_000).toFixed(3)} days behind the receiver's clock; the limit is ${MAX_EVENT_AGE_MS / 86_400_000} days`,
+      message: `is ${((now - at) / 86_400_000).toFixed(3)} days behind the receiver's clock; the limit is ${maxAgeMs / 86_400_000} days`,
     };
   }
   return undefined;
