@@ -15,7 +15,7 @@ import { createKafka, createProducer, type AuditProducer, type Kafka } from '@mc
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { createLogger, createRegistry } from '@mcp-audit/service-kit';
 import type { AuditEventV1 } from '@mcp-audit/schema';
-import { buildIngester, toEventRow, type Ingester } from '@mcp-audit/ingester';
+import { buildIngester, clickHouseEventIdStore, toEventRow, type Ingester } from '@mcp-audit/ingester';
 import {
   createPipelineWatchdog,
   DETECTOR_TABLES,
@@ -120,7 +120,11 @@ before(async () => {
   };
   admin = createClickHouse(creds);
   await runMigrations({ client: admin, dir: SCHEMAS, database: DB });
-  ch = createClickHouse({ ...creds, database: DB, insertTables: ['events', ...DETECTOR_TABLES] });
+  ch = createClickHouse({
+    ...creds,
+    database: DB,
+    insertTables: ['events', 'event_ids', 'event_id_conflicts', ...DETECTOR_TABLES],
+  });
 });
 
 after(async () => {
@@ -267,6 +271,9 @@ test('stall: a real ingester stopped while events keep arriving raises pipeline_
       {
         kafka,
         insertEvents: (rows) => ch.insert('events', rows),
+        insertEventIds: (rows) => ch.insert('event_ids', rows),
+        insertConflicts: (rows) => ch.insert('event_id_conflicts', rows),
+        eventIds: clickHouseEventIdStore(ch),
         isRetryableInsertError: () => false,
         redactor: createEventRedactor({ fingerprintKey: 'watchdog-e2e-fingerprint-key' }),
         log,

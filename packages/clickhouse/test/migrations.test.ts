@@ -65,19 +65,20 @@ test('the repo migrations load: numbered, idempotent, checksummed', () => {
       [6, '006_api.sql'],
       [7, '007_retention.sql'],
       [8, '008_events_by_time.sql'],
-      [11, '011_incidents.sql'],
+      [9, '009_event_ids.sql'],
       [10, '010_tool_annotations.sql'],
+      [11, '011_incidents.sql'],
     ],
   );
   for (const f of files) {
     assert.match(f.checksum, /^[0-9a-f]{64}$/);
     for (const s of f.statements)
       // Idempotent: CREATE … IF NOT EXISTS, a single-column ALTER the runner skips once applied, or
-      // a backfill INSERT … SELECT into a ReplacingMergeTree copy (008: a second run only adds
+      // a backfill INSERT … SELECT into a ReplacingMergeTree copy (008, 009: a second run only adds
       // identical rows, one event to every reader, merged away).
       assert.match(
         s,
-        /^(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS mcp_audit\.|ALTER TABLE mcp_audit\.\w+ ADD COLUMN |INSERT INTO mcp_audit\.events_by_time\s+SELECT )/,
+        /^(CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS mcp_audit\.|ALTER TABLE mcp_audit\.\w+ ADD COLUMN |INSERT INTO mcp_audit\.(events_by_time|event_ids)\s+SELECT )/,
       );
   }
   assert.equal(files[1]!.statements.length, 2);

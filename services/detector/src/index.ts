@@ -10,5 +10,10 @@ export {
   type OffsetsSource,
   type PipelineWatchdog,
 } from './watchdog/pipeline.watchdog.js';
-export { createPeriodicRunner, secretInArgsDetector, parseMarker } from './periodic/index.js';
+export {
+  createPeriodicRunner,
+  eventIdReuseDetector,
+  secretInArgsDetector,
+  parseMarker,
+} from './periodic/index.js';
 export { memorySink } from './replay.js';

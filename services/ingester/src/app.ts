@@ -2,7 +2,8 @@ import type { AuditProducer, BatchConsumer, Kafka, Sealer } from '@mcp-audit/kaf
 import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { BatchWriter } from '@mcp-audit/service-kit';
-import { createAuditEventsHandler } from './audit-events.handler.js';
+import { createAuditEventsHandler, type EventIdConflictRow } from './audit-events.handler.js';
+import { EventIdGuard, type EventIdStore } from './event-ids.guard.js';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import type { EventRow } from './events.row.js';
 import { createIngesterMetrics } from './metrics.js';
@@ -21,6 +22,12 @@ export interface IngesterDeps {
   kafka: Kafka;
   /** Inserts rows into mcp_audit.events as the writer user. */
   insertEvents: (rows: EventRow[]) => Promise<void>;
+  /** Inserts rows into mcp_audit.event_ids (after their events rows are durable). */
+  insertEventIds: (rows: Array<ReturnType<EventIdGuard['idRow']>>) => Promise<void>;
+  /** Inserts rows into mcp_audit.event_id_conflicts. */
+  insertConflicts: (rows: EventIdConflictRow[]) => Promise<void>;
+  /** Reads mcp_audit.event_ids and the stored events rows behind them. */
+  eventIds: EventIdStore;
   isRetryableInsertError: (err: unknown) => boolean;
   redactor: EventRedactor;
   /** Seals dead-lettered originals to the `dlq replay` key (MCP_AUDIT_DLQ_PUBLIC_KEY_FILE). */
@@ -42,9 +49,22 @@ export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester
   const log = deps.log.child({ component: 'ingester' });
   const metrics = createIngesterMetrics(deps.registry);
   const producer = deps.producer ?? createProducer(deps.kafka);
+  const guard = new EventIdGuard(deps.eventIds);
+  // Events first, then their ids: a crash in between leaves ids unrecorded, and the redelivered batch
+  // (its offsets were not committed) finds them new and writes an identical copy, invisible to
+  // readers. The other order would lose those events (their redelivery would look like a duplicate).
+  const eventsWritten = new WeakSet<EventRow[]>();
   const writer = new BatchWriter<EventRow>({
     name: 'events',
-    insert: deps.insertEvents,
+    insert: async (rows) => {
+      // A retry after the id insert failed must not write the events again (the writer retries the
+      // same array).
+      if (!eventsWritten.has(rows)) {
+        await deps.insertEvents(rows);
+        eventsWritten.add(rows);
+      }
+      await deps.insertEventIds(rows.map((r) => guard.idRow(r)));
+    },
     isRetryable: deps.isRetryableInsertError,
     maxRows: cfg.batchRows,
     flushMs: cfg.flushMs,
@@ -59,6 +79,9 @@ export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester
   });
   const handler = createAuditEventsHandler({
     writer,
+    guard,
+    recordConflicts: deps.insertConflicts,
+    isRetryable: deps.isRetryableInsertError,
     producer,
     redactor: deps.redactor,
     ...(deps.dlqSealer ? { dlqSealer: deps.dlqSealer } : {}),

@@ -14,10 +14,38 @@ import type { Logger } from '@mcp-audit/service-kit';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import type { BatchWriter } from '@mcp-audit/service-kit';
 import { toEventRow, type EventRow } from './events.row.js';
+import type { EventIdGuard, StoredCopy } from './event-ids.guard.js';
 import type { IngesterMetrics } from './metrics.js';
+
+/** Dead-letter code of a copy refused because its event_id is already stored with other content. */
+export const EVENT_ID_CONFLICT = 'AUDIT_ERR_EVENT_ID_CONFLICT';
+
+/** A row of mcp_audit.event_id_conflicts (schemas/clickhouse/009_event_ids.sql). */
+export interface EventIdConflictRow {
+  event_id: string;
+  detected_at: number;
+  fields: string[];
+  stored_ts: number;
+  stored_client_id: string;
+  stored_source_id: string;
+  stored_ingested_at: number;
+  stored_kafka_partition: number;
+  stored_kafka_offset: number;
+  refused_ts: number;
+  refused_client_id: string;
+  refused_source_id: string;
+  refused_digest: string;
+  refused_kafka_partition: number;
+  refused_kafka_offset: number;
+}
 
 export interface HandlerDeps {
   writer: BatchWriter<EventRow>;
+  /** Refuses a copy whose event_id is stored with other content (one lookup per batch). */
+  guard: EventIdGuard;
+  /** Inserts into mcp_audit.event_id_conflicts; throws a retryable error to be retried. */
+  recordConflicts: (rows: EventIdConflictRow[]) => Promise<void>;
+  isRetryable: (err: unknown) => boolean;
   producer: AuditProducer;
   redactor: EventRedactor;
   /** Seals dead-lettered originals to the `dlq replay` key; without it only redacted previews are kept. */
@@ -101,6 +129,22 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
     );
   }
 
+  async function recordConflicts(records: EventIdConflictRow[], ctx: BatchContext): Promise<void> {
+    if (records.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await deps.recordConflicts(records);
+        return;
+      } catch (err) {
+        // A refusal that is not recorded raises no alert: keep it retried like the events insert.
+        if (!deps.isRetryable(err) || !ctx.isRunning()) throw err;
+        log.warn({ err, attempt, conflicts: records.length }, 'conflict record failed: retrying');
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 200 * 2 ** attempt)));
+        await ctx.heartbeat();
+      }
+    }
+  }
+
   return async function handle(messages: ConsumedMessage[], ctx: BatchContext): Promise<void> {
     const rows: EventRow[] = [];
     const rowSource: ConsumedMessage[] = [];
@@ -131,26 +175,84 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
       if (Number.isFinite(lag)) deps.metrics.lag.set({ partition: String(last.partition) }, Math.max(0, lag));
     }
 
-    await sendDeadLetters(letters, ctx);
-
-    // Keep the group membership alive while ClickHouse is slow or down (the insert is retried).
-    const beat = setInterval(() => void ctx.heartbeat().catch(() => undefined), 3_000);
-    let failures;
+    // One lookup per chunk: only one content per event_id ever reaches mcp_audit.events.
+    const lookupStart = now();
+    const guarded = await deps.guard.check(rows);
+    deps.metrics.lookupSeconds.observe((now() - lookupStart) / 1000);
     try {
-      failures = await deps.writer.add(rows);
+      const accepted: EventRow[] = [];
+      const acceptedSource: ConsumedMessage[] = [];
+      const conflicts: EventIdConflictRow[] = [];
+      guarded.verdicts.forEach((v, i) => {
+        const row = rows[i]!;
+        if (v.kind === 'new') {
+          accepted.push(row);
+          acceptedSource.push(rowSource[i]!);
+        } else if (v.kind === 'duplicate') {
+          deps.metrics.duplicates.inc();
+        } else {
+          letters.push({ message: rowSource[i]!, code: EVENT_ID_CONFLICT, reason: conflictReason(row, v) });
+          conflicts.push(conflictRow(row, v.fields, v.stored, deps.guard.idRow(row).digest));
+        }
+      });
+      await recordConflicts(conflicts, ctx);
+      await sendDeadLetters(letters, ctx);
+
+      // Keep the group membership alive while ClickHouse is slow or down (the insert is retried).
+      const beat = setInterval(() => void ctx.heartbeat().catch(() => undefined), 3_000);
+      let failures;
+      try {
+        failures = await deps.writer.add(accepted);
+      } finally {
+        clearInterval(beat);
+      }
+      deps.metrics.written.inc(accepted.length - failures.length);
+      if (failures.length > 0) {
+        await sendDeadLetters(
+          failures.map((f) => ({
+            message: acceptedSource[f.index]!,
+            code: 'AUDIT_ERR_CLICKHOUSE_REJECTED',
+            reason: `clickhouse refused the row: ${f.error.message}`,
+          })),
+          ctx,
+        );
+      }
     } finally {
-      clearInterval(beat);
+      guarded.release();
     }
-    deps.metrics.written.inc(rows.length - failures.length);
-    if (failures.length > 0) {
-      await sendDeadLetters(
-        failures.map((f) => ({
-          message: rowSource[f.index]!,
-          code: 'AUDIT_ERR_CLICKHOUSE_REJECTED',
-          reason: `clickhouse refused the row: ${f.error.message}`,
-        })),
-        ctx,
-      );
-    }
+  };
+}
+
+/** Names the id and the differing columns, never a value (the DLQ reason is not sealed). */
+function conflictReason(row: EventRow, v: { fields: string[]; stored: StoredCopy }): string {
+  const fields = v.fields.length > 0 ? v.fields.join(', ') : 'unknown (the stored row could not be read)';
+  return (
+    `event_id ${row.event_id} is already stored with other content (differing fields: ${fields}); ` +
+    'the stored copy is kept and this copy is refused as a possible forgery (event_id_reuse alert)'
+  );
+}
+
+function conflictRow(
+  row: EventRow,
+  fields: string[],
+  stored: StoredCopy,
+  digest: string,
+): EventIdConflictRow {
+  return {
+    event_id: row.event_id,
+    detected_at: row.ingested_at,
+    fields,
+    stored_ts: stored.ts,
+    stored_client_id: stored.clientId,
+    stored_source_id: stored.sourceId,
+    stored_ingested_at: stored.ingestedAt,
+    stored_kafka_partition: stored.partition,
+    stored_kafka_offset: Number(stored.offset),
+    refused_ts: row.ts,
+    refused_client_id: row.client_id,
+    refused_source_id: row.source_id,
+    refused_digest: digest,
+    refused_kafka_partition: row.kafka_partition,
+    refused_kafka_offset: row.kafka_offset,
   };
 }

@@ -4,10 +4,14 @@ import { createEventRedactor } from '@mcp-audit/redaction';
 import { boot, defineService, serviceOptionsFromEnv } from '@mcp-audit/service-kit';
 import { ingesterEnvSchema } from './config.js';
 import { buildIngester } from './app.js';
+import { clickHouseEventIdStore } from './event-ids.store.js';
 
 const { env, log, registry } = boot('ingester', ingesterEnvSchema);
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-ingester'), log);
-const clickhouse = clickhouseFor(env, 'WRITER', { logger: log });
+const clickhouse = clickhouseFor(env, 'WRITER', {
+  logger: log,
+  insertTables: ['events', 'event_ids', 'event_id_conflicts'],
+});
 const dlqSealer = dlqSealerFromEnv(env);
 if (dlqSealer) log.info({ key_id: dlqSealer.keyId }, 'dead-lettered originals are sealed to the replay key');
 else log.warn('MCP_AUDIT_DLQ_PUBLIC_KEY_FILE is not set: dead letters keep only a redacted preview');
@@ -24,6 +28,9 @@ const ingester = buildIngester(
   {
     kafka,
     insertEvents: (rows) => clickhouse.insert('events', rows),
+    insertEventIds: (rows) => clickhouse.insert('event_ids', rows),
+    insertConflicts: (rows) => clickhouse.insert('event_id_conflicts', rows),
+    eventIds: clickHouseEventIdStore(clickhouse),
     isRetryableInsertError: isRetryableClickHouseError,
     redactor: createEventRedactor({ fingerprintKey: env.MCP_AUDIT_REDACTION_KEY }),
     ...(dlqSealer ? { dlqSealer } : {}),

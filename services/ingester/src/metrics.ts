@@ -18,6 +18,17 @@ export function createIngesterMetrics(registry: Registry) {
       labelNames: ['code'],
       registers: [registry],
     }),
+    duplicates: new Counter({
+      name: 'mcp_audit_ingester_duplicates_total',
+      help: 'Copies not written again: same event_id and content as a stored or in-flight copy',
+      registers: [registry],
+    }),
+    lookupSeconds: new Histogram({
+      name: 'mcp_audit_ingester_event_id_lookup_seconds',
+      help: 'Time to check one chunk of event ids against mcp_audit.event_ids',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
     batchRows: new Histogram({
       name: 'mcp_audit_ingester_insert_rows',
       help: 'Rows per ClickHouse insert',

@@ -5,6 +5,7 @@ import type { AuditProducer, BatchContext, ConsumedMessage, OutgoingMessage } fr
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { createLogger, createRegistry, type BatchWriter } from '@mcp-audit/service-kit';
 import { createAuditEventsHandler } from '../src/audit-events.handler.js';
+import { EventIdGuard } from '../src/event-ids.guard.js';
 import type { EventRow } from '../src/events.row.js';
 import { createIngesterMetrics } from '../src/metrics.js';
 
@@ -60,8 +61,13 @@ function harness(failFirstRow = false) {
         ? [{ index: 0, error: new Error(`Cannot parse input: expected ',' before: 'client ${GH}'`) }]
         : [],
   } as unknown as BatchWriter<EventRow>;
+  // No id stored yet: every valid event is new (the guard's own logic is tested in event-ids.guard.test).
+  const guard = new EventIdGuard({ lookup: async () => [], storedRows: async () => [] });
   const handle = createAuditEventsHandler({
     writer,
+    guard,
+    recordConflicts: async () => undefined,
+    isRetryable: () => false,
     producer,
     redactor: createEventRedactor({ fingerprintKey: 'ingester-unit-key-0123456789' }),
     dlqTopic: 'dlq',

@@ -12,9 +12,10 @@ import type { RowStream } from './ledger/stream.js';
 const DAY_MS = 86_400_000;
 /**
  * Tables whose day partitions go with an events day and never on their own (no policy of their own):
- * the ledger's leaves and the analyst API's time-ordered copy of events (008_events_by_time.sql).
+ * the ledger's leaves, the analyst API's time-ordered copy of events (008_events_by_time.sql) and the
+ * ingester's index of stored event ids (009_event_ids.sql).
  */
-export const WITH_EVENTS = ['integrity_leaves', 'events_by_time'] as const;
+export const WITH_EVENTS = ['integrity_leaves', 'events_by_time', 'event_ids'] as const;
 const TABLES = new Set<string>([...POLICY_TABLES, ...WITH_EVENTS]);
 
 export interface PartitionPlan {

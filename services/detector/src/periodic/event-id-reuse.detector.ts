@@ -1,4 +1,4 @@
-import { ident, join, sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import { dbIdent, ident, join, sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
 import type { Finding } from '../model.js';
 import type { PeriodicConfig } from '../config.js';
 import { MAX_CLOCK_SKEW_MS } from '@mcp-audit/schema';
@@ -51,6 +51,7 @@ export const CONTENT_COLUMNS = [
   'label_keys',
   'label_values',
   'raw',
+  'tool_annotations',
 ] as const;
 export const BOOKKEEPING_COLUMNS = ['ver', 'ingested_at', 'kafka_partition', 'kafka_offset'] as const;
 const NULLABLE = new Set<string>(['http_status', 'rpc_error_code', 'tool_is_error']);
@@ -94,6 +95,39 @@ export function byPrecedence(a: StoredCopy, b: StoredCopy): number {
 }
 const cmp = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
 
+/**
+ * A copy the ingester refused because its id was already stored with other content
+ * (mcp_audit.event_id_conflicts, schemas/clickhouse/009_event_ids.sql): it never reached events.
+ */
+export interface RefusedCopy {
+  /** Ingestion time of the refused copy, epoch seconds. */
+  detectedAt: number;
+  fields: string[];
+  digest: string;
+  clientId: string;
+  sourceId: string;
+  partition: number;
+  offset: string;
+  stored: { clientId: string; sourceId: string; ingestedAt: number; partition: number; offset: string };
+}
+
+interface Hit {
+  id: string;
+  /** The stored copy every query sees, when more than one content is stored. */
+  winner?: StoredCopy;
+  differing: StoredCopy[];
+  refused: RefusedCopy[];
+  firstNew: number;
+}
+
+/** Ingestion time (ms) of the last stored copy differing from the first, among those before `end`. */
+function lastDiffering(all: StoredCopy[], end: number): number {
+  const known = all.filter((c) => c.ingestedAt * 1000 < end);
+  const winner = known[0];
+  if (!winner) return 0;
+  return Math.max(0, ...known.filter((c) => c.content !== winner.content).map((c) => c.ingestedAt * 1000));
+}
+
 /** The columns in which `copy` differs from `winner`. */
 export function differingColumns(winner: StoredCopy, copy: StoredCopy): string[] {
   return CONTENT_COLUMNS.filter((_, i) => winner.columns[i] !== copy.columns[i]);
@@ -125,11 +159,15 @@ export function eventIdReuseDetector(ch: ClickHouse, cfg: PeriodicConfig['eventI
     async evaluateRange(from, to) {
       const starts = windowStarts(from, to, windowMs);
       // New differing copies in [from, to), and the ids whose last differing copy may expire in it.
-      const [fresh, expiring] = await Promise.all([
+      const [fresh, expiring, refused, refusedExpiring] = await Promise.all([
         conflicts(from, to, to),
         conflicts(from - cfg.expireMs, to - cfg.expireMs, to),
+        refusals(from, to, to),
+        refusals(from - cfg.expireMs, to - cfg.expireMs, to),
       ]);
-      return starts.map((start) => judge(start, start + windowMs, fresh, expiring));
+      return starts.map((start) =>
+        judge(start, start + windowMs, { fresh, expiring, refused, refusedExpiring }),
+      );
     },
   };
   return detector;
@@ -182,14 +220,75 @@ export function eventIdReuseDetector(ch: ClickHouse, cfg: PeriodicConfig['eventI
     return out;
   }
 
+  /**
+   * The copies the ingester refused with a record in [from, to), with every record of the same ids
+   * before `known` from `from` on (one row per refusal; a redelivered refusal is recorded again).
+   */
+  async function refusals(from: number, to: number, known: number): Promise<Map<string, RefusedCopy[]>> {
+    const table = sql`${dbIdent(ch.database)}.event_id_conflicts`;
+    const rows = await ch.query<{
+      id: string;
+      detected_at: number;
+      fields: string[];
+      digest: string;
+      client_id: string;
+      source_id: string;
+      partition: number;
+      offset: string;
+      s_client_id: string;
+      s_source_id: string;
+      s_ingested_at: number;
+      s_partition: number;
+      s_offset: string;
+    }>(sql`
+      SELECT toString(event_id) AS id, toUInt32(detected_at) AS detected_at, fields, refused_digest AS digest,
+             refused_client_id AS client_id, refused_source_id AS source_id,
+             refused_kafka_partition AS partition, toString(refused_kafka_offset) AS offset,
+             stored_client_id AS s_client_id, stored_source_id AS s_source_id,
+             toUInt32(stored_ingested_at) AS s_ingested_at, stored_kafka_partition AS s_partition,
+             toString(stored_kafka_offset) AS s_offset
+      FROM ${table}
+      WHERE detected_at >= ${new Date(from)} AND detected_at < ${new Date(known)}
+        AND event_id IN (SELECT event_id FROM ${table}
+                         WHERE detected_at >= ${new Date(from)} AND detected_at < ${new Date(to)})
+      ORDER BY id, detected_at, partition, offset`);
+    const out = new Map<string, RefusedCopy[]>();
+    for (const r of rows) {
+      const list = out.get(r.id) ?? [];
+      list.push({
+        detectedAt: num(r.detected_at),
+        fields: r.fields,
+        digest: r.digest,
+        clientId: r.client_id,
+        sourceId: r.source_id,
+        partition: num(r.partition),
+        offset: r.offset,
+        stored: {
+          clientId: r.s_client_id,
+          sourceId: r.s_source_id,
+          ingestedAt: num(r.s_ingested_at),
+          partition: num(r.s_partition),
+          offset: r.s_offset,
+        },
+      });
+      out.set(r.id, list);
+    }
+    return out;
+  }
+
   function judge(
     start: number,
     end: number,
-    fresh: Map<string, StoredCopy[]>,
-    expiring: Map<string, StoredCopy[]>,
+    data: {
+      fresh: Map<string, StoredCopy[]>;
+      expiring: Map<string, StoredCopy[]>;
+      refused: Map<string, RefusedCopy[]>;
+      refusedExpiring: Map<string, RefusedCopy[]>;
+    },
   ): Evaluation {
+    const { fresh, expiring } = data;
     const findings: Finding[] = [];
-    const hits: Array<{ id: string; winner: StoredCopy; differing: StoredCopy[]; firstNew: number }> = [];
+    const byId = new Map<string, Hit>();
     for (const [id, all] of fresh) {
       const known = all.filter((c) => c.ingestedAt * 1000 < end);
       const winner = known[0];
@@ -197,8 +296,26 @@ export function eventIdReuseDetector(ch: ClickHouse, cfg: PeriodicConfig['eventI
       const differing = known.filter((c) => c.content !== winner.content);
       const inWindow = differing.filter((c) => c.ingestedAt * 1000 >= start);
       if (inWindow.length === 0) continue;
-      hits.push({ id, winner, differing, firstNew: Math.min(...inWindow.map((c) => c.ingestedAt)) });
+      byId.set(id, {
+        id,
+        winner,
+        differing,
+        refused: [],
+        firstNew: Math.min(...inWindow.map((c) => c.ingestedAt)),
+      });
     }
+    for (const [id, all] of data.refused) {
+      const known = all.filter((c) => c.detectedAt * 1000 < end);
+      const inWindow = known.filter((c) => c.detectedAt * 1000 >= start);
+      if (inWindow.length === 0) continue;
+      const firstNew = Math.min(...inWindow.map((c) => c.detectedAt));
+      const hit = byId.get(id);
+      if (hit) {
+        hit.refused = known;
+        hit.firstNew = Math.min(hit.firstNew, firstNew);
+      } else byId.set(id, { id, differing: [], refused: known, firstNew });
+    }
+    const hits = [...byId.values()];
     hits.sort((a, b) => a.firstNew - b.firstNew || (a.id < b.id ? -1 : 1));
     for (const h of hits.slice(0, cfg.maxAlertsPerWindow)) findings.push(finding(start, end, h));
     const rest = hits.slice(cfg.maxAlertsPerWindow);
@@ -213,51 +330,99 @@ export function eventIdReuseDetector(ch: ClickHouse, cfg: PeriodicConfig['eventI
       });
 
     // Expiry: the last differing copy (known at the window end) is expireMs before the window.
-    for (const [id, all] of expiring) {
-      const known = all.filter((c) => c.ingestedAt * 1000 < end);
-      const winner = known[0];
-      if (!winner) continue;
-      const last = Math.max(
-        ...known.filter((c) => c.content !== winner.content).map((c) => c.ingestedAt * 1000),
+    // Expiry: the last differing copy, stored or refused (known at the window end), is expireMs before
+    // the window.
+    const lastRefused = (id: string) =>
+      Math.max(
+        0,
+        ...[...(data.refused.get(id) ?? []), ...(data.refusedExpiring.get(id) ?? [])]
+          .filter((c) => c.detectedAt * 1000 < end)
+          .map((c) => c.detectedAt * 1000),
       );
+    for (const [id, all] of expiring) {
+      const last = lastDiffering(all, end);
+      if (last === 0 || lastRefused(id) > last) continue; // the refusals decide (below)
       if (last + cfg.expireMs >= start && last + cfg.expireMs < end)
         resolved.push({
           dedupKey: dedupKeyOf('event_id_reuse', id, windowMs),
           reason: `no further differing copy of event ${id} for ${cfg.expireMs / 3_600_000} hours of ingestion time since ${iso(last)}`,
         });
     }
+    for (const id of data.refusedExpiring.keys()) {
+      const last = lastRefused(id);
+      const stored = fresh.get(id) ?? expiring.get(id);
+      if (stored && lastDiffering(stored, end) >= last) continue; // the stored copies decide (above)
+      if (last + cfg.expireMs >= start && last + cfg.expireMs < end)
+        resolved.push({
+          dedupKey: dedupKeyOf('event_id_reuse', id, windowMs),
+          reason: `no further copy of event ${id} with other content for ${cfg.expireMs / 3_600_000} hours of ingestion time since ${iso(last)}`,
+        });
+    }
     return { findings, resolved };
   }
 
-  function finding(
-    start: number,
-    end: number,
-    h: { id: string; winner: StoredCopy; differing: StoredCopy[] },
-  ): Finding {
-    const { id, winner, differing } = h;
-    const fields = [...new Set(differing.flatMap((c) => differingColumns(winner, c)))];
-    const contents = new Set([winner.content, ...differing.map((c) => c.content)]).size;
-    const where = (c: StoredCopy) =>
+  function finding(start: number, end: number, h: Hit): Finding {
+    const { id, winner, differing, refused } = h;
+    const fields = [
+      ...new Set([
+        ...(winner ? differing.flatMap((c) => differingColumns(winner, c)) : []),
+        ...refused.flatMap((r) => r.fields),
+      ]),
+    ];
+    const where = (c: StoredCopy, first: StoredCopy) =>
       `ingested ${iso(c.ingestedAt * 1000)} (Kafka partition ${c.partition}, offset ${c.offset}` +
-      (c.clientId !== winner.clientId ? `, client ${c.clientId}` : '') +
+      (c.clientId !== first.clientId ? `, client ${c.clientId}` : '') +
       ')';
-    const shown = differing.slice(0, 5);
+    const refusedAt = (r: RefusedCopy) =>
+      `refused ${iso(r.detectedAt * 1000)} (Kafka partition ${r.partition}, offset ${r.offset}, client ` +
+      `${r.clientId}, source ${r.sourceId}${r.fields.length > 0 ? `, differing in ${r.fields.join(', ')}` : ''})`;
+    const parts: string[] = [];
+    let contents = 1;
+    let clientId: string;
+    if (winner) {
+      contents = new Set([winner.content, ...differing.map((c) => c.content)]).size;
+      clientId = winner.clientId;
+      const shown = differing.slice(0, 5);
+      parts.push(
+        `Event ${id} is stored in ${contents} different versions. The copy every query uses was ` +
+          `${where(winner, winner)} for client ${winner.clientId}; ` +
+          `${differing.length} later cop${differing.length === 1 ? 'y differs' : 'ies differ'} in ` +
+          `${[...new Set(differing.flatMap((c) => differingColumns(winner, c)))].join(', ')}: ` +
+          shown.map((c) => where(c, winner)).join('; ') +
+          (differing.length > shown.length ? ` and ${differing.length - shown.length} more` : '') +
+          '.',
+      );
+    } else {
+      const s = refused[0]!.stored;
+      clientId = s.clientId;
+      parts.push(
+        `Event ${id} is stored once: the copy every query uses was ingested ${iso(s.ingestedAt * 1000)} ` +
+          `(Kafka partition ${s.partition}, offset ${s.offset}) for client ${s.clientId}, source ${s.sourceId}.`,
+      );
+    }
+    if (refused.length > 0) {
+      contents += new Set(refused.map((r) => r.digest)).size;
+      const shown = refused.slice(0, 5);
+      parts.push(
+        `The ingester refused ${refused.length} cop${refused.length === 1 ? 'y' : 'ies'} of the same id with ` +
+          `other content (dead-lettered with AUDIT_ERR_EVENT_ID_CONFLICT, never stored): ` +
+          shown.map(refusedAt).join('; ') +
+          (refused.length > shown.length ? ` and ${refused.length - shown.length} more` : '') +
+          '.',
+      );
+    }
     return makeFinding({
       detector: 'event_id_reuse',
       subject: id,
-      clientId: winner.clientId,
+      clientId,
       windowMs,
       windowStart: start,
       windowEnd: end,
       severity: 'high',
-      title: `Event id ${id} stored with different content (${fields.slice(0, 6).join(', ')})`,
+      title: `Event id ${id} ${winner ? 'stored' : 'reused'} with different content (${fields.slice(0, 6).join(', ')})`,
       summary:
-        `Event ${id} is stored in ${contents} different versions. The copy every query uses was ` +
-        `${where(winner)} for client ${winner.clientId}; ` +
-        `${differing.length} later cop${differing.length === 1 ? 'y differs' : 'ies differ'} in ` +
-        `${fields.join(', ')}: ${shown.map(where).join('; ')}` +
-        (differing.length > shown.length ? ` and ${differing.length - shown.length} more` : '') +
-        '. The same id twice must be the same event: a different copy is a forged event re-using a ' +
+        parts.join(' ') +
+        ' The same id twice must be the same event: a different copy is a forged event re-using a ' +
         'real id, or a corrupted redelivery. Find who produced it (the source and Kafka position), ' +
         'compare both copies in the event view and acknowledge. Values are not shown here (arguments may ' +
         `hold secrets). Expires ${cfg.expireMs / 3_600_000} hours after the last differing copy.`,
@@ -269,11 +434,7 @@ export function eventIdReuseDetector(ch: ClickHouse, cfg: PeriodicConfig['eventI
     });
   }
 
-  function overflow(
-    start: number,
-    end: number,
-    rest: ReadonlyArray<{ id: string; differing: StoredCopy[] }>,
-  ): Finding {
+  function overflow(start: number, end: number, rest: ReadonlyArray<{ id: string }>): Finding {
     return makeFinding({
       detector: 'event_id_reuse',
       subject: '*',

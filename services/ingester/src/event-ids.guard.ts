@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import type { EventRow } from './events.row.js';
+
+/**
+ * One event per event_id (DESIGN: "the same id twice is one event"). Before a batch is written, its
+ * ids are looked up in mcp_audit.event_ids (one query per batch): a copy whose id is already stored
+ * with other content is refused (dead-lettered and recorded as a conflict for the event_id_reuse
+ * alert), a copy identical to the stored one is a redelivery and is not written again, a new id is
+ * written. So only one content per id ever reaches mcp_audit.events and every reader and rollup sees
+ * one event per id by construction.
+ */
+
+/** Columns that are not the event's content: its key and the ingestion bookkeeping. */
+const NOT_CONTENT = new Set(['event_id', 'ver', 'ingested_at', 'kafka_partition', 'kafka_offset']);
+
+/** An id as mcp_audit.event_ids stores it (digest '' = backfilled from events, content unknown). */
+export interface StoredId {
+  event_id: string;
+  digest: string;
+  /** Event time, epoch seconds. */
+  ts: number;
+  client_id: string;
+  ver: number;
+}
+
+/** A stored copy of an event: its content columns plus where it came from. */
+export interface StoredCopy {
+  eventId: string;
+  digest: string;
+  columns: string[];
+  ts: number;
+  clientId: string;
+  sourceId: string;
+  /** Epoch seconds. */
+  ingestedAt: number;
+  ver: number;
+  partition: number;
+  offset: string;
+}
+
+export interface EventIdStore {
+  /** The stored ids among `ids` (one query). */
+  lookup(ids: string[]): Promise<StoredId[]>;
+  /**
+   * The events rows behind `keys` (one query): every column by name, DateTime columns as epoch
+   * seconds, as EventRow holds them.
+   */
+  storedRows(keys: StoredId[]): Promise<Array<Record<string, unknown>>>;
+}
+
+export type Verdict =
+  | { kind: 'new' }
+  /** Same content as a stored (or in-flight, or earlier in the batch) copy: written once already. */
+  | { kind: 'duplicate' }
+  | { kind: 'conflict'; fields: string[]; stored: StoredCopy };
+
+export interface GuardResult {
+  verdicts: Verdict[];
+  /** Call once the batch's rows are durable (or refused): frees this batch's in-flight ids. */
+  release(): void;
+}
+
+/** Canonical text of one column value: the same for an EventRow and the row ClickHouse returns. */
+function canon(v: unknown): string {
+  if (v === null || v === undefined) return '\u0000';
+  if (Array.isArray(v)) return JSON.stringify(v.map(String));
+  return String(v);
+}
+
+/** The content columns, in the row's own order (toEventRow): every column but key and bookkeeping. */
+export function contentColumns(row: EventRow): string[] {
+  return Object.keys(row).filter((k) => !NOT_CONTENT.has(k));
+}
+
+export function contentOf(row: Record<string, unknown>, columns: readonly string[]): string[] {
+  return columns.map((c) => canon(row[c]));
+}
+
+export function digestOf(content: readonly string[]): string {
+  return createHash('sha256').update(JSON.stringify(content)).digest('hex');
+}
+
+function copyOfRow(row: Record<string, unknown>, columns: readonly string[], content?: string[]): StoredCopy {
+  const c = content ?? contentOf(row, columns);
+  return {
+    eventId: String(row.event_id),
+    digest: digestOf(c),
+    columns: c,
+    ts: Number(row.ts),
+    clientId: String(row.client_id),
+    sourceId: String(row.source_id),
+    ingestedAt: Number(row.ingested_at),
+    ver: Number(row.ver),
+    partition: Number(row.kafka_partition),
+    offset: String(row.kafka_offset),
+  };
+}
+
+const differing = (columns: readonly string[], a: readonly string[], b: readonly string[]): string[] =>
+  columns.filter((_, i) => a[i] !== b[i]);
+
+export class EventIdGuard {
+  /** Ids of rows accepted by a batch of this process and not yet durable, by id. */
+  private readonly inFlight = new Map<string, StoredCopy>();
+  private readonly digests = new WeakMap<EventRow, string>();
+
+  constructor(private readonly store: EventIdStore) {}
+
+  /** The event_ids row for a row this guard accepted. */
+  idRow(row: EventRow): {
+    event_id: string;
+    digest: string;
+    ts: number;
+    client_id: string;
+    ingested_at: number;
+    ver: number;
+  } {
+    const c = contentColumns(row);
+    const digest = this.digests.get(row) ?? digestOf(contentOf(row as unknown as Record<string, unknown>, c));
+    return {
+      event_id: row.event_id,
+      digest,
+      ts: row.ts,
+      client_id: row.client_id,
+      ingested_at: row.ingested_at,
+      ver: row.ver,
+    };
+  }
+
+  async check(rows: EventRow[]): Promise<GuardResult> {
+    if (rows.length === 0) return { verdicts: [], release: () => undefined };
+    const columns = contentColumns(rows[0]!);
+    const copies = rows.map((r) => copyOfRow(r as unknown as Record<string, unknown>, columns));
+    rows.forEach((r, i) => this.digests.set(r, copies[i]!.digest));
+
+    // Reserve first (synchronously), then look up: of two concurrent batches of this process, the one
+    // that reserved first wins, and a batch that reserves after another's insert is durable finds that
+    // insert in its lookup. (Two ingester processes: see the README.)
+    const owned: StoredCopy[] = [];
+    const earlier = new Map<string, StoredCopy>();
+    for (const c of copies) {
+      if (earlier.has(c.eventId) || owned.some((o) => o.eventId === c.eventId)) continue;
+      const other = this.inFlight.get(c.eventId);
+      if (other) earlier.set(c.eventId, other);
+      else {
+        this.inFlight.set(c.eventId, c);
+        owned.push(c);
+      }
+    }
+    const release = () => {
+      for (const o of owned) if (this.inFlight.get(o.eventId) === o) this.inFlight.delete(o.eventId);
+    };
+
+    try {
+      const ids = [...new Set(copies.map((c) => c.eventId))];
+      const stored = new Map<string, StoredId[]>();
+      for (const s of await this.store.lookup(ids)) {
+        const list = stored.get(s.event_id) ?? [];
+        list.push(s);
+        stored.set(s.event_id, list);
+      }
+      // Read the stored rows only where a copy matches no stored digest (a conflict, or a backfilled id).
+      const unresolved = new Set(
+        copies
+          .filter((c) => stored.has(c.eventId) && !stored.get(c.eventId)!.some((s) => s.digest === c.digest))
+          .map((c) => c.eventId),
+      );
+      const storedCopies = new Map<string, StoredCopy[]>();
+      if (unresolved.size > 0) {
+        const keys = [...unresolved].flatMap((id) => stored.get(id)!);
+        for (const r of await this.store.storedRows(keys)) {
+          const sc = copyOfRow(r, columns);
+          const list = storedCopies.get(sc.eventId) ?? [];
+          list.push(sc);
+          storedCopies.set(sc.eventId, list);
+        }
+      }
+
+      // The copy every reader sees for each id: the stored one (first ingested), else the in-flight
+      // copy of another batch, else the first copy in this batch.
+      const winner = new Map<string, StoredCopy>();
+      const verdicts: Verdict[] = copies.map((c) => {
+        const s = stored.get(c.eventId);
+        if (s?.some((x) => x.digest === c.digest)) return { kind: 'duplicate' };
+        const known = storedCopies.get(c.eventId) ?? [];
+        if (known.some((x) => x.digest === c.digest)) return { kind: 'duplicate' };
+        let w = winner.get(c.eventId);
+        if (!w) {
+          w = known.sort((a, b) => b.ver - a.ver || a.ingestedAt - b.ingestedAt)[0];
+          if (!w && s) w = unreadable(s);
+          w ??= earlier.get(c.eventId);
+          if (!w) {
+            winner.set(c.eventId, c);
+            return { kind: 'new' };
+          }
+          winner.set(c.eventId, w);
+        }
+        if (w.digest === c.digest) return { kind: 'duplicate' };
+        return {
+          kind: 'conflict',
+          fields: w.columns.length > 0 ? differing(columns, w.columns, c.columns) : [],
+          stored: w,
+        };
+      });
+      // A refused or duplicate id reserved by this batch is not in flight.
+      for (let i = 0; i < copies.length; i++) {
+        const c = copies[i]!;
+        if (
+          verdicts[i]!.kind !== 'new' &&
+          this.inFlight.get(c.eventId) === c &&
+          winner.get(c.eventId) !== c
+        ) {
+          this.inFlight.delete(c.eventId);
+        }
+      }
+      return { verdicts, release };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+}
+
+/** A stored id whose events row could not be read (e.g. its day is being dropped): content unknown. */
+function unreadable(s: StoredId[]): StoredCopy {
+  const first = [...s].sort((a, b) => b.ver - a.ver)[0]!;
+  return {
+    eventId: first.event_id,
+    digest: first.digest,
+    columns: [],
+    ts: first.ts,
+    clientId: first.client_id,
+    sourceId: '',
+    ingestedAt: 0,
+    ver: first.ver,
+    partition: -1,
+    offset: '-1',
+  };
+}

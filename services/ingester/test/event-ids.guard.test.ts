@@ -1,0 +1,137 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
+import { EventIdGuard, type EventIdStore, type StoredId } from '../src/event-ids.guard.js';
+import { toEventRow, type EventRow } from '../src/events.row.js';
+
+const T0 = Date.parse('2026-11-21T10:15:30.042Z');
+
+function row(
+  id: string,
+  over: Record<string, unknown> = {},
+  ingestedAtMs = T0 + 5_000,
+  offset = '1',
+): EventRow {
+  const e = {
+    schema_version: 1,
+    event_id: id,
+    ts: new Date(T0).toISOString(),
+    kind: 'tool_call',
+    source: { type: 'sdk', id: 'sdk-1', version: '0.1.0' },
+    client: { id: 'client-a' },
+    server: { name: 'filesystem', transport: 'stdio' },
+    method: 'tools/call',
+    tool: { name: 'read_file' },
+    outcome: 'ok',
+    duration_ms: 12,
+    request_bytes: 10,
+    response_bytes: 20,
+    ...over,
+  };
+  const p = parseEvent(Buffer.from(JSON.stringify(e)), { now: T0 });
+  assert.ok(p.ok, p.ok ? '' : p.reason);
+  return toEventRow(p.event as AuditEventV1, p.raw, { partition: 0, offset, ingestedAtMs });
+}
+
+/**
+ * event_ids and events held in memory with ClickHouse's answer shapes (64-bit integers as strings,
+ * DateTime as the epoch seconds the store selects), so the guard's comparison of a stored row with a
+ * new one is exercised as it runs against ClickHouse.
+ */
+function memoryStore(opts: { lookupDelayMs?: number } = {}) {
+  const ids: StoredId[] = [];
+  const events: Array<Record<string, unknown>> = [];
+  let lookups = 0;
+  const store: EventIdStore = {
+    async lookup(q) {
+      lookups++;
+      const snapshot = ids.filter((s) => q.includes(s.event_id));
+      if (opts.lookupDelayMs) await new Promise((r) => setTimeout(r, opts.lookupDelayMs));
+      return snapshot;
+    },
+    async storedRows(keys) {
+      return events.filter((e) => keys.some((k) => k.event_id === e.event_id && k.client_id === e.client_id));
+    },
+  };
+  const asStored = (r: EventRow) => ({
+    ...r,
+    request_bytes: String(r.request_bytes),
+    response_bytes: String(r.response_bytes),
+    kafka_offset: String(r.kafka_offset),
+  });
+  return {
+    store,
+    lookups: () => lookups,
+    /** What the ingester's insert does: the events row, then its event_ids row. */
+    write(guard: EventIdGuard, rows: EventRow[]) {
+      for (const r of rows) {
+        events.push(asStored(r));
+        ids.push(guard.idRow(r));
+      }
+    },
+    /** A row stored before 009 (backfilled with digest ''). */
+    backfilled(r: EventRow) {
+      events.push(asStored(r));
+      ids.push({ event_id: r.event_id, digest: '', ts: r.ts, client_id: r.client_id, ver: r.ver });
+    },
+  };
+}
+
+const kinds = (v: Array<{ kind: string }>) => v.map((x) => x.kind);
+
+test('a stored id: the identical copy is a duplicate, another time or client is a conflict naming the fields', async () => {
+  const m = memoryStore();
+  const guard = new EventIdGuard(m.store);
+  const id = randomUUID();
+  const original = row(id);
+  const first = await guard.check([original]);
+  assert.deepEqual(kinds(first.verdicts), ['new']);
+  m.write(guard, [original]);
+  first.release();
+
+  const redelivered = row(id, {}, T0 + 60_000, '7');
+  const otherHour = row(id, { ts: new Date(T0 - 3_600_000).toISOString() }, T0 + 60_000);
+  const otherClient = row(id, { client: { id: 'client-b' } }, T0 + 60_000);
+  const r = await guard.check([redelivered, otherHour, otherClient]);
+  assert.equal(m.lookups(), 2, 'one lookup per batch');
+  assert.deepEqual(kinds(r.verdicts), ['duplicate', 'conflict', 'conflict']);
+  const [, h, c] = r.verdicts as Array<{ kind: 'conflict'; fields: string[]; stored: { clientId: string } }>;
+  assert.deepEqual(h!.fields, ['ts', 'raw']);
+  assert.deepEqual(c!.fields, ['client_id', 'raw']);
+  assert.equal(c!.stored.clientId, 'client-a');
+  r.release();
+});
+
+test('within one batch the first copy wins; an identical later copy is a duplicate', async () => {
+  const m = memoryStore();
+  const guard = new EventIdGuard(m.store);
+  const id = randomUUID();
+  const r = await guard.check([row(id), row(id, { duration_ms: 99 }), row(id), row(randomUUID())]);
+  assert.deepEqual(kinds(r.verdicts), ['new', 'conflict', 'duplicate', 'new']);
+  assert.deepEqual((r.verdicts[1] as { fields: string[] }).fields, ['duration_ms', 'raw']);
+});
+
+test('two concurrent batches of one process: the one that reserved the id first wins', async () => {
+  const m = memoryStore({ lookupDelayMs: 20 });
+  const guard = new EventIdGuard(m.store);
+  const id = randomUUID();
+  const [a, b] = await Promise.all([guard.check([row(id)]), guard.check([row(id, { client: { id: 'x' } })])]);
+  assert.deepEqual([kinds(a.verdicts), kinds(b.verdicts)], [['new'], ['conflict']]);
+  // Once the winner is durable and released, a later batch finds it stored.
+  m.write(guard, [row(id)]);
+  a.release();
+  b.release();
+  const c = await guard.check([row(id, { client: { id: 'x' } }), row(id)]);
+  assert.deepEqual(kinds(c.verdicts), ['conflict', 'duplicate']);
+});
+
+test('an id stored before event_ids existed (digest unknown) is compared column by column', async () => {
+  const m = memoryStore();
+  const guard = new EventIdGuard(m.store);
+  const id = randomUUID();
+  m.backfilled(row(id, {}, T0));
+  const r = await guard.check([row(id), row(id, { tool: { name: 'write_file' } })]);
+  assert.deepEqual(kinds(r.verdicts), ['duplicate', 'conflict']);
+  assert.deepEqual((r.verdicts[1] as { fields: string[] }).fields, ['tool_name', 'raw']);
+});
