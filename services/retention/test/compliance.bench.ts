@@ -3,7 +3,9 @@
  * in a database of their own, beside clickhouse-client's own `SELECT … FORMAT JSONEachRow` of the
  * same rows to a file, then exports the day (NDJSON, CSV and OCSF bundles) and checks each bundle
  * offline. Also the floor under verify: ClickHouse's raw RowBinary read of the same rows (nothing
- * done with them) and Node's SHA-256 over rows of the same size. Prints rows/s and each step's peak
+ * done with them), ClickHouse reading them without sending, Node's SHA-256 over rows of the same
+ * size and over Merkle nodes, verify's Node CPU time a row and its events_by_time check alone
+ * (copy.ts). Prints rows/s and each step's peak
  * RSS (sampled every 50 ms); asserts nothing about speed. BENCH_FORMATS picks the export formats.
  */
 import { execFileSync } from 'node:child_process';
@@ -18,6 +20,8 @@ import { FORMATS, type ExportFormat } from '../src/export/formats.js';
 import { verifyBundle } from '../src/export/verify-bundle.js';
 import { createSigningKey, loadPublicKeys, loadSigningKey } from '../src/ledger/keys.js';
 import { DEFAULT_SEALER, sealOnce } from '../src/ledger/sealer.js';
+import { copyDigests } from '../src/ledger/copy.js';
+import { nodeHash } from '../src/ledger/merkle.js';
 import { verifyRange } from '../src/ledger/verify.js';
 import { tempDir, testDb } from './helpers.js';
 
@@ -69,7 +73,7 @@ async function main() {
         if(number % 20 = 0, 'error', 'ok'), 200, if(number % 20 = 0, -32000, NULL), if(number % 20 = 0, 1, NULL), '',
         'api_key', 'success', '', '', if(number % 20 = 0, 'no such file', ''), number % 300, 200 + number % 1000, 1000 + number % 5000,
         concat('{"path":"/srv/data/', toString(number % 1000), '.txt","mode":"r"}'), '', ['env'], ['prod'],
-        concat('{"event_id":"x","note":"redacted original ', toString(number), '"}'), 0, number
+        concat('{"event_id":"x","note":"redacted original ', toString(number), '"}'), 0, number, ''
       FROM numbers(${N})`,
     );
     console.log(
@@ -89,6 +93,7 @@ async function main() {
       `seal:   ${s.rows} rows, ${s.records.length} records in ${(sealed.ms / 1000).toFixed(1)} s = ${rate(s.rows, sealed.ms)} rows/s, peak RSS ${sealed.rss} (${loadavg()})`,
     );
 
+    const cpu0 = process.cpuUsage();
     const verified = await step(() =>
       verifyRange(
         {
@@ -103,8 +108,21 @@ async function main() {
       ),
     );
     const v = verified.r;
+    const cpu = process.cpuUsage(cpu0);
     console.log(
-      `verify: ${v.rowsChecked} rows, ok=${v.ok} in ${(verified.ms / 1000).toFixed(1)} s = ${rate(v.rowsChecked, verified.ms)} rows/s, peak RSS ${verified.rss} (${loadavg()})`,
+      `verify: ${v.rowsChecked} rows, ok=${v.ok} in ${(verified.ms / 1000).toFixed(1)} s = ${rate(v.rowsChecked, verified.ms)} rows/s, Node CPU ${((cpu.user + cpu.system) / v.rowsChecked).toFixed(2)} µs a row, peak RSS ${verified.rss} (${loadavg()})`,
+    );
+    // Part of verify: events_by_time against events (ClickHouse only), timed alone.
+    const copies = await step(() => copyDigests(db, DAY, DAY + 86_400_000));
+    console.log(
+      `  of which copy check alone (events_by_time vs events, ClickHouse): ${copies.r.length} hours in ${(copies.ms / 1000).toFixed(1)} s = ${rate(N, copies.ms)} rows/s (${loadavg()})`,
+    );
+    // ClickHouse reading and decompressing every column without sending anything.
+    const chRead = await step(() =>
+      db.ch.query(sql`SELECT count() AS n FROM ${dbIdent(db.database)}.events WHERE NOT ignore(*)`),
+    );
+    console.log(
+      `ClickHouse read of all columns, nothing sent (count() WHERE NOT ignore(*)): ${N} rows in ${(chRead.ms / 1000).toFixed(1)} s = ${rate(N, chRead.ms)} rows/s (${loadavg()})`,
     );
 
     // The floor under verify: ClickHouse reading and sending the same rows (RowBinary, all columns,
@@ -126,6 +144,16 @@ async function main() {
     });
     console.log(
       `SHA-256 in Node, ${sample.length}-byte rows, one thread: ${rate(1_000_000, hashed.ms)} rows/s (${loadavg()})`,
+    );
+    // A Merkle node: SHA-256 of 65 bytes. Each verified row costs one leaf hash and one node hash.
+    const nodes = await step(async () => {
+      const l = hash('sha256', 'l', 'buffer');
+      for (let i = 0; i < 1_000_000; i++) nodeHash(l, l);
+      return 0;
+    });
+    const both = 1e9 / (1e6 / rate(1_000_000, hashed.ms) + 1e6 / rate(1_000_000, nodes.ms)) / 1e3;
+    console.log(
+      `SHA-256 in Node, 65-byte Merkle nodes, one thread: ${rate(1_000_000, nodes.ms)} nodes/s; leaf + node hashing alone caps one thread at ${Math.round(both)} rows/s (${loadavg()})`,
     );
 
     const out = join(dir, 'raw.ndjson');

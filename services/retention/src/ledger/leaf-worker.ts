@@ -14,20 +14,26 @@ export function leafRecords(b: Buffer): Buffer {
   for (let p = 0; p < b.length; n++) p = rowEnd(b, p, b.length);
   const out = Buffer.from(new ArrayBuffer(n * RECORD));
   const w = new ByteWriter();
-  for (let p = 0, o = 0; p < b.length; o += RECORD) {
-    const e = rowEnd(b, p, b.length);
-    w.pos = 0;
-    w.byte(0);
-    writeJson(w, b, p + HEADER, 'canonical', 0, e);
-    out.writeUInt32LE(b.readUInt32LE(p + 1), o);
-    uuidBytes(b, p + HEADER, out, o + 4);
-    out.writeUInt32LE(b.readUInt32LE(p + 9), o + 20);
-    out.writeUInt32LE(b.readUInt32LE(p + 5), o + 24);
-    hash('sha256', w.buf.subarray(0, w.pos), 'buffer').copy(out, o + 28);
-    out.writeUInt32LE(e - p - HEADER, o + 60);
-    p = e;
-  }
+  for (let p = 0, o = 0; p < b.length; o += RECORD) p = leafRecord(b, p, rowEnd(b, p, b.length), w, out, o);
   return out;
+}
+
+/**
+ * The record of the whole row b[p, e) (e from rowEnd) at out[o], its canonical row built in `w`;
+ * returns e. NOTE: one SHA-256 call per row (crypto.hash, one-shot): on this path the call's fixed
+ * cost (~1 µs), not the bytes, is what hashing costs.
+ */
+export function leafRecord(b: Buffer, p: number, e: number, w: ByteWriter, out: Buffer, o: number): number {
+  w.pos = 0;
+  w.byte(0);
+  writeJson(w, b, p + HEADER, 'canonical', 0, e);
+  out.writeUInt32LE(b.readUInt32LE(p + 1), o);
+  uuidBytes(b, p + HEADER, out, o + 4);
+  out.writeUInt32LE(b.readUInt32LE(p + 9), o + 20);
+  out.writeUInt32LE(b.readUInt32LE(p + 5), o + 24);
+  hash('sha256', w.buf.subarray(0, w.pos), 'buffer').copy(out, o + 28);
+  out.writeUInt32LE(e - p - HEADER, o + 60);
+  return e;
 }
 
 /** Set by leaves.ts's pool: only its workers answer messages (this module is imported elsewhere too). */
