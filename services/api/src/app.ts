@@ -88,6 +88,8 @@ export const CONSOLE_ROUTES = [
   '/clients/:client_id',
   '/alerts',
   '/alerts/:alert_id',
+  '/incidents',
+  '/incidents/:incident_id',
   '/access-log',
   '/holds',
 ];

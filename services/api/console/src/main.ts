@@ -11,6 +11,8 @@ import { sessionPage } from './pages/session.js';
 import { clientPage } from './pages/client.js';
 import { alertsPage } from './pages/alerts.js';
 import { alertPage } from './pages/alert.js';
+import { incidentsPage } from './pages/incidents.js';
+import { incidentPage } from './pages/incident.js';
 import { accessLogPage } from './pages/access-log.js';
 import { holdsPage } from './pages/holds.js';
 
@@ -32,6 +34,8 @@ const routes: Route[] = [
   { pattern: /^\/clients\/([^/]+)$/, page: clientPage, nav: 'events' },
   { pattern: /^\/alerts$/, page: alertsPage, nav: 'alerts' },
   { pattern: /^\/alerts\/([^/]+)$/, page: alertPage, nav: 'alerts' },
+  { pattern: /^\/incidents$/, page: incidentsPage, nav: 'incidents' },
+  { pattern: /^\/incidents\/([^/]+)$/, page: incidentPage, nav: 'incidents' },
   { pattern: /^\/holds$/, page: holdsPage, nav: 'holds', scope: 'compliance' },
   { pattern: /^\/access-log$/, page: accessLogPage, nav: 'access-log', scope: 'admin' },
 ];
@@ -106,6 +110,7 @@ function shell(active: string | undefined): HTMLElement {
           null,
           item('overview', '/', 'Overview'),
           item('events', '/events', 'Events'),
+          item('incidents', '/incidents', 'Incidents'),
           item('alerts', '/alerts', 'Alerts'),
           hasScope('compliance') ? item('holds', '/holds', 'Legal holds') : null,
           hasScope('admin') ? item('access-log', '/access-log', 'Access log') : null,
