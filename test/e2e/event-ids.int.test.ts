@@ -45,6 +45,7 @@ const c = {} as StackClients;
 let ingester: ServiceProcess;
 let topics: { events: string; dlq: string };
 let dlq: Array<KafkaMessage & { partition: number }> = [];
+const group = `e2e-ids-${sfx}`;
 
 function event(id: string, over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -117,19 +118,11 @@ before(async () => {
   topics = await createTestTopics(c.admin, 'ids');
   ingester = startService(
     'ingester',
-    ingesterEnv(topics, `e2e-ids-${sfx}`, { MCP_AUDIT_INGESTER_FLUSH_MS: '100' }),
+    ingesterEnv(topics, group, { MCP_AUDIT_INGESTER_FLUSH_MS: '100' }),
     `ids-${sfx}`,
   );
   await produceEvents(c.producer, topics.events, originals);
-  await waitFor(
-    async () => {
-      const [r] = await c.ch.query<{ n: string }>(
-        sql`SELECT uniqExact(event_id) AS n FROM mcp_audit.event_ids WHERE event_id IN ${tuple(originals.map((e) => e.event_id as string))}`,
-      );
-      return Number(r!.n) === originals.length ? true : undefined;
-    },
-    { timeoutMs: 120_000, intervalMs: 300, what: 'the originals stored and their ids recorded' },
-  );
+  await drained(group);
   // The forged copies, a byte-identical retry, and a new id sent twice with two contents in one send.
   await produceEvents(c.producer, topics.events, [
     forged.otherHour,
@@ -139,13 +132,25 @@ before(async () => {
     event(ids.sameBatch),
     event(ids.sameBatch, { ts: new Date(T + HOUR).toISOString() }),
   ]);
-  dlq = await readDlq(4);
-  // The retry and the same-batch winner are processed by then (same partition, earlier offsets).
-  await waitFor(async () => ((await physical(ids.sameBatch)) === 1 ? true : undefined), {
-    timeoutMs: 60_000,
-    what: 'the same-batch winner stored',
-  });
+  await drained(group);
+  const [end] = await c.admin.fetchTopicOffsets(topics.dlq);
+  dlq = Number(end!.high) > 0 ? await readDlq(Number(end!.high)) : [];
 });
+
+/** Until the ingester has committed every message of the events topic (stored or dead-lettered). */
+async function drained(groupId: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const ends = await c.admin.fetchTopicOffsets(topics.events);
+      const [committed] = await c.admin.fetchOffsets({ groupId, topics: [topics.events] });
+      const at = new Map(committed!.partitions.map((p) => [p.partition, Number(p.offset)]));
+      return ends.every((e) => (at.get(e.partition) ?? -1) >= Number(e.high) || Number(e.high) === 0)
+        ? true
+        : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 300, what: 'the ingester to commit the whole events topic' },
+  );
+}
 
 after(async () => {
   if (ingester) assert.equal(await ingester.stop(), 0, 'graceful exit');
