@@ -41,6 +41,8 @@ export const DETECTOR_KINDS = [
   'auth_spray',
   'auth_fail_then_success',
   'error_rate',
+  'error_burst',
+  'secret_in_args',
   'tool_drift',
   'silent_source',
   'session_misuse',
@@ -1254,6 +1256,101 @@ export function generateScenario(partial: Partial<ScenarioOptions> & { prefix: s
       address(p, 0xeee, 0xc3),
       null,
       'brand-new client: its session id replayed from a second address',
+    );
+  }
+
+  // 12. sub-hour error bursts (error_burst): a retry loop failing for 30 minutes on top of the
+  // client's normal traffic. Eight failures in the half hour are about a fifth of its hour, under the
+  // hourly error_rate band (median + 25 points), which is the case the sliding window exists for.
+  const errorBurst = (c: ClientDef, from: number, description: string) => {
+    const r = rng(hash32(`${o.seed}:burst:${c.no}`));
+    // Ids from the prefix too (another run, other ids); times and shapes from the seed only.
+    const idr = rng(hash32(`${p}:${o.seed}:burst:${c.no}`));
+    const tool = c.tools[0]!;
+    const [server, name] = tool.split('/') as [string, string];
+    const evs: Ev[] = Array.from({ length: 8 }, (_, i) => {
+      const t = from + i * 225_000 + Math.floor(r() * 60_000);
+      return {
+        ms: t,
+        ev: {
+          ...baseEvent(c, t, liveSession(c, t), server),
+          event_id: uuidv7(t, idr),
+          kind: 'tool_call',
+          method: 'tools/call',
+          tool: { name, definition_hash: hashAt(server, name, t) },
+          outcome: 'error',
+          tool_is_error: true,
+          auth: { method: c.transport === 'http' ? 'api_key' : 'oauth', result: 'success' },
+          error: { code: 'TOOL_ERROR', message: 'upstream returned 503' },
+          duration_ms: 30_000,
+          request_bytes: 300,
+          response_bytes: 120,
+        },
+        client: c.id,
+        anomalous: true,
+      };
+    });
+    return inject('error_burst', c, evs, { description });
+  };
+  errorBurst(pickClient('agent', 2), day(3, 14, 10), 'an agent retry loop fails 8 times in 30 minutes');
+  {
+    const c = pickClient('noisy', 1);
+    errorBurst(c, day(2, 15, 5), 'a noisy client (6% errors) fails 8 times in 30 minutes');
+  }
+
+  // 13. credentials in tool arguments (secret_in_args): an agent pastes a token into a tool call
+  // three times, an office user a connection string with its password. Values are fake but
+  // real-shaped (redaction recognises them), derived from the seed.
+  const secretInArgs = (
+    c: ClientDef,
+    at: number,
+    args: (i: number) => Record<string, unknown>,
+    description: string,
+  ) => {
+    const r = rng(hash32(`${o.seed}:secret:${c.no}`));
+    const idr = rng(hash32(`${p}:${o.seed}:secret:${c.no}`));
+    const tool = c.tools[0]!;
+    const [server, name] = tool.split('/') as [string, string];
+    const evs: Ev[] = [0, 1, 2].map((i) => {
+      const t = at + i * 4 * 60_000 + Math.floor(r() * 60_000);
+      return {
+        ms: t,
+        ev: {
+          ...baseEvent(c, t, liveSession(c, t), server),
+          event_id: uuidv7(t, idr),
+          kind: 'tool_call',
+          method: 'tools/call',
+          tool: { name, definition_hash: hashAt(server, name, t) },
+          outcome: 'ok',
+          auth: { method: c.transport === 'http' ? 'api_key' : 'oauth', result: 'success' },
+          duration_ms: 90,
+          request_bytes: 400,
+          response_bytes: 900,
+          args: args(i),
+        },
+        client: c.id,
+        anomalous: true,
+      };
+    });
+    return inject('secret_in_args', c, evs, { description });
+  };
+  {
+    const B62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    const r = rng(hash32(`${o.seed}:token`));
+    const token = `ghp_${Array.from({ length: 36 }, () => B62[Math.floor(r() * 62)]).join('')}`;
+    secretInArgs(
+      pickClient('agent', 4),
+      day(1, 16, 20),
+      (i) => ({ repo: 'acme/api', note: i === 0 ? `clone with ${token}` : `retry ${i} with token ${token}` }),
+      'an agent passes a GitHub token through tool arguments (3 calls)',
+    );
+    const c = pickClient('office', 9);
+    const password = Array.from({ length: 14 }, () => B62[Math.floor(r() * 62)]).join('');
+    secretInArgs(
+      c,
+      workdayAt(c, 2, 11, 40),
+      () => ({ dsn: `postgres://reporting:${password}@db.internal.example:5432/sales`, query: 'select 1' }),
+      'an office user pastes a connection string with its password into a tool call',
     );
   }
 
