@@ -14,6 +14,7 @@ import {
   countBySource,
   createTestTopics,
   env,
+  freePort,
   ingesterEnv,
   kafka,
   makeEvent,
@@ -66,9 +67,13 @@ async function main() {
   console.log(`  produced in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
   // ---- our ingester ----
+  const opsPort = await freePort();
   const ing = startService(
     'ingester',
-    ingesterEnv(topics, `bench-${suffix()}`, { MCP_AUDIT_LOG_LEVEL: 'warn' }),
+    ingesterEnv(topics, `bench-${suffix()}`, {
+      MCP_AUDIT_LOG_LEVEL: 'warn',
+      MCP_AUDIT_INGESTER_PORT: String(opsPort),
+    }),
     tag,
   );
   const pid = ing.child.pid!;
@@ -95,11 +100,23 @@ async function main() {
   const tDone = Date.now();
   clearInterval(sampler);
   peak = Math.max(peak, rssOf(pid).hwm);
+  // The event_id check before each chunk is written (one event_ids lookup per chunk).
+  const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  const metric = (name: string) => {
+    const line = metrics.split('\n').find((l) => l.split(' ')[0] === name);
+    return line === undefined ? NaN : Number(line.split(' ')[1]);
+  };
+  const chunks = metric('mcp_audit_ingester_event_id_lookup_seconds_count');
   await ing.stop();
   const oursTotal = N / ((tDone - tStart) / 1000);
   const oursSustained = N / ((tDone - tFirst) / 1000);
   console.log(
     `ingester: ${lastCount} rows; ${oursSustained.toFixed(0)} events/s sustained (first row → last), ${oursTotal.toFixed(0)} events/s including start-up; peak RSS ${mb(peak)}`,
+  );
+  console.log(
+    Number.isFinite(chunks)
+      ? `event_id check: ${chunks} chunks (${(N / chunks).toFixed(0)} events each), ${((metric('mcp_audit_ingester_event_id_lookup_seconds_sum') / chunks) * 1000).toFixed(1)} ms per chunk (digests + one event_ids lookup), ${metric('mcp_audit_ingester_event_id_lookup_seconds_sum').toFixed(2)} s in all`
+      : 'event_id check: none (this ingester has no event_id lookup)',
   );
 
   // ---- ClickHouse's Kafka engine on the same topic: the native ceiling ----

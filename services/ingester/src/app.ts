@@ -3,7 +3,7 @@ import { createBatchConsumer, createProducer } from '@mcp-audit/kafka';
 import type { Logger, Registry } from '@mcp-audit/service-kit';
 import { BatchWriter } from '@mcp-audit/service-kit';
 import { createAuditEventsHandler, type EventIdConflictRow } from './audit-events.handler.js';
-import { EventIdGuard, type EventIdStore } from './event-ids.guard.js';
+import { EventIdGuard, type EventIdRow, type EventIdStore } from './event-ids.guard.js';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import type { EventRow } from './events.row.js';
 import { createIngesterMetrics } from './metrics.js';
@@ -23,7 +23,7 @@ export interface IngesterDeps {
   /** Inserts rows into mcp_audit.events as the writer user. */
   insertEvents: (rows: EventRow[]) => Promise<void>;
   /** Inserts rows into mcp_audit.event_ids (after their events rows are durable). */
-  insertEventIds: (rows: Array<ReturnType<EventIdGuard['idRow']>>) => Promise<void>;
+  insertEventIds: (rows: EventIdRow[]) => Promise<void>;
   /** Inserts rows into mcp_audit.event_id_conflicts. */
   insertConflicts: (rows: EventIdConflictRow[]) => Promise<void>;
   /** Reads mcp_audit.event_ids and the stored events rows behind them. */

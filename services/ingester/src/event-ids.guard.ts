@@ -10,6 +10,8 @@ import type { EventRow } from './events.row.js';
  * one event per id by construction.
  */
 
+const LOOKUP_IDS = 4_000;
+
 /** Columns that are not the event's content: its key and the ingestion bookkeeping. */
 const NOT_CONTENT = new Set(['event_id', 'ver', 'ingested_at', 'kafka_partition', 'kafka_offset']);
 
@@ -99,6 +101,28 @@ function copyOfRow(row: Record<string, unknown>, columns: readonly string[], con
 const differing = (columns: readonly string[], a: readonly string[], b: readonly string[]): string[] =>
   columns.filter((_, i) => a[i] !== b[i]);
 
+/** A row of mcp_audit.event_ids (schemas/clickhouse/009_event_ids.sql). */
+export interface EventIdRow {
+  event_id: string;
+  digest: string;
+  ts: number;
+  client_id: string;
+  ingested_at: number;
+  ver: number;
+}
+
+/** The event_ids row of a stored events row (every writer of events writes it after the events row). */
+export function eventIdRow(row: EventRow, digest?: string): EventIdRow {
+  return {
+    event_id: row.event_id,
+    digest: digest ?? digestOf(contentOf(row as unknown as Record<string, unknown>, contentColumns(row))),
+    ts: row.ts,
+    client_id: row.client_id,
+    ingested_at: row.ingested_at,
+    ver: row.ver,
+  };
+}
+
 export class EventIdGuard {
   /** Ids of rows accepted by a batch of this process and not yet durable, by id. */
   private readonly inFlight = new Map<string, StoredCopy>();
@@ -107,24 +131,8 @@ export class EventIdGuard {
   constructor(private readonly store: EventIdStore) {}
 
   /** The event_ids row for a row this guard accepted. */
-  idRow(row: EventRow): {
-    event_id: string;
-    digest: string;
-    ts: number;
-    client_id: string;
-    ingested_at: number;
-    ver: number;
-  } {
-    const c = contentColumns(row);
-    const digest = this.digests.get(row) ?? digestOf(contentOf(row as unknown as Record<string, unknown>, c));
-    return {
-      event_id: row.event_id,
-      digest,
-      ts: row.ts,
-      client_id: row.client_id,
-      ingested_at: row.ingested_at,
-      ver: row.ver,
-    };
+  idRow(row: EventRow): EventIdRow {
+    return eventIdRow(row, this.digests.get(row));
   }
 
   async check(rows: EventRow[]): Promise<GuardResult> {
@@ -153,8 +161,13 @@ export class EventIdGuard {
 
     try {
       const ids = [...new Set(copies.map((c) => c.eventId))];
+      const found: StoredId[] = [];
+      // NOTE: 4,000 quoted ids are ~160 kB of SQL, under ClickHouse's 256 kB max_query_size; a chunk
+      // is at most 5,000 messages (and usually a fetch of ~1 MB, ~1,000 events): one query, rarely two.
+      for (let i = 0; i < ids.length; i += LOOKUP_IDS)
+        found.push(...(await this.store.lookup(ids.slice(i, i + LOOKUP_IDS))));
       const stored = new Map<string, StoredId[]>();
-      for (const s of await this.store.lookup(ids)) {
+      for (const s of found) {
         const list = stored.get(s.event_id) ?? [];
         list.push(s);
         stored.set(s.event_id, list);

@@ -21,6 +21,7 @@ import {
   type ImportSummary,
   type Rejected,
 } from './history.import.js';
+import { eventIdRow } from './event-ids.guard.js';
 
 const USAGE = `usage: import.cli.js --env-file FILE (--file EVENTS.ndjson[.gz] | --bundle EXPORT_DIR)... [options]
 
@@ -104,7 +105,7 @@ try {
 }
 
 const ch = clickhouseFor(env!, 'ADMIN', {
-  insertTables: ['events'],
+  insertTables: ['events', 'event_ids'],
   requestTimeoutMs: 300_000,
   application: 'mcp-audit-import',
 });
@@ -141,7 +142,15 @@ try {
       }
       return out;
     },
-    insert: (rows) => ch.insert('events', rows),
+    // The ids too, after their rows (as the live ingester does), so a live copy of an imported id
+    // with other content is refused.
+    insert: async (rows) => {
+      await ch.insert('events', rows);
+      await ch.insert(
+        'event_ids',
+        rows.map((r) => eventIdRow(r)),
+      );
+    },
   });
 } catch (err) {
   await ch.close();
