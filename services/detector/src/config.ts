@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { envBool, envInt, opsEnv, serviceEnv } from '@mcp-audit/service-kit';
 import { clickhouseEnv } from '@mcp-audit/clickhouse';
 import { kafkaEnvSchema, TOPIC_ALERTS, TOPIC_EVENTS } from '@mcp-audit/kafka';
+import { ToolClassOverrides } from './tool-inventory.js';
 
 /*
  * The detector's configuration, all of it: the environment (read once by main.ts), the tuning file
@@ -191,6 +192,45 @@ const eventIdReuse = z.object({
   maxAlertsPerWindow: z.number().int().min(1).max(1000).default(50),
 });
 
+/** A private read then a send-out in one session (periodic/toxic-flow.detector.ts). */
+const toxicFlow = z.object({
+  enabled: z.boolean().default(true),
+  windowMs: windowMs(5 * MINUTE),
+  /** How long before a send a private read of the same session still makes a flow. */
+  lookbackMs: z
+    .number()
+    .int()
+    .min(MINUTE)
+    .max(24 * HOUR)
+    .default(HOUR),
+  /** The alert per (client, session) expires this long (event time) after it opened. */
+  expireMs: expireMs(24 * HOUR),
+});
+
+/** One tool name offered to a client by two servers (periodic/tool-shadowing.detector.ts). */
+const toolShadowing = z.object({
+  enabled: z.boolean().default(true),
+  windowMs: windowMs(15 * MINUTE),
+  /** The alert per (client, tool name) expires this long (event time) after it opened. */
+  expireMs: expireMs(24 * HOUR),
+});
+
+/** A listed tool's annotations moving towards risk (periodic/annotation-drift.detector.ts). */
+const annotationDrift = z.object({
+  enabled: z.boolean().default(true),
+  windowMs: windowMs(5 * MINUTE),
+  /** The alert per server/tool expires this long (event time) after it opened. */
+  expireMs: expireMs(24 * HOUR),
+});
+
+/** A client's first call of a tool classed destructive (periodic/first-destructive-use.detector.ts). */
+const firstDestructiveUse = z.object({
+  enabled: z.boolean().default(true),
+  windowMs: windowMs(5 * MINUTE),
+  /** The notice expires this long (event time) after it opened. */
+  expireMs: expireMs(24 * HOUR),
+});
+
 /**
  * Thresholds of the periodic detectors (embedded as `periodic` in the detector config file).
  * Every field has a default: `PeriodicConfig.parse({})` is a working configuration.
@@ -207,6 +247,16 @@ export const PeriodicConfig = z.object({
   sessionMisuse: sessionMisuse.prefault({}),
   eventIdReuse: eventIdReuse.prefault({}),
   secretInArgs: secretInArgs.prefault({}),
+  toxicFlow: toxicFlow.prefault({}),
+  toolShadowing: toolShadowing.prefault({}),
+  annotationDrift: annotationDrift.prefault({}),
+  firstDestructiveUse: firstDestructiveUse.prefault({}),
+  /**
+   * Tool inventory overrides (src/tool-inventory.ts): `{ server, tool, class }`, `*` for any; they
+   * win over the tools' annotations, e.g. `{ "tool": "send_email", "class": "send_out" }` for a server
+   * that does not annotate, or `{ "server": "files", "tool": "read_file", "class": "read_private" }`.
+   */
+  toolClasses: ToolClassOverrides,
 });
 export type PeriodicConfig = z.output<typeof PeriodicConfig>;
 export type PeriodicConfigInput = z.input<typeof PeriodicConfig>;

@@ -28,6 +28,10 @@ export const DETECTORS = [
   'event_id_reuse',
   'pipeline_silence',
   'pipeline_stall',
+  'toxic_flow',
+  'tool_shadowing',
+  'annotation_drift',
+  'first_destructive_use',
 ] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 

@@ -183,7 +183,7 @@ after(async () => {
 const mine = (fs: Finding[]) =>
   fs.filter((f) => f.dedupKey.includes(sfx) || Object.values(IP).some((a) => f.dedupKey.includes(`:${a}:`)));
 
-test('all six detectors are created with the default config', () => {
+test('every periodic detector is created with the default config', () => {
   assert.deepEqual(
     [...detectors.keys()],
     [
@@ -193,6 +193,11 @@ test('all six detectors are created with the default config', () => {
       'silent_source',
       'session_misuse',
       'event_id_reuse',
+      'secret_in_args',
+      'toxic_flow',
+      'tool_shadowing',
+      'annotation_drift',
+      'first_destructive_use',
     ],
   );
 });
@@ -397,8 +402,9 @@ test('runRange is deterministic: the same stored events give the same findings',
     `silent_source:${SRC.steady}:15m`,
     `tool_drift:${SERVER}/changed:5m`,
   ]);
-  // 4 windows of 15 minutes for 4 detectors, 12 of 5 minutes for tool_drift and event_id_reuse each
-  assert.equal(a.out.windows, 4 * 4 + 12 + 12);
+  // 4 windows of 15 minutes for 5 detectors (tool_shadowing too), 12 of 5 minutes for tool_drift,
+  // event_id_reuse, secret_in_args, toxic_flow, annotation_drift and first_destructive_use each
+  assert.equal(a.out.windows, 5 * 4 + 6 * 12);
 });
 
 test('live runner with progress in ClickHouse: a restart neither skips nor repeats windows', async () => {

@@ -15,6 +15,10 @@ import { eventIdReuseDetector } from './event-id-reuse.detector.js';
 import { silentSourceDetector } from './silent-source.detector.js';
 import { toolDriftDetector } from './tool-drift.detector.js';
 import { secretInArgsDetector } from './secret-in-args.detector.js';
+import { toxicFlowDetector } from './toxic-flow.detector.js';
+import { toolShadowingDetector } from './tool-shadowing.detector.js';
+import { annotationDriftDetector } from './annotation-drift.detector.js';
+import { firstDestructiveUseDetector } from './first-destructive-use.detector.js';
 import type { PeriodicDetector } from './types.js';
 
 export * from './types.js';
@@ -29,6 +33,10 @@ export { toolDriftDetector, driftedHashes } from './tool-drift.detector.js';
 export { silentSourceDetector, judgeSilence, quietAtThisHourBefore } from './silent-source.detector.js';
 export { sessionMisuseDetector } from './session-misuse.detector.js';
 export { secretInArgsDetector, parseMarker, secretSubject } from './secret-in-args.detector.js';
+export { toxicFlowDetector, findFlows } from './toxic-flow.detector.js';
+export { toolShadowingDetector, newShadowing } from './tool-shadowing.detector.js';
+export { annotationDriftDetector } from './annotation-drift.detector.js';
+export { firstDestructiveUseDetector } from './first-destructive-use.detector.js';
 export {
   eventIdReuseDetector,
   byPrecedence,
@@ -57,6 +65,11 @@ export function createPeriodicDetectors(deps: PeriodicDetectorsDeps): PeriodicDe
   if (config.sessionMisuse.enabled) out.push(sessionMisuseDetector(ch, config.sessionMisuse));
   if (config.eventIdReuse.enabled) out.push(eventIdReuseDetector(ch, config.eventIdReuse));
   if (config.secretInArgs.enabled) out.push(secretInArgsDetector(ch, config.secretInArgs));
+  if (config.toxicFlow.enabled) out.push(toxicFlowDetector(ch, config.toxicFlow, config.toolClasses));
+  if (config.toolShadowing.enabled) out.push(toolShadowingDetector(ch, config.toolShadowing));
+  if (config.annotationDrift.enabled) out.push(annotationDriftDetector(ch, config.annotationDrift));
+  if (config.firstDestructiveUse.enabled)
+    out.push(firstDestructiveUseDetector(ch, config.firstDestructiveUse, config.toolClasses));
   deps.log.debug({ detectors: out.map((d) => d.name) }, 'periodic detectors configured');
   return out;
 }
