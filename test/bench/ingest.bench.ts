@@ -103,8 +103,9 @@ async function main() {
   // The event_id check before each chunk is written (one event_ids lookup per chunk).
   const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
   const metric = (name: string) => {
-    const line = metrics.split('\n').find((l) => l.split(' ')[0] === name);
-    return line === undefined ? NaN : Number(line.split(' ')[1]);
+    // `name 12` or `name{service="ingester"} 12` (the registry's default labels)
+    const line = metrics.split('\n').find((l) => l.split(/[{ ]/)[0] === name);
+    return line === undefined ? NaN : Number(line.split(' ').at(-1));
   };
   const chunks = metric('mcp_audit_ingester_event_id_lookup_seconds_count');
   await ing.stop();
