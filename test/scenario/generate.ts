@@ -46,6 +46,9 @@ export const DETECTOR_KINDS = [
   'tool_drift',
   'silent_source',
   'session_misuse',
+  'toxic_flow',
+  'tool_shadowing',
+  'first_destructive_use',
 ] as const;
 export type DetectorKind = (typeof DETECTOR_KINDS)[number];
 
@@ -1259,37 +1262,45 @@ export function generateScenario(partial: Partial<ScenarioOptions> & { prefix: s
     );
   }
 
+  /** Extra tool calls of `c` (its first tool) at `times`; ids from the prefix too (another run, other ids). */
+  const extraCalls = (
+    c: ClientDef,
+    key: string,
+    times: number[],
+    fields: (i: number) => Record<string, unknown>,
+  ) => {
+    const idr = rng(hash32(`${p}:${o.seed}:${key}:${c.no}`));
+    const [server, name] = c.tools[0]!.split('/') as [string, string];
+    return times.map((t, i): Ev => ({
+      ms: t,
+      ev: {
+        ...baseEvent(c, t, liveSession(c, t), server),
+        event_id: uuidv7(t, idr),
+        kind: 'tool_call',
+        method: 'tools/call',
+        tool: { name, definition_hash: hashAt(server, name, t) },
+        auth: { method: c.transport === 'http' ? 'api_key' : 'oauth', result: 'success' },
+        ...fields(i),
+      },
+      client: c.id,
+      anomalous: true,
+    }));
+  };
+
   // 12. sub-hour error bursts (error_burst): a retry loop failing for 30 minutes on top of the
   // client's normal traffic. Eight failures in the half hour are about a fifth of its hour, under the
   // hourly error_rate band (median + 25 points), which is the case the sliding window exists for.
   const errorBurst = (c: ClientDef, from: number, description: string) => {
     const r = rng(hash32(`${o.seed}:burst:${c.no}`));
-    // Ids from the prefix too (another run, other ids); times and shapes from the seed only.
-    const idr = rng(hash32(`${p}:${o.seed}:burst:${c.no}`));
-    const tool = c.tools[0]!;
-    const [server, name] = tool.split('/') as [string, string];
-    const evs: Ev[] = Array.from({ length: 8 }, (_, i) => {
-      const t = from + i * 225_000 + Math.floor(r() * 60_000);
-      return {
-        ms: t,
-        ev: {
-          ...baseEvent(c, t, liveSession(c, t), server),
-          event_id: uuidv7(t, idr),
-          kind: 'tool_call',
-          method: 'tools/call',
-          tool: { name, definition_hash: hashAt(server, name, t) },
-          outcome: 'error',
-          tool_is_error: true,
-          auth: { method: c.transport === 'http' ? 'api_key' : 'oauth', result: 'success' },
-          error: { code: 'TOOL_ERROR', message: 'upstream returned 503' },
-          duration_ms: 30_000,
-          request_bytes: 300,
-          response_bytes: 120,
-        },
-        client: c.id,
-        anomalous: true,
-      };
-    });
+    const times = Array.from({ length: 8 }, (_, i) => from + i * 225_000 + Math.floor(r() * 60_000));
+    const evs = extraCalls(c, 'burst', times, () => ({
+      outcome: 'error',
+      tool_is_error: true,
+      error: { code: 'TOOL_ERROR', message: 'upstream returned 503' },
+      duration_ms: 30_000,
+      request_bytes: 300,
+      response_bytes: 120,
+    }));
     return inject('error_burst', c, evs, { description });
   };
   errorBurst(pickClient('agent', 2), day(3, 14, 10), 'an agent retry loop fails 8 times in 30 minutes');
@@ -1308,30 +1319,14 @@ export function generateScenario(partial: Partial<ScenarioOptions> & { prefix: s
     description: string,
   ) => {
     const r = rng(hash32(`${o.seed}:secret:${c.no}`));
-    const idr = rng(hash32(`${p}:${o.seed}:secret:${c.no}`));
-    const tool = c.tools[0]!;
-    const [server, name] = tool.split('/') as [string, string];
-    const evs: Ev[] = [0, 1, 2].map((i) => {
-      const t = at + i * 4 * 60_000 + Math.floor(r() * 60_000);
-      return {
-        ms: t,
-        ev: {
-          ...baseEvent(c, t, liveSession(c, t), server),
-          event_id: uuidv7(t, idr),
-          kind: 'tool_call',
-          method: 'tools/call',
-          tool: { name, definition_hash: hashAt(server, name, t) },
-          outcome: 'ok',
-          auth: { method: c.transport === 'http' ? 'api_key' : 'oauth', result: 'success' },
-          duration_ms: 90,
-          request_bytes: 400,
-          response_bytes: 900,
-          args: args(i),
-        },
-        client: c.id,
-        anomalous: true,
-      };
-    });
+    const times = [0, 1, 2].map((i) => at + i * 4 * 60_000 + Math.floor(r() * 60_000));
+    const evs = extraCalls(c, 'secret', times, (i) => ({
+      outcome: 'ok',
+      duration_ms: 90,
+      request_bytes: 400,
+      response_bytes: 900,
+      args: args(i),
+    }));
     return inject('secret_in_args', c, evs, { description });
   };
   {
@@ -1353,6 +1348,117 @@ export function generateScenario(partial: Partial<ScenarioOptions> & { prefix: s
       'an office user pastes a connection string with its password into a tool call',
     );
   }
+
+  // 14. tool risk from MCP annotations (issue 14 items 4, 5, 7). Normal traffic lists its tools
+  // without annotations (unclassified: never a flow, never destructive), so these use servers of
+  // their own whose listings carry annotations, as gateways and SDKs emit them, and calls that carry
+  // their tool's annotations (the gateway adds them from the session's last listing).
+  function toolRiskCases() {
+    const idr = rng(hash32(`${p}:${o.seed}:tool-risk`));
+    const READ = { title: 'Read a secret', readOnlyHint: true, openWorldHint: false };
+    const SEND = { title: 'Send an email', readOnlyHint: false, openWorldHint: true };
+    const DROP = { title: 'Drop a table', readOnlyHint: false, destructiveHint: true, openWorldHint: false };
+    const ev = (
+      c: ClientDef,
+      t: number,
+      session: { id: string; ip: string; user: string },
+      server: string,
+      kind: 'tool_list' | 'tool_call',
+      tool: string,
+      annotations: Record<string, unknown>,
+    ): Ev => ({
+      ms: t,
+      ev: {
+        ...baseEvent(c, t, session, server),
+        event_id: uuidv7(t, idr),
+        kind,
+        method: kind === 'tool_list' ? 'tools/list' : 'tools/call',
+        tool: { name: tool, definition_hash: definitionHash(server, tool), annotations },
+        ...(kind === 'tool_call'
+          ? { auth: { method: c.transport === 'http' ? 'api_key' : 'oauth', result: 'success' } }
+          : {}),
+        outcome: 'ok',
+        duration_ms: kind === 'tool_list' ? 15 : 140,
+        request_bytes: kind === 'tool_list' ? 60 : 300,
+        response_bytes: kind === 'tool_list' ? 2400 : 1800,
+      },
+      client: c.id,
+      anomalous: true,
+    });
+    const vault = serverName(p, 'vault');
+    const mail = serverName(p, 'mail');
+
+    // toxic_flow: in one session, a secret read then an email sent out minutes later.
+    const flow = (c: ClientDef, at: number, description: string) => {
+      const s = liveSession(c, at);
+      const label = inject(
+        'toxic_flow',
+        c,
+        [
+          ev(c, at, s, vault, 'tool_list', 'read_secret', READ),
+          ev(c, at + 1000, s, mail, 'tool_list', 'send_email', SEND),
+          ev(c, at + 60_000, s, vault, 'tool_call', 'read_secret', READ),
+          ev(c, at + 4 * 60_000, s, mail, 'tool_call', 'send_email', SEND),
+        ],
+        { description },
+      );
+      label.subjects = [c.id, `${c.id}/${s.id}`];
+    };
+    flow(
+      pickClient('agent', 5),
+      day(2, 9, 20),
+      'an agent reads a vault secret, then sends an email (exfiltration path)',
+    );
+    {
+      const c = pickClient('office', 11);
+      flow(c, workdayAt(c, 3, 14, 10), "an office user's assistant reads a secret, then mails it out");
+    }
+
+    // tool_shadowing: a second server offers a name the client already gets from its usual server.
+    const shadow = (c: ClientDef, at: number, description: string) => {
+      const [, tool] = c.tools[0]!.split('/') as [string, string];
+      const s = liveSession(c, at);
+      const label = inject(
+        'tool_shadowing',
+        c,
+        [ev(c, at, s, serverName(p, 'shadow'), 'tool_list', tool, { readOnlyHint: true })],
+        { description },
+      );
+      label.subjects = [c.id, `${c.id}/${tool}`];
+    };
+    shadow(
+      pickClient('agent', 6),
+      day(3, 11, 5),
+      'a new server offers an agent a tool name its usual server offers',
+    );
+    {
+      const c = pickClient('office', 12);
+      shadow(c, workdayAt(c, 4, 9, 35), "a new server shadows an office user's most used tool");
+    }
+
+    // first_destructive_use: a client's first call of a tool annotated destructive.
+    const destroy = (c: ClientDef, at: number, description: string) => {
+      const s = liveSession(c, at);
+      const db = serverName(p, 'dba');
+      const label = inject(
+        'first_destructive_use',
+        c,
+        [
+          ev(c, at, s, db, 'tool_list', 'drop_table', DROP),
+          ev(c, at + 2 * 60_000, s, db, 'tool_call', 'drop_table', DROP),
+        ],
+        { description },
+      );
+      label.subjects = [c.id, `${c.id}/${db}/drop_table`];
+    };
+    destroy(pickClient('batch', 1), day(4, 2, 40), 'a batch job drops a table for the first time');
+    {
+      const c = pickClient('office', 13);
+      destroy(c, workdayAt(c, 1, 16, 5), 'an office user calls a destructive tool for the first time');
+    }
+  }
+
+  toolRiskCases();
 
   // A session misuse only exists if the victim session was used normally before; make sure of it.
   for (const l of labels.filter((x) => x.detector === 'session_misuse')) {
