@@ -72,10 +72,10 @@ function perEventSql(db: LedgerDb, table: string, fromMs: number, toMs: number):
 export async function copyDigests(db: LedgerDb, fromMs: number, toMs: number): Promise<CopyHour[]> {
   const side = (table: string) =>
     sql`SELECT h, count() AS n, toString(groupBitXor(d)) AS x FROM (${perEventSql(db, table, fromMs, toMs)}) GROUP BY h`;
-  const [ev, cp] = await Promise.all([
-    db.ch.query<{ h: number; n: string; x: string }>(side('events')),
-    db.ch.query<{ h: number; n: string; x: string }>(side(COPY_TABLE)),
-  ]);
+  // NOTE: one after the other: each holds a hash table of the day's event ids in ClickHouse's memory,
+  // and both run beside verify's own stream of that day.
+  const ev = await db.ch.query<{ h: number; n: string; x: string }>(side('events'));
+  const cp = await db.ch.query<{ h: number; n: string; x: string }>(side(COPY_TABLE));
   const empty: CopyDigest = { rows: 0, digest: '0' };
   const hours = new Map<number, CopyHour>();
   const at = (h: number) => {
