@@ -46,6 +46,9 @@ export const DETECTOR_KINDS = [
   'tool_drift',
   'silent_source',
   'session_misuse',
+  'toxic_flow',
+  'tool_shadowing',
+  'first_destructive_use',
 ] as const;
 export type DetectorKind = (typeof DETECTOR_KINDS)[number];
 
@@ -1345,6 +1348,117 @@ export function generateScenario(partial: Partial<ScenarioOptions> & { prefix: s
       'an office user pastes a connection string with its password into a tool call',
     );
   }
+
+  // 14. tool risk from MCP annotations (issue 14 items 4, 5, 7). Normal traffic lists its tools
+  // without annotations (unclassified: never a flow, never destructive), so these use servers of
+  // their own whose listings carry annotations, as gateways and SDKs emit them, and calls that carry
+  // their tool's annotations (the gateway adds them from the session's last listing).
+  function toolRiskCases() {
+    const idr = rng(hash32(`${p}:${o.seed}:tool-risk`));
+    const READ = { title: 'Read a secret', readOnlyHint: true, openWorldHint: false };
+    const SEND = { title: 'Send an email', readOnlyHint: false, openWorldHint: true };
+    const DROP = { title: 'Drop a table', readOnlyHint: false, destructiveHint: true, openWorldHint: false };
+    const ev = (
+      c: ClientDef,
+      t: number,
+      session: { id: string; ip: string; user: string },
+      server: string,
+      kind: 'tool_list' | 'tool_call',
+      tool: string,
+      annotations: Record<string, unknown>,
+    ): Ev => ({
+      ms: t,
+      ev: {
+        ...baseEvent(c, t, session, server),
+        event_id: uuidv7(t, idr),
+        kind,
+        method: kind === 'tool_list' ? 'tools/list' : 'tools/call',
+        tool: { name: tool, definition_hash: definitionHash(server, tool), annotations },
+        ...(kind === 'tool_call'
+          ? { auth: { method: c.transport === 'http' ? 'api_key' : 'oauth', result: 'success' } }
+          : {}),
+        outcome: 'ok',
+        duration_ms: kind === 'tool_list' ? 15 : 140,
+        request_bytes: kind === 'tool_list' ? 60 : 300,
+        response_bytes: kind === 'tool_list' ? 2400 : 1800,
+      },
+      client: c.id,
+      anomalous: true,
+    });
+    const vault = serverName(p, 'vault');
+    const mail = serverName(p, 'mail');
+
+    // toxic_flow: in one session, a secret read then an email sent out minutes later.
+    const flow = (c: ClientDef, at: number, description: string) => {
+      const s = liveSession(c, at);
+      const label = inject(
+        'toxic_flow',
+        c,
+        [
+          ev(c, at, s, vault, 'tool_list', 'read_secret', READ),
+          ev(c, at + 1000, s, mail, 'tool_list', 'send_email', SEND),
+          ev(c, at + 60_000, s, vault, 'tool_call', 'read_secret', READ),
+          ev(c, at + 4 * 60_000, s, mail, 'tool_call', 'send_email', SEND),
+        ],
+        { description },
+      );
+      label.subjects = [c.id, `${c.id}/${s.id}`];
+    };
+    flow(
+      pickClient('agent', 5),
+      day(2, 9, 20),
+      'an agent reads a vault secret, then sends an email (exfiltration path)',
+    );
+    {
+      const c = pickClient('office', 11);
+      flow(c, workdayAt(c, 3, 14, 10), "an office user's assistant reads a secret, then mails it out");
+    }
+
+    // tool_shadowing: a second server offers a name the client already gets from its usual server.
+    const shadow = (c: ClientDef, at: number, description: string) => {
+      const [, tool] = c.tools[0]!.split('/') as [string, string];
+      const s = liveSession(c, at);
+      const label = inject(
+        'tool_shadowing',
+        c,
+        [ev(c, at, s, serverName(p, 'shadow'), 'tool_list', tool, { readOnlyHint: true })],
+        { description },
+      );
+      label.subjects = [c.id, `${c.id}/${tool}`];
+    };
+    shadow(
+      pickClient('agent', 6),
+      day(3, 11, 5),
+      'a new server offers an agent a tool name its usual server offers',
+    );
+    {
+      const c = pickClient('office', 12);
+      shadow(c, workdayAt(c, 4, 9, 35), "a new server shadows an office user's most used tool");
+    }
+
+    // first_destructive_use: a client's first call of a tool annotated destructive.
+    const destroy = (c: ClientDef, at: number, description: string) => {
+      const s = liveSession(c, at);
+      const db = serverName(p, 'dba');
+      const label = inject(
+        'first_destructive_use',
+        c,
+        [
+          ev(c, at, s, db, 'tool_list', 'drop_table', DROP),
+          ev(c, at + 2 * 60_000, s, db, 'tool_call', 'drop_table', DROP),
+        ],
+        { description },
+      );
+      label.subjects = [c.id, `${c.id}/${db}/drop_table`];
+    };
+    destroy(pickClient('batch', 1), day(4, 2, 40), 'a batch job drops a table for the first time');
+    {
+      const c = pickClient('office', 13);
+      destroy(c, workdayAt(c, 1, 16, 5), 'an office user calls a destructive tool for the first time');
+    }
+  }
+
+  toolRiskCases();
 
   // A session misuse only exists if the victim session was used normally before; make sure of it.
   for (const l of labels.filter((x) => x.detector === 'session_misuse')) {
