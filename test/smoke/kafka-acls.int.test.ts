@@ -20,6 +20,7 @@ import {
   aclKey,
   applyAcls,
   createKafka,
+  createLease,
   describeAllAcls,
   ensureTopics,
   kafkaConfigFromEnv,
@@ -362,6 +363,35 @@ test("the detector's watchdog reads the ingester group's committed offsets, and 
   // detector's success on the same group and broker just above makes authorization the difference.
   assert.match(await offsets('notifier'), /GROUP_AUTHORIZATION_FAILED|Failed to find group coordinator/);
   assert.equal(await consume('detector', TOPIC_EVENTS, 'mcp-audit-ingester'), 'GROUP_AUTHORIZATION_FAILED');
+});
+
+test('leases: the detector and retention lead their own lease groups (READ on topic and group), not each other’s', async () => {
+  const lead = async (principal: string, duty: string): Promise<string> => {
+    const lease = createLease({
+      kafka: client(principal),
+      topic: `mcp.audit.lease.${duty}`,
+      groupId: `mcp-audit-${duty}-lease`,
+      duty,
+      log,
+      sessionTimeoutMs: 6_000,
+      takeoverDelayMs: 0,
+      onAcquire: () => undefined,
+      onRelease: () => undefined,
+    });
+    try {
+      await lease.start();
+      for (let i = 0; i < 100 && !lease.isLeader(); i++) await new Promise((r) => setTimeout(r, 200));
+      return lease.isLeader() ? 'ok' : `not leader: ${JSON.stringify(lease.health().details)}`;
+    } catch (err) {
+      return errorType(err);
+    } finally {
+      await lease.stop().catch(() => undefined);
+    }
+  };
+  assert.equal(await lead('detector', 'detector'), 'ok');
+  assert.equal(await lead('retention', 'retention'), 'ok');
+  assert.notEqual(await lead('retention', 'detector'), 'ok');
+  assert.notEqual(await lead('notifier', 'retention'), 'ok');
 });
 
 test("a service's start-up topic check (ensureDeclaredTopics) sees every declared topic and creates none", async () => {

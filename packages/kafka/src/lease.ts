@@ -143,7 +143,7 @@ export function createLease(opts: LeaseOptions): Lease {
     leader = undefined;
     held.controller.abort(new Error(`lease ended: ${reason}`));
     log.warn({ term: held.term, reason }, 'lease released: stopping the once-only work');
-    return serially(async () => {
+    const stopped = serially(async () => {
       try {
         await opts.onRelease(reason);
       } catch (err) {
@@ -151,6 +151,10 @@ export function createLease(opts: LeaseOptions): Lease {
         log.error({ err }, 'stopping the once-only work failed');
       }
     });
+    // Still assigned (a late heartbeat, a failed start): a new term once a heartbeat proves the
+    // membership again (acquire() waits for a deadline in the future).
+    if (running && assigned) acquireTimer = setTimeout(acquire, takeoverDelayMs);
+    return stopped;
   }
 
   function acquire(): void {
