@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Label, Manifest } from './generate.js';
-import { dedupSubject, parseAlertsJsonl, score, type AlertLike, type CollectedAlert } from './score.js';
+import {
+  dedupSubject,
+  formatReport,
+  parseAlertsJsonl,
+  score,
+  type AlertLike,
+  type CollectedAlert,
+} from './score.js';
 
 const H = 3_600_000;
 const T0 = Date.UTC(2026, 10, 14);
@@ -56,6 +63,7 @@ const alert = (detector: string, subject: string, ws: number, we: number, client
   title: `${detector} on ${subject}`,
   window: { start: iso(ws), end: iso(we) },
 });
+const SPRAY_INCIDENT = '00000000-0000-8000-8000-00000000a1a1';
 const wrap = (a: AlertLike, receivedAt?: number): CollectedAlert => ({
   alert: a,
   ...(receivedAt ? { receivedAt } : {}),
@@ -111,10 +119,16 @@ test('secondary alerts of a labelled anomaly are related, not false; foreign and
     manifest,
     alerts: [
       wrap(alert('volume', 'scnx-01', T0 + 10 * H, T0 + 11 * H)),
-      wrap(alert('auth_spray', '2001:db8:8001:8002:fee::a1', T0 + 30 * H, T0 + 31 * H)),
+      wrap({
+        ...alert('auth_spray', '2001:db8:8001:8002:fee::a1', T0 + 30 * H, T0 + 31 * H),
+        incident_id: SPRAY_INCIDENT,
+      }),
       wrap(alert('silent_source', 'scnx-gw-core', T0 + 50 * H, T0 + 51 * H)),
-      // the spray's victims get auth_burst alerts: related
-      wrap(alert('auth_burst', 'scnx-02', T0 + 30 * H, T0 + 30 * H + 300_000)),
+      // the spray's victims get auth_burst alerts: related (and in the spray's incident)
+      wrap({
+        ...alert('auth_burst', 'scnx-02', T0 + 30 * H, T0 + 30 * H + 300_000),
+        incident_id: SPRAY_INCIDENT,
+      }),
       // the volume anomaly also trips tool_breadth on the same client: related
       wrap(alert('tool_breadth', 'scnx-01', T0 + 10 * H, T0 + 11 * H)),
       // another run's client and the history period: not scored
@@ -126,6 +140,36 @@ test('secondary alerts of a labelled anomaly are related, not false; foreign and
   assert.equal(r.related.length, 2);
   assert.equal(r.outOfRange.length, 1);
   assert.equal(r.falseAlarms.length, 0);
+  // 5 scored alerts; the spray and its victim's burst share an incident, the others are their own.
+  assert.deepEqual([r.incidents.alerts, r.incidents.incidents], [5, 4]);
+  assert.deepEqual(
+    r.incidents.labels.find((x) => x.detector === 'auth_spray'),
+    {
+      id: 'auth_spray-1',
+      detector: 'auth_spray',
+      alerts: 2,
+      incidents: 1,
+    },
+  );
+  assert.match(formatReport(r), /5 alerts in 4 incidents = 1\.25 alerts per incident/);
+});
+
+test('a spray whose alerts fall into two incidents fails acceptance (one attack, one page)', () => {
+  const r = score({
+    labels,
+    manifest,
+    alerts: [
+      wrap(alert('volume', 'scnx-01', T0 + 10 * H, T0 + 11 * H)),
+      wrap({
+        ...alert('auth_spray', '2001:db8:8001:8002:fee::a1', T0 + 30 * H, T0 + 31 * H),
+        incident_id: SPRAY_INCIDENT,
+      }),
+      wrap(alert('silent_source', 'scnx-gw-core', T0 + 50 * H, T0 + 51 * H)),
+      wrap(alert('session_misuse', 'scnx-s-spray-2', T0 + 30 * H, T0 + 31 * H, 'scnx-02')),
+    ],
+  });
+  assert.equal(r.pass, false);
+  assert.match(r.failures.join('; '), /attacks split across incidents: auth_spray-1 \(2\)/);
 });
 
 test('an alert of the wrong detector or outside the tolerance does not catch', () => {

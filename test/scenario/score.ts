@@ -52,6 +52,8 @@ export interface AlertLike {
   score?: number;
   baseline_version?: string;
   created_at?: string;
+  /** The incident the detector put it in (absent before incidents existed: then its own). */
+  incident_id?: string;
 }
 
 export interface CollectedAlert {
@@ -99,6 +101,16 @@ export interface ScoreResult {
   stateChanges: number;
   clientDays: number;
   falseAlarmsPer500ClientDays: number;
+  /**
+   * Alerts per incident over the scored range, and per label the incidents its catching and related
+   * alerts fell into (an attack should be one incident, one page).
+   */
+  incidents: {
+    alerts: number;
+    incidents: number;
+    perIncident: number;
+    labels: Array<{ id: string; detector: string; alerts: number; incidents: number }>;
+  };
   pass: boolean;
   failures: string[];
 }
@@ -178,6 +190,7 @@ export function score(input: {
   };
 
   const caughtBy = new Map<string, CollectedAlert[]>();
+  const relatedTo = new Map<string, AlertLike[]>();
   const falseAlarms: AlertLike[] = [];
   const related: AlertLike[] = [];
   for (const c of inRange) {
@@ -186,14 +199,15 @@ export function score(input: {
       for (const l of hit) caughtBy.set(l.id, [...(caughtBy.get(l.id) ?? []), c]);
       continue;
     }
-    const touched = labels.some((l) => {
+    const touchedBy = labels.filter((l) => {
       const [s0, s1] = span(l);
       return (
         subjectsOf(c.alert).some((s) => l.clients.includes(s) || l.subjects.includes(s)) &&
         overlaps(Date.parse(c.alert.window.start), Date.parse(c.alert.window.end), s0, s1)
       );
     });
-    (touched ? related : falseAlarms).push(c.alert);
+    for (const l of touchedBy) relatedTo.set(l.id, [...(relatedTo.get(l.id) ?? []), c.alert]);
+    (touchedBy.length > 0 ? related : falseAlarms).push(c.alert);
   }
 
   const labelResults: LabelResult[] = labels.map((l) => {
@@ -230,6 +244,26 @@ export function score(input: {
     };
   });
 
+  const incidentOf = (a: AlertLike) => a.incident_id ?? `alert:${a.alert_id}`;
+  const incidents = {
+    alerts: inRange.length,
+    incidents: new Set(inRange.map((c) => incidentOf(c.alert))).size,
+    perIncident: 0,
+    labels: labelResults.map((r) => {
+      const as = [
+        ...(caughtBy.get(r.label.id) ?? []).map((c) => c.alert),
+        ...(relatedTo.get(r.label.id) ?? []),
+      ];
+      return {
+        id: r.label.id,
+        detector: r.label.detector,
+        alerts: as.length,
+        incidents: new Set(as.map(incidentOf)).size,
+      };
+    }),
+  };
+  incidents.perIncident = incidents.incidents > 0 ? incidents.alerts / incidents.incidents : 0;
+
   const clientDays =
     input.range === 'all' ? m.normalClientDays.history + m.normalClientDays.eval : m.normalClientDays.eval;
   const rate = clientDays > 0 ? (falseAlarms.length / clientDays) * 500 : 0;
@@ -237,6 +271,13 @@ export function score(input: {
   const missed = labelResults.filter((r) => !r.caught);
   if (missed.length > 0)
     failures.push(`${missed.length} labelled anomalies missed: ${missed.map((r) => r.label.id).join(', ')}`);
+  // One attack, one page: a password spray (with the misuse of the sessions it opened and its victims'
+  // bursts) must be a single incident.
+  const split = incidents.labels.filter((x) => x.detector === 'auth_spray' && x.incidents > 1);
+  if (split.length > 0)
+    failures.push(
+      `attacks split across incidents: ${split.map((x) => `${x.id} (${x.incidents})`).join(', ')}`,
+    );
   if (rate > 1)
     failures.push(
       `${falseAlarms.length} false alarms in ${clientDays} client-days = ${rate.toFixed(2)} per 500 (limit 1)`,
@@ -252,6 +293,7 @@ export function score(input: {
     stateChanges: input.stateChanges ?? 0,
     clientDays,
     falseAlarmsPer500ClientDays: rate,
+    incidents,
     pass: failures.length === 0,
     failures,
   };
@@ -306,6 +348,13 @@ export function formatReport(r: ScoreResult): string {
   lines.push(
     `total: ${caught}/${r.labels.length} labelled anomalies caught; ${r.falseAlarms.length} false alarms over ${r.clientDays} client-days of normal traffic = ${r.falseAlarmsPer500ClientDays.toFixed(2)} per 500 client-days; ${r.related.length} related; ${r.outOfRange.length} alerts outside the range; ${r.stateChanges} state changes`,
   );
+  lines.push(
+    `incidents: ${r.incidents.alerts} alerts in ${r.incidents.incidents} incidents = ${r.incidents.perIncident.toFixed(2)} alerts per incident`,
+  );
+  for (const x of r.incidents.labels.filter((y) => y.alerts > 0))
+    lines.push(
+      `  ${x.id}: ${x.alerts} alert${x.alerts === 1 ? '' : 's'} in ${x.incidents} incident${x.incidents === 1 ? '' : 's'}`,
+    );
   for (const l of r.labels.filter((x) => !x.caught))
     lines.push(`MISSED ${l.label.id} ${l.label.client_id} ${l.label.start}: ${l.label.description}`);
   for (const a of r.falseAlarms)
