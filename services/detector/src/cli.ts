@@ -11,6 +11,7 @@ import { createBaselineJob } from './baselines.job.js';
 import { detectorEnvSchema } from './config.js';
 import { loadDetectorConfig } from './config.js';
 import { runReplay } from './replay.js';
+import { readInventory } from './tool-inventory.js';
 
 const USAGE = `usage: mcp-audit-detector <command> [options]
 
@@ -22,6 +23,9 @@ const USAGE = `usage: mcp-audit-detector <command> [options]
                                      on the alerts topic (origin 'replay'); off by default
       [--no-periodic]                streaming detectors only
       [--client <id>]...             only these clients (streaming part)
+  tools [--from <iso>] [--to <iso>]  the tool inventory: per server and tool name, the annotations its
+                                     listings carried and its class (configured overrides applied),
+                                     one JSON line each (default: the last 30 days)
   common: [--config <file.json>]     detector tuning (default: MCP_AUDIT_DETECTOR_CONFIG)
 
 Credentials come from the environment (MCP_AUDIT_CLICKHOUSE_*, MCP_AUDIT_KAFKA_*); when unset, from
@@ -87,7 +91,8 @@ if (values.help || !command) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(command || values.help ? 0 : 2);
 }
-if (command !== 'baselines' && command !== 'replay') fail(`unknown command "${command}"`);
+if (command !== 'baselines' && command !== 'replay' && command !== 'tools')
+  fail(`unknown command "${command}"`);
 
 const e = parseConfig(detectorEnvSchema.extend({ MCP_AUDIT_LOG_LEVEL: z.string().default('warn') }), env());
 const log = createLogger('detector-cli', { level: e.MCP_AUDIT_LOG_LEVEL });
@@ -127,6 +132,12 @@ try {
       for (const r of rs)
         process.stdout.write(`${JSON.stringify({ ...r, asOf: new Date(r.asOf).toISOString() })}\n`);
     }
+  } else if (command === 'tools') {
+    const to = values.to ? isoArg('to', values.to) : Date.now();
+    const from = values.from ? isoArg('from', values.from) : to - 30 * 86_400_000;
+    if (to <= from) fail('--to must be after --from');
+    for (const entry of await readInventory(reader, config.periodic.toolClasses, { from, to }))
+      process.stdout.write(`${JSON.stringify(entry)}\n`);
   } else {
     const from = isoArg('from', values.from);
     const to = isoArg('to', values.to);

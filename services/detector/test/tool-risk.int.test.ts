@@ -10,6 +10,7 @@ import { dbIdent, runMigrations, sql, type ClickHouse } from '@mcp-audit/clickho
 import { createProducer, type AuditProducer, type Kafka } from '@mcp-audit/kafka';
 import { toolAnnotationsText, type ToolAnnotations } from '@mcp-audit/schema';
 import { Lifecycle, liveSink, loadOpenAlerts } from '../src/alert.lifecycle.js';
+import { readInventory } from '../src/tool-inventory.js';
 import { DETECTOR_TABLES } from '../src/app.js';
 import { parseDetectorConfig } from '../src/config.js';
 import {
@@ -267,4 +268,26 @@ test('raise what the tool inventory says is risky, stay quiet on the rest; alert
     (await transitions(KEYS.firstC2)).map((t) => t.to_status),
     ['open'],
   );
+});
+
+test('the tool inventory: annotations seen per server and tool, the current class, overrides applied', async () => {
+  const inv = await readInventory(ch, config.periodic.toolClasses, { from: at(-49), to: at(13) });
+  const entry = (server: string, tool: string) => inv.find((e) => e.server === server && e.tool === tool);
+  assert.deepEqual(entry('files', 'read_file')?.current, READ);
+  assert.equal(entry('files', 'read_file')?.classification.class, 'read_private');
+  assert.equal(entry('mail', 'send_email')?.classification.class, 'send_out');
+  assert.equal(entry('files', 'delete_file')?.classification.class, 'destructive');
+  const notify = entry('chat', 'notify')!;
+  assert.equal(notify.current, null, 'listed without annotations');
+  assert.deepEqual([notify.classification.class, notify.classification.basis], ['send_out', 'override']);
+  const cleanup = entry('ops', 'cleanup')!;
+  assert.deepEqual(
+    cleanup.annotationsSeen.map((a) => a.annotations),
+    [{ readOnlyHint: true }, DESTROY],
+    'every distinct annotations text, oldest first',
+  );
+  assert.equal(cleanup.classification.class, 'destructive', 'judged by the latest listing');
+  assert.equal(cleanup.definitionHashes, 1, 'its definition hash never changed');
+  const search = inv.filter((e) => e.tool === 'search').map((e) => e.server);
+  assert.deepEqual(search.sort(), ['other-search', 'third-search', 'web']);
 });
