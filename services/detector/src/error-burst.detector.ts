@@ -22,8 +22,8 @@ import { iso, windowLabel } from './time.js';
  * It fires on the failed call that makes the window significant, with the window [end of that
  * call's minute - windowMs, end of that minute), so the alert id and the delay are event-time
  * deterministic. It resolves at the first minute boundary (reached by the watermark) at which the
- * window ending there has fallen back: fewer than `minErrors` failures, or a share under half the
- * distance between the usual rate and the alert threshold.
+ * window ending there has fallen back: fewer than half of `minErrors` failures, or a share under half
+ * the distance between the usual rate and the alert threshold.
  */
 
 export const BUCKET_MS = 60_000;
@@ -101,9 +101,14 @@ export function judgeBurst(s: Settings, j: Judge | undefined, calls: number, err
   return { calls, errors, share, p0, threshold, pValue, significant: enough && pValue < s.alpha };
 }
 
-/** Whether a window that raised has fallen back (hysteresis: half-way between usual and threshold). */
+/**
+ * Whether a window that raised has fallen back. Hysteresis on both counts: half of `minErrors`, and
+ * half-way between the usual rate and the threshold. NOTE: a burst that fails at a steady pace keeps
+ * the sliding window near `minErrors` while it lasts; falling back at `minErrors` itself closed and
+ * reopened one burst as two alerts in the scenario.
+ */
 export function fellBack(v: BurstVerdict, s: Settings): boolean {
-  return v.errors < s.minErrors || v.share <= (v.p0 + v.threshold) / 2;
+  return v.errors < Math.ceil(s.minErrors / 2) || v.share <= (v.p0 + v.threshold) / 2;
 }
 
 /** One client's minute buckets of the last window (plus the minute in progress). */

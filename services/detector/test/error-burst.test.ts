@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDetectorConfig } from '../src/config.js';
-import { binomialTail } from '../src/error-burst.detector.js';
+import { binomialTail, fellBack, judgeBurst } from '../src/error-burst.detector.js';
 import type { DetectorEvent } from '../src/stream.engine.js';
 import { localTime } from '../src/time.js';
 import { baselinesFor, byTs, ev, H, harness, MIN, rng, type Habit } from './engine.fixtures.js';
@@ -193,4 +193,30 @@ test('a client without any baseline is judged against the prior, capped like a l
   const off = await harness(all, parseDetectorConfig({ detectors: { error_burst: { enabled: false } } }));
   await off.feed(events);
   assert.equal(off.alerts().filter((x) => x.detector === 'error_burst').length, 0);
+});
+
+test('a burst failing at a steady pace (8 in 30 minutes on a quiet client, as the scenario injects) stays one alert', async () => {
+  const h = await harness(all, cfg);
+  const tue = AS_OF + DAY;
+  const start = tue + 11 * H + 10 * MIN;
+  const events = traffic(HABITS[2]!, tue + 9 * H, tue + 17 * H, 21).map((e) => ({ ...e, isError: false }));
+  for (let i = 0; i < 8; i++)
+    events.push(ev('quiet', start + i * 225_000 + 17_000, { tool: 'x', server: 'fs', isError: true }));
+  await h.feed(events.sort(byTs));
+  h.engine.closeAll(tue + 17 * H);
+  await h.lifecycle.flush();
+  const raised = h.alerts().filter((a) => a.detector === 'error_burst');
+  assert.equal(raised.length, 1, raised.map((a) => a.window.end).join(', '));
+  const [r] = h.resolved().filter((m) => m.alert_id === raised[0]!.alert_id && m.status === 'resolved');
+  assert.ok(r && Date.parse(r.changed_at) >= start + 30 * MIN, 'resolved after the burst, not inside it');
+});
+
+test('hysteresis: a raised window falls back at half of minErrors or half-way to the threshold, not at the raise rule', () => {
+  const st = cfg.detectors.error_burst;
+  // 5 failures of 14 calls no longer raise (minErrors 6) but are still a burst: stays open.
+  const still = judgeBurst(st, undefined, 14, 5);
+  assert.equal(still.significant, false);
+  assert.equal(fellBack(still, st), false);
+  assert.equal(fellBack(judgeBurst(st, undefined, 14, 2), st), true, 'under half of minErrors');
+  assert.equal(fellBack(judgeBurst(st, undefined, 40, 3), st), true, '7.5%: under half-way (9.5%)');
 });
