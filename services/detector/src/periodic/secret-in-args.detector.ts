@@ -37,6 +37,7 @@ const HIGH_KINDS = new Set([
   'vault_token',
   'stripe_key',
   'connection_password',
+  'connection_string',
 ]);
 
 export function parseMarker(m: string): { kind: string; fingerprint: string } | undefined {
