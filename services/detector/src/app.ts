@@ -167,6 +167,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
         // What the previous leader left: its open alerts, and the alerts of windows after its last
         // saved progress (evaluated again now; a finding there must not open the same alert twice).
         lifecycle.replaceOpen(await loadOpenAlerts(deps.reader), (d) => onceOnly.has(d));
+        lifecycle.incidents.restore(await loadIncidents(deps.reader));
         const saved = await progressStore.load();
         const since = saved.length ? Math.min(...saved.map((e) => e.lastEnd)) - DAY_MS : 0;
         lifecycle.markRaised(await loadRaisedAlertIds(deps.reader, [...onceOnly], since));

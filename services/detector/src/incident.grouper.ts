@@ -227,10 +227,16 @@ export class IncidentGrouper {
     return this.#record(inc, stillOpen ? 'alert_resolved' : 'resolved', alertId, at, note);
   }
 
-  /** Rebuilds incidents from their stored timelines (start-up); emits nothing. */
+  /**
+   * Rebuilds incidents from their stored timelines (start-up, or a new leader taking over); emits
+   * nothing. Rows an incident in memory already has (seq at or below its own) are skipped, so a reload
+   * never rolls back what this process did since.
+   */
   restore(rows: ReadonlyArray<StoredTransition>): void {
     const sorted = [...rows].sort((x, y) => (x.incident_id < y.incident_id ? -1 : 1) || x.seq - y.seq);
+    const known = new Map([...this.#incidents].map(([id, inc]) => [id, inc.seq]));
     for (const r of sorted) {
+      if (r.seq <= (known.get(r.incident_id) ?? 0)) continue;
       let inc = this.#incidents.get(r.incident_id);
       if (!inc) {
         inc = {

@@ -255,3 +255,25 @@ function toStored(r: IncidentTransitionRow): StoredTransition {
     at_ms: r.at_ms,
   };
 }
+
+test('a reload (new leader) adds what others stored and never rolls back what this process did', () => {
+  const g = new IncidentGrouper({ origin: 'live', now: () => 0 });
+  const a = alert({ detector: 'auth_burst', clientId: 'c9' });
+  const ref = g.join(a);
+  const mine = g.take().incidentTransitions.map(toStored);
+  g.alertEnded(a.alertId, T0 + 20 * MIN, 'back'); // seq 2 in memory, not stored yet
+  // The stored timeline has only seq 1 of this incident, plus another process's incident.
+  const other = new IncidentGrouper({ origin: 'live', now: () => 0 });
+  const b = alert({
+    detector: 'auth_spray',
+    clientId: '2001:db8::b',
+    contributors: { addresses: [], sessions: [] },
+  });
+  other.join(b);
+  g.restore([...mine, ...other.take().incidentTransitions.map(toStored)]);
+  const again = g.join(
+    alert({ detector: 'volume', clientId: 'c9', windowStart: T0 + 25 * MIN, windowEnd: T0 + 30 * MIN }),
+  );
+  assert.deepEqual([again.id, again.transition], [ref.id, 'reopened'], 'still resolved in memory: reopened');
+  assert.equal(g.incidentOf(b.alertId) !== undefined, true, 'the other process’s incident is known now');
+});
