@@ -81,10 +81,19 @@ const replayCopies = [
   copyOf(replayRows[2]!, at(16), { ts: Math.floor(at(13, 10) / 1000), tool_name: 'delete_all' }),
 ];
 
+// Stored once; the ingester refused a copy of it (event_id_conflicts) at 12:03 and again at 12:04.
+const refusedOriginal = base();
+
 before(async () => {
   writer = chClient('WRITER');
   analyst = chClient('ANALYST');
-  await writer.insert('events', [...Object.values(original), ...spray, ...calls, ...replayRows]);
+  await writer.insert('events', [
+    ...Object.values(original),
+    refusedOriginal,
+    ...spray,
+    ...calls,
+    ...replayRows,
+  ]);
   await writer.insert('events', [...copies, forgedSpray, forgedCall, ...replayCopies]);
 });
 
@@ -207,4 +216,50 @@ test('replay feeds one event per id: the first ingested copy, wherever the other
     clientIds: [REPLAYED],
   });
   assert.equal(r.events, 10);
+});
+
+test('event_id_reuse: a copy the ingester refused (event_id_conflicts) raises the alert, and expires', async () => {
+  // The ingester stored the original at 09:00 and refused a copy claiming another client at 12:03
+  // (recorded twice: the refused message was redelivered at 12:04).
+  const o = refusedOriginal;
+  const id = o.event_id as string;
+  const ingester = chClient('WRITER', { insertTables: ['event_id_conflicts'] });
+  const refusal = (at_: number) => ({
+    event_id: id,
+    detected_at: Math.floor(at_ / 1000),
+    fields: ['client_id', 'raw'],
+    stored_ts: o.ts,
+    stored_client_id: `c-${sfx}`,
+    stored_source_id: 'gw-original',
+    stored_ingested_at: o.ingested_at,
+    stored_kafka_partition: 1,
+    stored_kafka_offset: 17,
+    refused_ts: o.ts,
+    refused_client_id: `mallory-${sfx}`,
+    refused_source_id: 'gw-forger',
+    refused_digest: 'f'.repeat(64),
+    refused_kafka_partition: 4,
+    refused_kafka_offset: 99,
+  });
+  try {
+    await ingester.insert('event_id_conflicts', [refusal(at(12, 3)), refusal(at(12, 4))]);
+  } finally {
+    await ingester.close();
+  }
+  const d = eventIdReuseDetector(analyst, cfg);
+  const k = keyOf(o);
+  const f = (await d.evaluate(at(12), at(12, 5))).findings.find((x) => x.dedupKey === k);
+  assert.ok(f, 'raised from the refusal record');
+  assert.equal(f.severity, 'high');
+  assert.equal(f.clientId, `c-${sfx}`);
+  assert.match(f.title, /^Event id \S+ reused with different content \(client_id, raw\)$/);
+  assert.ok(f.summary.includes(`for client c-${sfx}, source gw-original`), f.summary);
+  assert.ok(f.summary.includes(`client mallory-${sfx}, source gw-forger`), f.summary);
+  assert.match(f.summary, /refused 2 copies/);
+  assert.equal(f.observed, 2, 'two contents: the stored one and the refused one');
+  // Expiry (1 h) after the last refusal, 12:04: in the window [13:00, 13:05), not before nor after.
+  const [quiet, expired, later] = await d.evaluateRange!(at(12, 55), at(13, 10));
+  assert.ok(!quiet!.resolved.some((r) => r.dedupKey === k));
+  assert.ok(expired!.resolved.some((r) => r.dedupKey === k && /no further copy/.test(r.reason)));
+  assert.ok(!later!.resolved.some((r) => r.dedupKey === k));
 });
