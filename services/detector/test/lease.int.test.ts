@@ -42,7 +42,7 @@ const TOPICS = {
   alertsA: `lease-test-alerts-a-${sfx}`,
   alertsB: `lease-test-alerts-b-${sfx}`,
 };
-const HOURS = 6;
+const HOURS = 5;
 
 let admin: ClickHouse;
 let kafka: Kafka;
@@ -106,7 +106,9 @@ async function freePort(): Promise<number> {
 }
 
 async function startDetector(name: string, db: string, alertsTopic: string, group: string): Promise<Proc> {
-  const log = join(dir, `${name}.log`);
+  // Kept after the run (like test/lib's services): what each detector did, for a failure's diagnosis.
+  mkdirSync(`${REPO_ROOT}.local/test-logs`, { recursive: true });
+  const log = `${REPO_ROOT}.local/test-logs/detector-lease-${name}-${sfx}.log`;
   const out = createWriteStream(log);
   const user = process.env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER ?? 'mcp_admin';
   const password = process.env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD ?? '';
@@ -154,10 +156,11 @@ const acquisitions = (p: Proc) =>
     .split('\n')
     .filter((l) => l.includes('lease acquired')).length;
 
+// Generous: the machine is shared, and a loaded ClickHouse slows every window down.
 async function waitFor<T>(
   what: string,
   fn: () => Promise<T | false> | T | false,
-  timeoutMs = 180_000,
+  timeoutMs = 600_000,
 ): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
