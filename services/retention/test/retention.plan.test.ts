@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sql } from '@mcp-audit/clickhouse';
+import { dbIdent, sql } from '@mcp-audit/clickhouse';
 import { retentionPolicySchema } from '../src/config.js';
 import { createLegalHolds } from '../src/holds.js';
 import { createSigningKey, loadPublicKeys, loadSigningKey } from '../src/ledger/keys.js';
@@ -86,17 +86,30 @@ describe('retention plan', { skip: !stackAvailable }, () => {
     assert.match(events[2]!.why, /does not verify/);
   });
 
-  it('run drops the copy events_by_time with its events day and never on its own', async () => {
+  it('run drops the copy events_by_time and the ids index event_ids with their events day and never on their own', async () => {
+    // event_ids as the ingester fills it (and as migration 009 backfills it).
+    const D_ = dbIdent(db.database);
+    await db.ch.command(
+      sql`INSERT INTO ${D_}.event_ids SELECT event_id, '' AS digest, ts, client_id, ingested_at, ver FROM ${D_}.events`,
+    );
     const days = async () =>
       (
         await db.ch.query<{ table: string; partition: string }>(sql`
           SELECT DISTINCT table, partition FROM system.parts
-          WHERE database = ${db.database} AND active AND table IN ('events', 'events_by_time')
+          WHERE database = ${db.database} AND active AND table IN ('events', 'events_by_time', 'event_ids')
           ORDER BY table, partition`)
       ).map((r) => `${r.table} ${r.partition}`);
     const copyDays = ['events_by_time 20260105', 'events_by_time 20260106', 'events_by_time 20260107'];
-    assert.deepEqual(await days(), ['events 20260105', 'events 20260106', 'events 20260107', ...copyDays]);
+    const idDays = ['event_ids 20260105', 'event_ids 20260106', 'event_ids 20260107'];
+    assert.deepEqual(await days(), [
+      ...idDays,
+      'events 20260105',
+      'events 20260106',
+      'events 20260107',
+      ...copyDays,
+    ]);
     assert.ok(!(await plan(db)).some((p) => p.table === 'events_by_time'), 'no policy of its own');
+    assert.ok(!(await plan(db)).some((p) => p.table === 'event_ids'), 'no policy of its own');
     const run = await runRetention(
       {
         ch: db.ch,
@@ -117,7 +130,12 @@ describe('retention plan', { skip: !stackAvailable }, () => {
       ['events 20260105'],
     );
     // the held day and the unsealed day stay in both tables
-    assert.deepEqual(await days(), ['events 20260106', 'events 20260107', ...copyDays.slice(1)]);
+    assert.deepEqual(await days(), [
+      ...idDays.slice(1),
+      'events 20260106',
+      'events 20260107',
+      ...copyDays.slice(1),
+    ]);
   });
 
   it('with no ledger at all, no events day verifies, so none goes', async () => {
