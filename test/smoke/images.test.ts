@@ -141,9 +141,8 @@ test('Dockerfile: the runtime holds production dependencies only, of its own ser
     .body.map((i) => i.args)
     .join('\n');
   assert.match(build, /-path '\*\/dist\/test'/, 'compiled tests are dropped');
-  assert.match(
-    build,
-    /-name node_modules \)/,
+  assert.ok(
+    build.includes('-name node_modules \\)'),
     'nested node_modules (dev dependencies) stay in the build stage',
   );
 });
