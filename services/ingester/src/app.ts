@@ -22,7 +22,7 @@ export interface IngesterDeps {
   kafka: Kafka;
   /** Inserts rows into mcp_audit.events as the writer user. */
   insertEvents: (rows: EventRow[]) => Promise<void>;
-  /** Inserts rows into mcp_audit.event_ids (after their events rows are durable). */
+  /** Inserts rows into mcp_audit.event_ids (reservations, before their events rows). */
   insertEventIds: (rows: EventIdRow[]) => Promise<void>;
   /** Inserts rows into mcp_audit.event_id_conflicts. */
   insertConflicts: (rows: EventIdConflictRow[]) => Promise<void>;
@@ -49,22 +49,13 @@ export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester
   const log = deps.log.child({ component: 'ingester' });
   const metrics = createIngesterMetrics(deps.registry);
   const producer = deps.producer ?? createProducer(deps.kafka);
-  const guard = new EventIdGuard(deps.eventIds);
-  // Events first, then their ids: a crash in between leaves ids unrecorded, and the redelivered batch
-  // (its offsets were not committed) finds them new and writes an identical copy, invisible to
-  // readers. The other order would lose those events (their redelivery would look like a duplicate).
-  const eventsWritten = new WeakSet<EventRow[]>();
+  // The guard inserts the ids before their events (reservations, see event-ids.guard.ts): a crash in
+  // between leaves ids reserved and not stored; the redelivered batch (its offsets were not committed)
+  // finds its own content reserved and not in events, and writes it.
+  const guard = new EventIdGuard(deps.eventIds, deps.insertEventIds);
   const writer = new BatchWriter<EventRow>({
     name: 'events',
-    insert: async (rows) => {
-      // A retry after the id insert failed must not write the events again (the writer retries the
-      // same array).
-      if (!eventsWritten.has(rows)) {
-        await deps.insertEvents(rows);
-        eventsWritten.add(rows);
-      }
-      await deps.insertEventIds(rows.map((r) => guard.idRow(r)));
-    },
+    insert: (rows) => deps.insertEvents(rows),
     isRetryable: deps.isRetryableInsertError,
     maxRows: cfg.batchRows,
     flushMs: cfg.flushMs,

@@ -41,7 +41,7 @@ export interface EventIdConflictRow {
 
 export interface HandlerDeps {
   writer: BatchWriter<EventRow>;
-  /** Refuses a copy whose event_id is stored with other content (one lookup per batch). */
+  /** Refuses a copy whose event_id is stored or reserved with other content (reserve-then-check). */
   guard: EventIdGuard;
   /** Inserts into mcp_audit.event_id_conflicts; throws a retryable error to be retried. */
   recordConflicts: (rows: EventIdConflictRow[]) => Promise<void>;
@@ -175,7 +175,7 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
       if (Number.isFinite(lag)) deps.metrics.lag.set({ partition: String(last.partition) }, Math.max(0, lag));
     }
 
-    // One lookup per chunk: only one content per event_id ever reaches mcp_audit.events.
+    // Reserve-then-check per chunk: at most one content per event_id ever reaches mcp_audit.events.
     const lookupStart = now();
     const guarded = await deps.guard.check(rows);
     deps.metrics.lookupSeconds.observe((now() - lookupStart) / 1000);
@@ -225,10 +225,13 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
 
 /** Names the id and the differing columns, never a value (the DLQ reason is not sealed). */
 function conflictReason(row: EventRow, v: { fields: string[]; stored: StoredCopy }): string {
-  const fields = v.fields.length > 0 ? v.fields.join(', ') : 'unknown (the stored row could not be read)';
+  const fields =
+    v.fields.length > 0
+      ? v.fields.join(', ')
+      : 'unknown (the other copy is not readable in events: reserved by a concurrent copy, or its day is being dropped)';
   return (
-    `event_id ${row.event_id} is already stored with other content (differing fields: ${fields}); ` +
-    'the stored copy is kept and this copy is refused as a possible forgery (event_id_reuse alert)'
+    `event_id ${row.event_id} is already stored or reserved with other content (differing fields: ${fields}); ` +
+    'this copy is refused as a possible forgery (event_id_reuse alert; `dlq replay` puts back a legitimate one)'
   );
 }
 

@@ -3,11 +3,14 @@ import type { EventRow } from './events.row.js';
 
 /**
  * One event per event_id (DESIGN: "the same id twice is one event"). Before a batch is written, its
- * ids are looked up in mcp_audit.event_ids (one query per batch): a copy whose id is already stored
- * with other content is refused (dead-lettered and recorded as a conflict for the event_id_reuse
- * alert), a copy identical to the stored one is a redelivery and is not written again, a new id is
- * written. So only one content per id ever reaches mcp_audit.events and every reader and rollup sees
- * one event per id by construction.
+ * ids are looked up in mcp_audit.event_ids; the ids nobody holds are reserved there (their event_ids
+ * rows are inserted before the events rows) and read back. A copy whose id is held with other content
+ * is refused (dead-lettered and recorded as a conflict for the event_id_reuse alert), whoever reserved
+ * first; a copy identical to the stored one is a redelivery and is not written again; a new id is
+ * written. So at most one content per id ever reaches mcp_audit.events, even from two ingesters at
+ * once (they both see both reservations and both refuse), and every reader and rollup sees one event
+ * per id by construction. Per chunk: a lookup, a reservation insert and its read-back; one more query
+ * (the events rows) only for ids already held or held with other content.
  */
 
 const LOOKUP_IDS = 4_000;
@@ -111,7 +114,10 @@ export interface EventIdRow {
   ver: number;
 }
 
-/** The event_ids row of a stored events row (every writer of events writes it after the events row). */
+/**
+ * The event_ids row of an events row: the ingester inserts it before the events row (its reservation),
+ * the history import after it.
+ */
 export function eventIdRow(row: EventRow, digest?: string): EventIdRow {
   return {
     event_id: row.event_id,
@@ -123,64 +129,101 @@ export function eventIdRow(row: EventRow, digest?: string): EventIdRow {
   };
 }
 
+/** Inserts reservations into mcp_audit.event_ids (the ingester's insert; resolves once acknowledged). */
+export type ReserveIds = (rows: EventIdRow[]) => Promise<void>;
+
+const byId = (found: StoredId[]): Map<string, StoredId[]> => {
+  const m = new Map<string, StoredId[]>();
+  for (const s of found) {
+    const list = m.get(s.event_id) ?? [];
+    list.push(s);
+    m.set(s.event_id, list);
+  }
+  return m;
+};
+
 export class EventIdGuard {
   /** Ids of rows accepted by a batch of this process and not yet durable, by id. */
   private readonly inFlight = new Map<string, StoredCopy>();
   private readonly digests = new WeakMap<EventRow, string>();
 
-  constructor(private readonly store: EventIdStore) {}
+  constructor(
+    private readonly store: EventIdStore,
+    private readonly reserve: ReserveIds,
+  ) {}
 
   /** The event_ids row for a row this guard accepted. */
   idRow(row: EventRow): EventIdRow {
     return eventIdRow(row, this.digests.get(row));
   }
 
+  private async lookup(ids: string[]): Promise<StoredId[]> {
+    const found: StoredId[] = [];
+    // NOTE: 4,000 quoted ids are ~160 kB of SQL, under ClickHouse's 256 kB max_query_size; a chunk
+    // is at most 5,000 messages (and usually a fetch of ~1 MB, ~1,000 events): one query, rarely two.
+    for (let i = 0; i < ids.length; i += LOOKUP_IDS)
+      found.push(...(await this.store.lookup(ids.slice(i, i + LOOKUP_IDS))));
+    return found;
+  }
+
+  /**
+   * Reserve-then-check (README "One event per event_id"): look the ids up; reserve the ids nobody holds
+   * yet (insert their event_ids rows BEFORE the events rows) and read those reservations back. A copy
+   * goes on to events only if every reservation of its id carries its digest, so of two ingesters
+   * racing with two contents for one id at most one proceeds (in a true tie both are refused).
+   */
   async check(rows: EventRow[]): Promise<GuardResult> {
     if (rows.length === 0) return { verdicts: [], release: () => undefined };
     const columns = contentColumns(rows[0]!);
     const copies = rows.map((r) => copyOfRow(r as unknown as Record<string, unknown>, columns));
     rows.forEach((r, i) => this.digests.set(r, copies[i]!.digest));
 
-    // Reserve first (synchronously), then look up: of two concurrent batches of this process, the one
-    // that reserved first wins, and a batch that reserves after another's insert is durable finds that
-    // insert in its lookup. (Two ingester processes: see the README.)
+    // Reserve in this process first (synchronously), then in the store: of two concurrent batches of
+    // this process, the one that reserved first wins without a round trip.
     const owned: StoredCopy[] = [];
+    const rowOf = new Map<StoredCopy, EventRow>();
     const earlier = new Map<string, StoredCopy>();
-    for (const c of copies) {
-      if (earlier.has(c.eventId) || owned.some((o) => o.eventId === c.eventId)) continue;
+    copies.forEach((c, i) => {
+      if (earlier.has(c.eventId) || owned.some((o) => o.eventId === c.eventId)) return;
       const other = this.inFlight.get(c.eventId);
       if (other) earlier.set(c.eventId, other);
       else {
         this.inFlight.set(c.eventId, c);
         owned.push(c);
+        rowOf.set(c, rows[i]!);
       }
-    }
+    });
     const release = () => {
       for (const o of owned) if (this.inFlight.get(o.eventId) === o) this.inFlight.delete(o.eventId);
     };
 
     try {
       const ids = [...new Set(copies.map((c) => c.eventId))];
-      const found: StoredId[] = [];
-      // NOTE: 4,000 quoted ids are ~160 kB of SQL, under ClickHouse's 256 kB max_query_size; a chunk
-      // is at most 5,000 messages (and usually a fetch of ~1 MB, ~1,000 events): one query, rarely two.
-      for (let i = 0; i < ids.length; i += LOOKUP_IDS)
-        found.push(...(await this.store.lookup(ids.slice(i, i + LOOKUP_IDS))));
-      const stored = new Map<string, StoredId[]>();
-      for (const s of found) {
-        const list = stored.get(s.event_id) ?? [];
-        list.push(s);
-        stored.set(s.event_id, list);
+      const stored = byId(await this.lookup(ids));
+      // Ids nobody holds: reserve them, then read every reservation of them back. An id already held
+      // is not reserved again (an identical holder is ours from before a crash, or a redelivery; a
+      // different one wins over this copy).
+      const fresh = owned.filter((c) => !stored.has(c.eventId));
+      const reserved = new Set(fresh.map((c) => c.eventId));
+      if (fresh.length > 0) {
+        await this.reserve(fresh.map((c) => eventIdRow(rowOf.get(c)!, c.digest)));
+        for (const [id, list] of byId(await this.lookup([...reserved]))) stored.set(id, list);
       }
-      // Read the stored rows only where a copy matches no stored digest (a conflict, or a backfilled id).
-      const unresolved = new Set(
-        copies
-          .filter((c) => stored.has(c.eventId) && !stored.get(c.eventId)!.some((s) => s.digest === c.digest))
-          .map((c) => c.eventId),
-      );
+      const firstCopy = new Map<string, StoredCopy>();
+      for (const c of copies) if (!firstCopy.has(c.eventId)) firstCopy.set(c.eventId, c);
+
+      // Read the events rows only where a reservation is not simply this chunk's own: an id held
+      // before this chunk (is its identical holder stored, or did its writer crash before events?),
+      // another digest (the conflict's fields), or a backfilled id (digest unknown). One query.
+      const unresolved = ids.filter((id) => {
+        const list = stored.get(id);
+        if (!list) return false;
+        const mine = firstCopy.get(id)!.digest;
+        return !reserved.has(id) || list.some((s) => s.digest !== mine);
+      });
       const storedCopies = new Map<string, StoredCopy[]>();
-      if (unresolved.size > 0) {
-        const keys = [...unresolved].flatMap((id) => stored.get(id)!);
+      if (unresolved.length > 0) {
+        const keys = unresolved.flatMap((id) => stored.get(id)!);
         for (const r of await this.store.storedRows(keys)) {
           const sc = copyOfRow(r, columns);
           const list = storedCopies.get(sc.eventId) ?? [];
@@ -189,24 +232,29 @@ export class EventIdGuard {
         }
       }
 
-      // The copy every reader sees for each id: the stored one (first ingested), else the in-flight
-      // copy of another batch, else the first copy in this batch.
+      // The content of each id that is (or will be) stored: a stored events row wins (the first
+      // ingested, and among them the identical one); else the in-flight copy of another batch of this
+      // process; else this chunk's first copy, if every reservation of the id carries its digest.
       const winner = new Map<string, StoredCopy>();
+      const winnerOf = (c: StoredCopy): StoredCopy => {
+        const known = (storedCopies.get(c.eventId) ?? []).sort(
+          (a, b) => b.ver - a.ver || a.ingestedAt - b.ingestedAt,
+        );
+        const fromEvents = known.find((k) => k.digest === c.digest) ?? known[0];
+        if (fromEvents) return fromEvents;
+        const inFlight = earlier.get(c.eventId);
+        if (inFlight) return inFlight;
+        const others = (stored.get(c.eventId) ?? []).filter((s) => s.digest !== c.digest);
+        // Held only with this content and not in events: new, or written by a batch that crashed
+        // between its reservation and its events insert (redelivered now): written (again) either way.
+        return others.length === 0 ? c : unreadable(others);
+      };
       const verdicts: Verdict[] = copies.map((c) => {
-        const s = stored.get(c.eventId);
-        if (s?.some((x) => x.digest === c.digest)) return { kind: 'duplicate' };
-        const known = storedCopies.get(c.eventId) ?? [];
-        if (known.some((x) => x.digest === c.digest)) return { kind: 'duplicate' };
         let w = winner.get(c.eventId);
         if (!w) {
-          w = known.sort((a, b) => b.ver - a.ver || a.ingestedAt - b.ingestedAt)[0];
-          if (!w && s) w = unreadable(s);
-          w ??= earlier.get(c.eventId);
-          if (!w) {
-            winner.set(c.eventId, c);
-            return { kind: 'new' };
-          }
+          w = winnerOf(c);
           winner.set(c.eventId, w);
+          if (w === c) return { kind: 'new' };
         }
         if (w.digest === c.digest) return { kind: 'duplicate' };
         return {

@@ -62,7 +62,10 @@ function harness(failFirstRow = false) {
         : [],
   } as unknown as BatchWriter<EventRow>;
   // No id stored yet: every valid event is new (the guard's own logic is tested in event-ids.guard.test).
-  const guard = new EventIdGuard({ lookup: async () => [], storedRows: async () => [] });
+  const guard = new EventIdGuard(
+    { lookup: async () => [], storedRows: async () => [] },
+    async () => undefined,
+  );
   const handle = createAuditEventsHandler({
     writer,
     guard,

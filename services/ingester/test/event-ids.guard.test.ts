@@ -54,6 +54,12 @@ function memoryStore(opts: { lookupDelayMs?: number } = {}) {
       return events.filter((e) => keys.some((k) => k.event_id === e.event_id && k.client_id === e.client_id));
     },
   };
+  /** The reservation insert: acknowledged once visible to every later lookup. */
+  const reserve = async (rows: StoredId[]) => {
+    ids.push(
+      ...rows.map(({ event_id, digest, ts, client_id, ver }) => ({ event_id, digest, ts, client_id, ver })),
+    );
+  };
   const asStored = (r: EventRow) => ({
     ...r,
     request_bytes: String(r.request_bytes),
@@ -62,13 +68,12 @@ function memoryStore(opts: { lookupDelayMs?: number } = {}) {
   });
   return {
     store,
+    reserve,
+    guard: () => new EventIdGuard(store, reserve),
     lookups: () => lookups,
-    /** What the ingester's insert does: the events row, then its event_ids row. */
-    write(guard: EventIdGuard, rows: EventRow[]) {
-      for (const r of rows) {
-        events.push(asStored(r));
-        ids.push(guard.idRow(r));
-      }
+    /** What the ingester's insert does after the guard reserved the ids: the events rows. */
+    write(rows: EventRow[]) {
+      for (const r of rows) events.push(asStored(r));
     },
     /** A row stored before 009 (backfilled with digest ''). */
     backfilled(r: EventRow) {
@@ -82,19 +87,20 @@ const kinds = (v: Array<{ kind: string }>) => v.map((x) => x.kind);
 
 test('a stored id: the identical copy is a duplicate, another time or client is a conflict naming the fields', async () => {
   const m = memoryStore();
-  const guard = new EventIdGuard(m.store);
+  const guard = m.guard();
   const id = randomUUID();
   const original = row(id);
   const first = await guard.check([original]);
   assert.deepEqual(kinds(first.verdicts), ['new']);
-  m.write(guard, [original]);
+  m.write([original]);
   first.release();
 
   const redelivered = row(id, {}, T0 + 60_000, '7');
   const otherHour = row(id, { ts: new Date(T0 - 3_600_000).toISOString() }, T0 + 60_000);
   const otherClient = row(id, { client: { id: 'client-b' } }, T0 + 60_000);
   const r = await guard.check([redelivered, otherHour, otherClient]);
-  assert.equal(m.lookups(), 2, 'one lookup per batch');
+  // The first batch: a lookup and the read-back of its reservation; this one: a lookup only (held ids).
+  assert.equal(m.lookups(), 3);
   assert.deepEqual(kinds(r.verdicts), ['duplicate', 'conflict', 'conflict']);
   const [, h, c] = r.verdicts as Array<{ kind: 'conflict'; fields: string[]; stored: { clientId: string } }>;
   assert.deepEqual(h!.fields, ['ts', 'raw']);
@@ -105,7 +111,7 @@ test('a stored id: the identical copy is a duplicate, another time or client is 
 
 test('within one batch the first copy wins; an identical later copy is a duplicate', async () => {
   const m = memoryStore();
-  const guard = new EventIdGuard(m.store);
+  const guard = m.guard();
   const id = randomUUID();
   const r = await guard.check([row(id), row(id, { duration_ms: 99 }), row(id), row(randomUUID())]);
   assert.deepEqual(kinds(r.verdicts), ['new', 'conflict', 'duplicate', 'new']);
@@ -114,12 +120,12 @@ test('within one batch the first copy wins; an identical later copy is a duplica
 
 test('two concurrent batches of one process: the one that reserved the id first wins', async () => {
   const m = memoryStore({ lookupDelayMs: 20 });
-  const guard = new EventIdGuard(m.store);
+  const guard = m.guard();
   const id = randomUUID();
   const [a, b] = await Promise.all([guard.check([row(id)]), guard.check([row(id, { client: { id: 'x' } })])]);
   assert.deepEqual([kinds(a.verdicts), kinds(b.verdicts)], [['new'], ['conflict']]);
   // Once the winner is durable and released, a later batch finds it stored.
-  m.write(guard, [row(id)]);
+  m.write([row(id)]);
   a.release();
   b.release();
   const c = await guard.check([row(id, { client: { id: 'x' } }), row(id)]);
@@ -128,10 +134,54 @@ test('two concurrent batches of one process: the one that reserved the id first 
 
 test('an id stored before event_ids existed (digest unknown) is compared column by column', async () => {
   const m = memoryStore();
-  const guard = new EventIdGuard(m.store);
+  const guard = m.guard();
   const id = randomUUID();
   m.backfilled(row(id, {}, T0));
   const r = await guard.check([row(id), row(id, { tool: { name: 'write_file' } })]);
   assert.deepEqual(kinds(r.verdicts), ['duplicate', 'conflict']);
   assert.deepEqual((r.verdicts[1] as { fields: string[] }).fields, ['tool_name', 'raw']);
+});
+
+test('a crash between the reservation and the events insert: the redelivered copy is still written', async () => {
+  const m = memoryStore();
+  const guard = m.guard();
+  const id = randomUUID();
+  const first = await guard.check([row(id)]);
+  assert.deepEqual(kinds(first.verdicts), ['new']);
+  first.release(); // ...and the process dies before its events insert
+  const again = await m.guard().check([row(id)]);
+  assert.deepEqual(kinds(again.verdicts), ['new'], 'reserved with this content but not stored: written');
+  m.write([row(id)]);
+  again.release();
+  const third = await m.guard().check([row(id, {}, T0 + 90_000, '9')]);
+  assert.deepEqual(
+    kinds(third.verdicts),
+    ['duplicate'],
+    'stored: an identical redelivery is not written again',
+  );
+});
+
+test('two processes racing with two contents for one id: never both written, the stored one stays accepted', async () => {
+  for (let i = 0; i < 50; i++) {
+    const m = memoryStore({ lookupDelayMs: i % 3 });
+    const id = randomUUID();
+    const [a, b] = await Promise.all([
+      m.guard().check([row(id)]),
+      m.guard().check([row(id, { client: { id: 'client-b' } })]),
+    ]);
+    const both = [...kinds(a.verdicts), ...kinds(b.verdicts)];
+    assert.ok(both.filter((k) => k === 'new').length <= 1, `both written: ${both.join(', ')}`);
+    assert.ok(
+      both.every((k) => k === 'new' || k === 'conflict'),
+      both.join(', '),
+    );
+    const wonA = a.verdicts[0]!.kind === 'new';
+    if (wonA) m.write([row(id)]);
+    // A redelivery of the written content is a duplicate although a losing reservation exists;
+    // a copy of the loser is refused again.
+    const later = await m
+      .guard()
+      .check([row(id, {}, T0 + 90_000, '9'), row(id, { client: { id: 'client-b' } })]);
+    if (wonA) assert.deepEqual(kinds(later.verdicts), ['duplicate', 'conflict']);
+  }
 });
