@@ -3,7 +3,9 @@
  * (Kafka → ClickHouse) refuses a copy that reuses a stored id with other content (another hour, another
  * client, another day, or a second content in the same batch), dead-letters it with the reason and
  * records the conflict; the event_id_reuse detector raises its alert from that record; the hourly
- * rollup and the analyst API see the original only; an identical retry stays one event.
+ * rollup and the analyst API see the original only; an identical retry stays one event. And the race
+ * (README "One event per event_id"): two ingester processes given the same id with two clients at
+ * the same moment, 200 times, never both store their copy; every refused copy is dead-lettered.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,11 +90,11 @@ async function physical(id: string): Promise<number> {
   return Number(r!.n);
 }
 
-async function readDlq(n: number): Promise<Array<KafkaMessage & { partition: number }>> {
+async function readDlq(n: number, topic = topics.dlq): Promise<Array<KafkaMessage & { partition: number }>> {
   const out: Array<KafkaMessage & { partition: number }> = [];
   const consumer = kafka().consumer({ groupId: `e2e-ids-dlq-${suffix()}` });
   await consumer.connect();
-  await consumer.subscribe({ topic: topics.dlq, fromBeginning: true });
+  await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ message, partition }) => void out.push({ ...message, partition }),
   });
@@ -138,11 +140,11 @@ before(async () => {
 });
 
 /** Until the ingester has committed every message of the events topic (stored or dead-lettered). */
-async function drained(groupId: string): Promise<void> {
+async function drained(groupId: string, topic = topics.events): Promise<void> {
   await waitFor(
     async () => {
-      const ends = await c.admin.fetchTopicOffsets(topics.events);
-      const [committed] = await c.admin.fetchOffsets({ groupId, topics: [topics.events] });
+      const ends = await c.admin.fetchTopicOffsets(topic);
+      const [committed] = await c.admin.fetchOffsets({ groupId, topics: [topic] });
       const at = new Map(committed!.partitions.map((p) => [p.partition, Number(p.offset)]));
       return ends.every((e) => (at.get(e.partition) ?? -1) >= Number(e.high) || Number(e.high) === 0)
         ? true
@@ -321,5 +323,105 @@ test('the analyst API over the forged hour, day or client finds nothing forged',
     await app?.close();
     await reader.close();
     await writer.close();
+  }
+});
+
+test('two ingesters racing: the same id with two clients at the same moment, 200 times: never two contents stored, every refused copy dead-lettered', async (t) => {
+  const ROUNDS = 40;
+  const PER_ROUND = 5;
+  const side = (tag: 'a' | 'b') => ({
+    client: `ids-race-${tag}-${sfx}`,
+    group: `e2e-ids-race-${tag}-${sfx}`,
+  });
+  const sides = { a: side('a'), b: side('b') };
+  const raceTopics = {
+    a: await createTestTopics(c.admin, 'idsrace'),
+    b: await createTestTopics(c.admin, 'idsrace'),
+  };
+  const procs = (['a', 'b'] as const).map((k) =>
+    startService(
+      'ingester',
+      ingesterEnv(raceTopics[k], sides[k].group, { MCP_AUDIT_INGESTER_FLUSH_MS: '100' }),
+      `ids-race-${k}-${sfx}`,
+    ),
+  );
+  const copy = (id: string, k: 'a' | 'b') => event(id, { client: { id: sides[k].client } });
+  try {
+    // Both consume before the race: one event each, committed.
+    for (const k of ['a', 'b'] as const) {
+      await produceEvents(c.producer, raceTopics[k].events, [copy(randomUUID(), k)]);
+      await drained(sides[k].group, raceTopics[k].events);
+    }
+    const raced: string[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const round = Array.from({ length: PER_ROUND }, () => randomUUID());
+      raced.push(...round);
+      await Promise.all(
+        (['a', 'b'] as const).map((k) =>
+          produceEvents(
+            c.producer,
+            raceTopics[k].events,
+            round.map((id) => copy(id, k)),
+          ),
+        ),
+      );
+      await new Promise((res) => setTimeout(res, 30));
+    }
+    for (const k of ['a', 'b'] as const) await drained(sides[k].group, raceTopics[k].events);
+
+    const stored = await c.ch.query<{ id: string; client_id: string; n: string }>(sql`
+      SELECT toString(event_id) AS id, client_id, count() AS n FROM mcp_audit.events
+      WHERE event_id IN ${tuple(raced)} GROUP BY id, client_id`);
+    const clientsOf = new Map<string, string[]>();
+    for (const r of stored) clientsOf.set(r.id, [...(clientsOf.get(r.id) ?? []), r.client_id]);
+    const twice = [...clientsOf].filter(([, cl]) => cl.length > 1).map(([id]) => id);
+    assert.deepEqual(twice, [], `${twice.length} of ${raced.length} ids stored with two contents`);
+    for (const r of stored) assert.equal(Number(r.n), 1, `${r.id}: written once`);
+
+    const refusedBy = { a: new Set<string>(), b: new Set<string>() };
+    for (const k of ['a', 'b'] as const) {
+      const [end] = await c.admin.fetchTopicOffsets(raceTopics[k].dlq);
+      const letters = Number(end!.high) > 0 ? await readDlq(Number(end!.high), raceTopics[k].dlq) : [];
+      for (const m of letters) {
+        assert.equal(header(m, DLQ_HEADERS.code), 'AUDIT_ERR_EVENT_ID_CONFLICT');
+        refusedBy[k].add(/event_id ([0-9a-f-]{36})/.exec(header(m, DLQ_HEADERS.reason))![1]!);
+      }
+    }
+    const tally = { a: 0, b: 0, bothRefused: 0 };
+    for (const id of raced) {
+      const won = clientsOf.get(id)?.[0];
+      for (const k of ['a', 'b'] as const) {
+        const mine = won === sides[k].client;
+        assert.equal(refusedBy[k].has(id), !mine, `${id}: copy ${k} ${mine ? 'stored' : 'dead-lettered'}`);
+      }
+      if (won === sides.a.client) tally.a++;
+      else if (won === sides.b.client) tally.b++;
+      else tally.bothRefused++;
+    }
+    t.diagnostic(`stored a: ${tally.a}, stored b: ${tally.b}, both refused: ${tally.bothRefused}`);
+    const records = await c.ch.query<{ n: string }>(sql`
+      SELECT uniqExact(event_id, refused_client_id) AS n FROM mcp_audit.event_id_conflicts
+      WHERE event_id IN ${tuple(raced)}`);
+    assert.equal(Number(records[0]!.n), refusedBy.a.size + refusedBy.b.size, 'every refusal recorded');
+
+    // An identical redelivery of a stored copy is accepted (not refused, not written again) although
+    // the loser's reservation stays; a copy that lost is refused again.
+    const [before] = await c.admin.fetchTopicOffsets(raceTopics.a.dlq);
+    await produceEvents(
+      c.producer,
+      raceTopics.a.events,
+      raced.map((id) => copy(id, 'a')),
+    );
+    await drained(sides.a.group, raceTopics.a.events);
+    const [afterEnd] = await c.admin.fetchTopicOffsets(raceTopics.a.dlq);
+    assert.equal(Number(afterEnd!.high) - Number(before!.high), raced.length - tally.a);
+    const [again] = await c.ch.query<{ n: string }>(sql`
+      SELECT count() AS n FROM mcp_audit.events WHERE event_id IN ${tuple(raced)}`);
+    assert.equal(Number(again!.n), stored.length, 'nothing written twice');
+  } finally {
+    for (const p of procs) assert.equal(await p.stop(), 0, 'graceful exit');
+    await c.admin
+      .deleteTopics({ topics: Object.values(raceTopics).flatMap((x) => [x.events, x.dlq]) })
+      .catch(() => undefined);
   }
 });
