@@ -29,7 +29,7 @@ import {
   suffix,
   waitFor,
   type ServiceProcess,
-  freePort,
+  listeningPortsOfPid,
 } from '../lib/index.js';
 
 const run = promisify(execFile);
@@ -170,7 +170,6 @@ async function main() {
         `bench-${tag}`,
       ),
     );
-    const port = await freePort();
     const detector = startService(
       'detector',
       {
@@ -178,13 +177,15 @@ async function main() {
         MCP_AUDIT_EVENTS_TOPIC: topics.events,
         MCP_AUDIT_ALERTS_TOPIC: topics.alerts,
         MCP_AUDIT_DETECTOR_GROUP_ID: `bench-detector-${tag}`,
-        MCP_AUDIT_DETECTOR_PORT: String(port),
+        MCP_AUDIT_DETECTOR_PORT: '0',
         MCP_AUDIT_DETECTOR_CONFIG: configFile,
         MCP_AUDIT_LOG_LEVEL: 'warn',
       },
       `bench-${tag}`,
     );
     services.push(detector);
+    // Its log is at warn (no "listening" line): the port it got is read from /proc.
+    const [port] = await listeningPortsOfPid(detector.child.pid!);
     const health = async () =>
       (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { status: string; clients?: number };
     await waitFor(async () => (await health()).status === 'ok', {

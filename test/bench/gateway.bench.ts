@@ -30,7 +30,17 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { createUpstreamFetch } from '@mcp-audit/gateway';
-import { REPO_ROOT, brokers, createTestTopics, env, kafka, suffix, waitFor, freePort } from '../lib/index.js';
+import {
+  REPO_ROOT,
+  brokers,
+  createTestTopics,
+  env,
+  kafka,
+  suffix,
+  waitFor,
+  listeningPortsOfPid,
+  portAnswering,
+} from '../lib/index.js';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 4));
@@ -143,15 +153,16 @@ async function main() {
   const topics = await createTestTopics(admin, 'gwbench', 1);
   const children: ChildProcess[] = [];
 
-  const httpPort = await freePort();
   const everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
-    env: { PATH: process.env.PATH ?? '', PORT: String(httpPort) },
+    env: { PATH: process.env.PATH ?? '', PORT: '0' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   children.push(everything);
   let up = false;
   everything.stderr!.on('data', (b: Buffer) => void (/listening on port/.test(b.toString()) && (up = true)));
   await waitFor(() => up, { what: 'server-everything streamableHttp', timeoutMs: 30_000 });
+  // It logs the 0 it was given; the port it got is read from /proc.
+  const [httpPort] = await listeningPortsOfPid(everything.pid!);
   const everythingUrl = `http://127.0.0.1:${httpPort}/mcp`;
 
   const proxy = passThrough(new URL(everythingUrl));
@@ -183,13 +194,12 @@ async function main() {
     MCP_AUDIT_REDACTION_KEY: env.MCP_AUDIT_REDACTION_KEY ?? 'bench-redaction-key-0123456789',
     MCP_AUDIT_LOG_LEVEL: 'warn',
   };
-  const port = await freePort();
   const gatewayLog = createWriteStream(`${dir}/gateway.log`);
   const gateway = spawn(process.execPath, [GATEWAY_MAIN], {
     env: {
       PATH: process.env.PATH ?? '',
       ...auditEnv,
-      MCP_AUDIT_GATEWAY_PORT: String(port),
+      MCP_AUDIT_GATEWAY_PORT: '0',
       MCP_AUDIT_GATEWAY_OPS_PORT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -197,6 +207,9 @@ async function main() {
   gateway.stdout!.pipe(gatewayLog);
   gateway.stderr!.pipe(gatewayLog);
   const gatewayExited = new Promise((resolve) => gateway.once('exit', resolve));
+  // Both of its listeners are on port 0 and it logs at warn: its own port is the one that answers the
+  // protected-resource metadata.
+  const port = await portAnswering(gateway.pid!, '/.well-known/oauth-protected-resource');
   const base = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => (await fetch(`${base}/.well-known/oauth-protected-resource`).catch(() => undefined))?.ok,

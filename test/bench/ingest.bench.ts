@@ -14,7 +14,7 @@ import {
   countBySource,
   createTestTopics,
   env,
-  freePort,
+  portAnswering,
   ingesterEnv,
   kafka,
   makeEvent,
@@ -67,16 +67,17 @@ async function main() {
   console.log(`  produced in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
   // ---- our ingester ----
-  const opsPort = await freePort();
   const ing = startService(
     'ingester',
     ingesterEnv(topics, `bench-${suffix()}`, {
       MCP_AUDIT_LOG_LEVEL: 'warn',
-      MCP_AUDIT_INGESTER_PORT: String(opsPort),
+      MCP_AUDIT_INGESTER_PORT: '0',
     }),
     tag,
   );
   const pid = ing.child.pid!;
+  // Logging at warn (no "listening" line): the port it got is found from /proc.
+  const opsPort = await portAnswering(pid, '/health');
   let peak = 0;
   const sampler = setInterval(() => {
     try {
@@ -171,18 +172,18 @@ async function main() {
   // ---- collector: batched HTTP requests ----
   const httpTag = `${tag}-http`;
   const { file, tokens } = writeTokensFile([{ sourceId: httpTag, scopes: ['ingest'] }]);
-  const port = String(20000 + Math.floor(Math.random() * 20000));
   const col = startService(
     'collector',
     {
       ...ingesterEnv(topics, 'unused'),
-      MCP_AUDIT_COLLECTOR_PORT: port,
+      MCP_AUDIT_COLLECTOR_PORT: '0',
       MCP_AUDIT_COLLECTOR_TOKENS_FILE: file,
       MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE: '100000',
       MCP_AUDIT_LOG_LEVEL: 'warn',
     },
     httpTag,
   );
+  const port = await portAnswering(col.child.pid!, '/health');
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok, {
     timeoutMs: 60_000,
     what: 'collector health',

@@ -10,7 +10,6 @@ import { createClickHouse, type ClickHouse } from '@mcp-audit/clickhouse';
 import {
   createTestTopics,
   env,
-  freePort,
   ingesterEnv,
   makeEvent,
   need,
@@ -89,15 +88,8 @@ before(async () => {
   const alertTopics = await createAlertTopics(admin, tag);
   ingester = startService('ingester', ingesterEnv(evTopics, `e2e-console-${suffix()}`), tag);
 
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
   rx = await startReceivers({ routingKey: ROUTING_KEY, webhookSecret: WEBHOOK_SECRET });
   const routes = writeRoutes({ base: rx.base, destinations: ['slack', 'pagerduty'] });
-  notifier = startService(
-    'notifier',
-    notifierEnv(rx, alertTopics, `e2e-console-${suffix()}`, routes, { MCP_AUDIT_CONSOLE_URL: base }),
-    tag,
-  );
   const k = writeApiKeys([
     { id: `analyst-${tag}`, scopes: ['analyst'] },
     { id: `admin-${tag}`, scopes: ['admin'] },
@@ -106,13 +98,18 @@ before(async () => {
   keys = k.keys;
   // The compliance routes (legal holds) are on when the ledger's public keys directory is given.
   const ledgerKeys = mkdtempSync(join(tmpdir(), 'e2e-ledger-keys-'));
-  ({ svc: api } = await startApi({
-    port,
+  // The api first: it listens on port 0, and the notifier's console links need the port it got.
+  ({ svc: api, base } = await startApi({
     keysFile: k.file,
     alertsTopic: alertTopics.alerts,
     tag,
     extra: { MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR: ledgerKeys },
   }));
+  notifier = startService(
+    'notifier',
+    notifierEnv(rx, alertTopics, `e2e-console-${suffix()}`, routes, { MCP_AUDIT_CONSOLE_URL: base }),
+    tag,
+  );
 
   // 150 events of three clients (more than one page at limit=50), one of them hostile.
   const r = rng(11);

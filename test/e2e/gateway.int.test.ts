@@ -39,7 +39,8 @@ import {
   suffix,
   waitFor,
   type ServiceProcess,
-  freePort,
+  listeningPort,
+  listeningPortsOfPid,
 } from '../lib/index.js';
 
 const EVERYTHING = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
@@ -78,9 +79,10 @@ before(async () => {
   const topics = await createTestTopics(admin, 'gateway', 1);
   ingester = startService('ingester', ingesterEnv(topics, `e2e-gateway-${tag}`), tag);
 
-  const httpPort = await freePort();
+  // PORT=0: the OS picks the port; server-everything logs the 0 it was given, so the port it got is
+  // read from /proc.
   everythingHttp = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
-    env: { ...inheritedEnv, PORT: String(httpPort) },
+    env: { ...inheritedEnv, PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // server-everything logs one line per HTTP request: proof of (no) upstream traffic.
@@ -92,6 +94,7 @@ before(async () => {
     if (/listening on port/.test(b.toString())) listening = true;
   });
   await waitFor(() => listening, { what: 'server-everything streamableHttp', timeoutMs: 20_000 });
+  const [httpPort] = await listeningPortsOfPid(everythingHttp.pid!);
   everythingUrl = `http://127.0.0.1:${httpPort}/mcp`;
 
   securedFront = http.createServer((req, res) => {
@@ -145,15 +148,13 @@ before(async () => {
       rate_limit: { per_second: 1000, burst: 1000 },
     }),
   );
-  const port = await freePort();
-  gatewayUrl = `http://127.0.0.1:${port}`;
   gateway = startService(
     'gateway',
     {
       ...inheritedEnv,
       MCP_AUDIT_GATEWAY_CONFIG: config,
       GW_E2E_UPSTREAM_AUTH: `Bearer ${upstreamToken}`,
-      MCP_AUDIT_GATEWAY_PORT: String(port),
+      MCP_AUDIT_GATEWAY_PORT: '0',
       MCP_AUDIT_GATEWAY_OPS_PORT: '0',
       MCP_AUDIT_SDK_SINK: 'kafka',
       MCP_AUDIT_SDK_KAFKA_TOPIC: topics.events,
@@ -163,6 +164,7 @@ before(async () => {
     },
     tag,
   );
+  gatewayUrl = `http://127.0.0.1:${await listeningPort(gateway, 'gateway')}`;
   await waitFor(
     async () =>
       (await fetch(`${gatewayUrl}/.well-known/oauth-protected-resource`).catch(() => undefined))?.ok,

@@ -16,7 +16,7 @@ import {
   waitFor,
   waitForStored,
   useStackClients,
-  freePort,
+  listeningPort,
 } from '../lib/index.js';
 
 // These tests stop and restart the shared local ClickHouse and Kafka, so the runner executes test
@@ -78,11 +78,10 @@ test('SIGTERM mid-run: /health and /metrics while running, exit 0 within the dea
   const events = genEvents(40_000, tag, 3);
   await produceEvents(producer, topics.events, events);
   const group = `e2e-ingester-${suffix()}`;
-  const port = await freePort();
   const extra = {
     MCP_AUDIT_INGESTER_BATCH_ROWS: '2000',
     MCP_AUDIT_INGESTER_FLUSH_MS: '200',
-    MCP_AUDIT_INGESTER_PORT: String(port),
+    MCP_AUDIT_INGESTER_PORT: '0',
     MCP_AUDIT_INGESTER_SHUTDOWN_MS: '20000',
   };
   const first = startService('ingester', ingesterEnv(topics, group, extra), tag);
@@ -91,6 +90,7 @@ test('SIGTERM mid-run: /health and /metrics while running, exit 0 within the dea
   guard.unref();
   let ms = 0;
   try {
+    const port = await listeningPort(first, 'ops');
     await waitFor(async () => (await countBySource(ch, tag)).distinct >= 5_000, {
       timeoutMs: 120_000,
       what: 'first rows',

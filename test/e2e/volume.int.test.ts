@@ -7,6 +7,7 @@ import {
   createTestTopics,
   ingesterEnv,
   kafka,
+  listeningPort,
   makeEvent,
   produceEvents,
   rng,
@@ -36,12 +37,11 @@ test('100,000 events through Kafka and 10,000 through the collector: each stored
   );
   const { file, tokens } = writeTokensFile([{ sourceId: viaCollector, scopes: ['ingest'] }]);
   const ing = startService('ingester', ingesterEnv(topics, `e2e-ingester-${suffix()}`), tag);
-  const port = String(20000 + Math.floor(Math.random() * 20000));
   const col = startService(
     'collector',
     {
       ...ingesterEnv(topics, 'unused'),
-      MCP_AUDIT_COLLECTOR_PORT: port,
+      MCP_AUDIT_COLLECTOR_PORT: '0',
       MCP_AUDIT_COLLECTOR_TOKENS_FILE: file,
       MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE: '1000',
     },
@@ -49,6 +49,7 @@ test('100,000 events through Kafka and 10,000 through the collector: each stored
   );
   try {
     await produceEvents(producer, topics.events, kafkaEvents, 2_000);
+    const port = await listeningPort(col, 'collector');
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok, {
       timeoutMs: 60_000,
       what: 'collector health',

@@ -6,6 +6,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { generateKey, hashKey } from '@mcp-audit/service-kit';
 import { need, REPO_ROOT, waitFor } from './env.js';
 import { brokers, env } from './pipeline.js';
+import { listeningPort } from './proc.js';
 
 /** Debian's chromium, installed by scripts/test.sh when missing; never a browser download. */
 export const CHROMIUM = process.env.MCP_AUDIT_CHROMIUM ?? '/usr/bin/chromium';
@@ -118,9 +119,11 @@ function spawnApi(env: Record<string, string>, tag: string): ApiProcess {
   };
 }
 
-/** The real api service (services/api/dist/src/main.js) on `port`, serving the built console. */
+/**
+ * The real api service (services/api/dist/src/main.js), serving the built console, on a port the OS
+ * picks (port 0; the port it got is read from its log).
+ */
 export async function startApi(opts: {
-  port: number;
   keysFile: string;
   alertsTopic: string;
   tag: string;
@@ -136,7 +139,7 @@ export async function startApi(opts: {
       MCP_AUDIT_CLICKHOUSE_API_READER_PASSWORD: need(env, 'MCP_AUDIT_CLICKHOUSE_API_READER_PASSWORD'),
       MCP_AUDIT_API_KEYS_FILE: opts.keysFile,
       MCP_AUDIT_API_HOST: '127.0.0.1',
-      MCP_AUDIT_API_PORT: String(opts.port),
+      MCP_AUDIT_API_PORT: '0',
       MCP_AUDIT_API_OPS_PORT: '0',
       MCP_AUDIT_ALERTS_TOPIC: opts.alertsTopic,
       MCP_AUDIT_API_CONSOLE_DIR: `${REPO_ROOT}services/api/dist/console`,
@@ -145,7 +148,7 @@ export async function startApi(opts: {
     },
     opts.tag,
   );
-  const base = `http://127.0.0.1:${opts.port}`;
+  const base = `http://127.0.0.1:${await listeningPort(svc, 'http', 60_000)}`;
   await waitFor(
     async () => {
       if (!svc.isRunning()) throw new Error(`the api exited; see ${svc.logFile}`);

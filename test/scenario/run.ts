@@ -37,7 +37,7 @@ import {
   startService,
   waitFor,
   type ServiceProcess,
-  freePort,
+  listeningPort,
 } from '../lib/index.js';
 import { scenarioDetectorConfig } from './config.js';
 import {
@@ -280,7 +280,6 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
     log(`baselines ${from} .. ${m.evalStart} computed in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
     // ---- the detector
-    const port = await freePort();
     const group = `scn-detector-${tag}`;
     const detector = startService(
       'detector',
@@ -289,7 +288,7 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
         MCP_AUDIT_EVENTS_TOPIC: topics.events,
         MCP_AUDIT_ALERTS_TOPIC: topics.alerts,
         MCP_AUDIT_DETECTOR_GROUP_ID: group,
-        MCP_AUDIT_DETECTOR_PORT: String(port),
+        MCP_AUDIT_DETECTOR_PORT: '0',
         MCP_AUDIT_DETECTOR_CONFIG: configFile,
         MCP_AUDIT_LOG_LEVEL: 'info',
         ...o.detectorEnv,
@@ -297,6 +296,7 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
       `scenario-${tag}`,
     );
     services.push(detector);
+    const port = await listeningPort(detector, 'ops');
     const health = async () => {
       const r = await fetch(`http://127.0.0.1:${port}/health`);
       return (await r.json()) as { status: string; periodic?: { closedUntil?: string | null } | null };

@@ -12,7 +12,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dbIdent, runMigrations, sql, type ClickHouse } from '@mcp-audit/clickhouse';
@@ -94,17 +93,6 @@ interface Proc {
   alive(): boolean;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function startDetector(name: string, db: string, alertsTopic: string, group: string): Promise<Proc> {
   // Kept after the run (like test/lib's services): what each detector did, for a failure's diagnosis.
   mkdirSync(`${REPO_ROOT}.local/test-logs`, { recursive: true });
@@ -127,7 +115,7 @@ async function startDetector(name: string, db: string, alertsTopic: string, grou
       MCP_AUDIT_EVENTS_TOPIC: TOPICS.events,
       MCP_AUDIT_ALERTS_TOPIC: alertsTopic,
       MCP_AUDIT_DETECTOR_GROUP_ID: group,
-      MCP_AUDIT_DETECTOR_PORT: String(await freePort()),
+      MCP_AUDIT_DETECTOR_PORT: '0',
       MCP_AUDIT_DETECTOR_CONFIG: join(dir, 'detector.json'),
       MCP_AUDIT_DETECTOR_BASELINE_JOB: 'false',
       MCP_AUDIT_DETECTOR_LEASE_TOPIC: TOPICS.lease,
