@@ -26,6 +26,8 @@ export interface StoredId {
   ts: number;
   client_id: string;
   ver: number;
+  /** Epoch seconds: when the copy behind this row was ingested (tells a reservation from another). */
+  ingested_at: number;
 }
 
 /** A stored copy of an event: its content columns plus where it came from. */
@@ -167,10 +169,11 @@ export class EventIdGuard {
   }
 
   /**
-   * Reserve-then-check (README "One event per event_id"): look the ids up; reserve the ids nobody holds
-   * yet (insert their event_ids rows BEFORE the events rows) and read those reservations back. A copy
-   * goes on to events only if every reservation of its id carries its digest, so of two ingesters
-   * racing with two contents for one id at most one proceeds (in a true tie both are refused).
+   * Reserve-then-check (README "One event per event_id"): reserve the chunk's ids (insert their
+   * event_ids rows BEFORE the events rows), then read every reservation of them back. A copy goes on to
+   * events only if every reservation of its id carries its digest (and, unless it is in events already,
+   * is written); so of two ingesters racing with two contents for one id at most one proceeds (in a
+   * true tie both are refused).
    */
   async check(rows: EventRow[]): Promise<GuardResult> {
     if (rows.length === 0) return { verdicts: [], release: () => undefined };
@@ -199,28 +202,24 @@ export class EventIdGuard {
 
     try {
       const ids = [...new Set(copies.map((c) => c.eventId))];
+      // Reserve every id this chunk holds (its first copy), then read every reservation of the chunk's
+      // ids back: the same two round trips as a lookup and the ids insert after the events, in the
+      // other order. An identical copy reserved again merges with the earlier row.
+      if (owned.length > 0) await this.reserve(owned.map((c) => eventIdRow(rowOf.get(c)!, c.digest)));
       const stored = byId(await this.lookup(ids));
-      // Ids nobody holds: reserve them, then read every reservation of them back. An id already held
-      // is not reserved again (an identical holder is ours from before a crash, or a redelivery; a
-      // different one wins over this copy).
-      const fresh = owned.filter((c) => !stored.has(c.eventId));
-      const reserved = new Set(fresh.map((c) => c.eventId));
-      if (fresh.length > 0) {
-        await this.reserve(fresh.map((c) => eventIdRow(rowOf.get(c)!, c.digest)));
-        for (const [id, list] of byId(await this.lookup([...reserved]))) stored.set(id, list);
-      }
-      const firstCopy = new Map<string, StoredCopy>();
-      for (const c of copies) if (!firstCopy.has(c.eventId)) firstCopy.set(c.eventId, c);
+      const mine = new Map(owned.map((c) => [c.eventId, c]));
+      // Only this chunk's own reservation (its digest, its ingestion second): a new id, written.
+      const onlyOurs = (id: string): boolean => {
+        const c = mine.get(id);
+        return (
+          !!c && (stored.get(id) ?? []).every((s) => s.digest === c.digest && s.ingested_at === c.ingestedAt)
+        );
+      };
 
-      // Read the events rows only where a reservation is not simply this chunk's own: an id held
-      // before this chunk (is its identical holder stored, or did its writer crash before events?),
-      // another digest (the conflict's fields), or a backfilled id (digest unknown). One query.
-      const unresolved = ids.filter((id) => {
-        const list = stored.get(id);
-        if (!list) return false;
-        const mine = firstCopy.get(id)!.digest;
-        return !reserved.has(id) || list.some((s) => s.digest !== mine);
-      });
+      // Read the events rows where a reservation is not only this chunk's: an identical copy reserved
+      // before (stored, or did its writer crash before its events insert?), another digest (the
+      // conflict's fields), a backfilled id (digest unknown), an id in flight in this process. One query.
+      const unresolved = ids.filter((id) => stored.has(id) && !onlyOurs(id));
       const storedCopies = new Map<string, StoredCopy[]>();
       if (unresolved.length > 0) {
         const keys = unresolved.flatMap((id) => stored.get(id)!);

@@ -13,10 +13,17 @@ export function clickHouseEventIdStore(ch: ClickHouse): EventIdStore {
         ts: number;
         client_id: string;
         ver: number;
+        ingested_at: number;
       }>(sql`
-        SELECT toString(event_id) AS event_id, digest, toUInt32(ts) AS ts, client_id, ver
+        SELECT toString(event_id) AS event_id, digest, toUInt32(ts) AS ts, client_id, ver,
+               toUInt32(ingested_at) AS ingested_at
         FROM ${db}.event_ids WHERE event_id IN ${tuple(ids)}`);
-      return rows.map((r): StoredId => ({ ...r, ts: Number(r.ts), ver: Number(r.ver) }));
+      return rows.map((r): StoredId => ({
+        ...r,
+        ts: Number(r.ts),
+        ver: Number(r.ver),
+        ingested_at: Number(r.ingested_at),
+      }));
     },
     async storedRows(keys) {
       if (keys.length === 0) return [];
