@@ -44,8 +44,11 @@ const DROPPABLE = [
   'alert_transitions',
   'alert_deliveries',
   'access_log',
+  'incidents',
+  'incident_transitions',
   'integrity_leaves',
   'events_by_time',
+  'event_ids',
 ];
 const READER_LIMITS = [
   'max_execution_time',

@@ -40,6 +40,8 @@ export const retentionPolicySchema = z
     alerts: z.number().int().min(1).max(36_500).default(400),
     alert_transitions: z.number().int().min(1).max(36_500).default(400),
     alert_deliveries: z.number().int().min(1).max(36_500).default(400),
+    incidents: z.number().int().min(1).max(36_500).default(400),
+    incident_transitions: z.number().int().min(1).max(36_500).default(400),
     access_log: z.number().int().min(1).max(36_500).default(400),
   })
   .strict();

@@ -171,7 +171,7 @@ export async function runRetention(
   return { removed, kept, alerts };
 }
 
-const TIME_COLUMNS = ['ts', 'created_at', 'changed_at', 'at'];
+const TIME_COLUMNS = ['ts', 'created_at', 'changed_at', 'opened_at', 'at'];
 function timeColumn(table: string): string {
   switch (table) {
     case 'events':
@@ -180,6 +180,8 @@ function timeColumn(table: string): string {
       return 'created_at';
     case 'alert_transitions':
       return 'changed_at';
+    case 'incidents':
+      return 'opened_at';
     default:
       return 'at';
   }
