@@ -14,6 +14,7 @@ import type { EventRow } from './events.row.js';
  */
 
 const LOOKUP_IDS = 4_000;
+const STORED_ROWS_IDS = 1_000;
 
 /** Columns that are not the event's content: its key and the ingestion bookkeeping. */
 const NOT_CONTENT = new Set(['event_id', 'ver', 'ingested_at', 'kafka_partition', 'kafka_offset']);
@@ -221,8 +222,10 @@ export class EventIdGuard {
       // conflict's fields), a backfilled id (digest unknown), an id in flight in this process. One query.
       const unresolved = ids.filter((id) => stored.has(id) && !onlyOurs(id));
       const storedCopies = new Map<string, StoredCopy[]>();
-      if (unresolved.length > 0) {
-        const keys = unresolved.flatMap((id) => stored.get(id)!);
+      // NOTE: a redelivered chunk sends all its ids here; the query names each id, event time and
+      // client, so at most STORED_ROWS_IDS ids per query keep it under max_query_size (256 kB).
+      for (let i = 0; i < unresolved.length; i += STORED_ROWS_IDS) {
+        const keys = unresolved.slice(i, i + STORED_ROWS_IDS).flatMap((id) => stored.get(id)!);
         for (const r of await this.store.storedRows(keys)) {
           const sc = copyOfRow(r, columns);
           const list = storedCopies.get(sc.eventId) ?? [];

@@ -43,6 +43,7 @@ function memoryStore(opts: { lookupDelayMs?: number } = {}) {
   const ids: StoredId[] = [];
   const events: Array<Record<string, unknown>> = [];
   let lookups = 0;
+  const storedRowsIds: number[] = [];
   const store: EventIdStore = {
     async lookup(q) {
       lookups++;
@@ -51,6 +52,7 @@ function memoryStore(opts: { lookupDelayMs?: number } = {}) {
       return snapshot;
     },
     async storedRows(keys) {
+      storedRowsIds.push(new Set(keys.map((k) => k.event_id)).size);
       return events.filter((e) => keys.some((k) => k.event_id === e.event_id && k.client_id === e.client_id));
     },
   };
@@ -69,6 +71,8 @@ function memoryStore(opts: { lookupDelayMs?: number } = {}) {
     reserve,
     guard: () => new EventIdGuard(store, reserve),
     lookups: () => lookups,
+    /** Ids per events-rows query. */
+    storedRowsIds,
     /** What the ingester's insert does after the guard reserved the ids: the events rows. */
     write(rows: EventRow[]) {
       for (const r of rows) events.push(asStored(r));
@@ -188,4 +192,16 @@ test('two processes racing with two contents for one id: never both written, the
       .check([row(id, {}, T0 + 90_000, '9'), row(id, { client: { id: 'client-b' } })]);
     if (wonA) assert.deepEqual(kinds(later.verdicts), ['duplicate', 'conflict']);
   }
+});
+
+test('a redelivered chunk of 2,500 stored ids: all duplicates, the events rows read 1,000 ids per query', async () => {
+  const m = memoryStore();
+  const rows = Array.from({ length: 2_500 }, (_, i) => row(randomUUID(), {}, T0 + 5_000, String(i)));
+  const first = await m.guard().check(rows);
+  assert.ok(first.verdicts.every((v) => v.kind === 'new'));
+  assert.deepEqual(m.storedRowsIds, [], 'a new chunk reads no events rows');
+  m.write(rows);
+  const again = await m.guard().check(rows.map((r) => ({ ...r, ingested_at: r.ingested_at + 60 })));
+  assert.ok(again.verdicts.every((v) => v.kind === 'duplicate'));
+  assert.deepEqual(m.storedRowsIds, [1_000, 1_000, 500]);
 });
