@@ -1037,13 +1037,15 @@ export function generateScenario(partial: Partial<ScenarioOptions> & { prefix: s
     'brand-new client: 25 failures in 5 minutes',
   );
 
-  // 6. spraying: one address failing against many clients.
+  // 6. spraying: one address failing against many clients. The attempts carry each victim's live
+  // session id (as the outside generator's spray did): besides its auth_spray alert, the attack can
+  // raise a session_misuse alert per victim session, and all of it must page as one incident.
   const spray = (at: number, n: number, ip: string) => {
     const r = rng(hash32(`${o.seed}:spray:${at}`));
     const targets = clients.filter((c) => !c.archetype.startsWith('new_')).slice(0, n);
     const evs: Ev[] = targets.map((c) => {
       const t = at + Math.floor(r() * 15 * 60_000);
-      const s = { id: `${p}-s-spray-${c.no}-${at}`, ip, user: c.user };
+      const s = { id: liveSession(c, t).id, ip, user: c.user };
       const ev = authEvent(c, t, s, false, 'invalid_credentials');
       (ev.client as Record<string, unknown>).user_agent = 'python-requests/2.32';
       return { ms: t, ev, client: c.id, anomalous: true };
