@@ -299,13 +299,30 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
     const port = await listeningPort(detector, 'ops');
     const health = async () => {
       const r = await fetch(`http://127.0.0.1:${port}/health`);
-      return (await r.json()) as { status: string; periodic?: { closedUntil?: string | null } | null };
+      return (await r.json()) as {
+        status: string;
+        periodic?: { closedUntil?: string | null; next?: Record<string, string> | null } | null;
+      };
     };
     await waitFor(async () => (await health()).status === 'ok', {
       timeoutMs: 60_000,
       intervalMs: 500,
       what: `the detector on port ${port} healthy (log ${detector.logFile})`,
     });
+    // A periodic runner without saved progress starts at the watermark of its first tick (max event
+    // time stored, less the lateness): the evaluation week must not be stored before that tick, or
+    // its first hours are never evaluated (the run would race the first tick).
+    await waitFor(
+      async () => {
+        const h = await health();
+        return h.periodic === null || h.periodic === undefined || (h.periodic.next ?? null) !== null;
+      },
+      {
+        timeoutMs: 120_000,
+        intervalMs: 500,
+        what: `the detector's periodic runner started (log ${detector.logFile})`,
+      },
+    );
 
     // ---- evaluation week + tail, then one clock event per partition
     t = Date.now();

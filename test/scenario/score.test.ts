@@ -172,6 +172,33 @@ test('a spray whose alerts fall into two incidents fails acceptance (one attack,
   assert.match(r.failures.join('; '), /attacks split across incidents: auth_spray-1 \(2\)/);
 });
 
+test('an alert hours after an attack, grouped into its incident, is related, not a false alarm', () => {
+  const victimBack = alert('session_misuse', 'scnx-s-victim', T0 + 40 * H, T0 + 40 * H + 900_000, 'scnx-03');
+  const alone = alert('session_misuse', 'scnx-s-other', T0 + 40 * H, T0 + 40 * H + 900_000, 'scnx-04');
+  const r = score({
+    labels,
+    manifest,
+    alerts: [
+      wrap(alert('volume', 'scnx-01', T0 + 10 * H, T0 + 11 * H)),
+      wrap({
+        ...alert('auth_spray', '2001:db8:8001:8002:fee::a1', T0 + 30 * H, T0 + 31 * H),
+        incident_id: SPRAY_INCIDENT,
+      }),
+      wrap(alert('silent_source', 'scnx-gw-core', T0 + 50 * H, T0 + 51 * H)),
+      // ten hours later, outside every label's tolerance: in the spray's incident → related
+      wrap({ ...victimBack, incident_id: SPRAY_INCIDENT }),
+      // the same, in an incident of its own → a false alarm
+      wrap({ ...alone, incident_id: '00000000-0000-8000-8000-00000000b2b2' }),
+    ],
+  });
+  assert.deepEqual(
+    r.falseAlarms.map((a) => a.client_id),
+    ['scnx-04'],
+  );
+  assert.ok(r.related.some((a) => a.client_id === 'scnx-03'));
+  assert.equal(r.incidents.labels.find((x) => x.detector === 'auth_spray')?.incidents, 1);
+});
+
 test('an alert of the wrong detector or outside the tolerance does not catch', () => {
   const r = score({
     labels: [labels[0]!],

@@ -209,6 +209,24 @@ export function score(input: {
     for (const l of touchedBy) relatedTo.set(l.id, [...(relatedTo.get(l.id) ?? []), c.alert]);
     (touchedBy.length > 0 ? related : falseAlarms).push(c.alert);
   }
+  // An alert grouped into the incident of a labelled anomaly's catch pages nobody again: it is part of
+  // that attack's incident (the acceptance counts "every alert outside an incident"), so related.
+  const caughtIncidents = new Map<string, string[]>();
+  for (const [labelId, cs] of caughtBy)
+    for (const c of cs)
+      if (c.alert.incident_id)
+        caughtIncidents.set(c.alert.incident_id, [
+          ...(caughtIncidents.get(c.alert.incident_id) ?? []),
+          labelId,
+        ]);
+  for (let i = falseAlarms.length - 1; i >= 0; i--) {
+    const a = falseAlarms[i]!;
+    const owners = a.incident_id ? caughtIncidents.get(a.incident_id) : undefined;
+    if (!owners) continue;
+    falseAlarms.splice(i, 1);
+    related.push(a);
+    for (const id of new Set(owners)) relatedTo.set(id, [...(relatedTo.get(id) ?? []), a]);
+  }
 
   const labelResults: LabelResult[] = labels.map((l) => {
     const hits = (caughtBy.get(l.id) ?? []).slice();

@@ -17,6 +17,11 @@ import { stableUuid } from './alert.lifecycle.js';
  * - `source:` / `tool:` / `pipeline:` / `event:` for the other subjects.
  * Addresses of non-authentication detectors are not keys: a shared egress address (office NAT)
  * would otherwise merge unrelated clients' volume alerts.
+ * One alert causing another later: the address a password spray came from stays linked to its
+ * incident for `attackLinkMs` (24 h) after the spray's window, whatever the gap, so the misuse of a
+ * victim's session from that address hours later (seen when the victim comes back) joins the spray's
+ * incident, reopening it if it had resolved, instead of paging again. Another spray from the address
+ * after the window is a new wave, a new incident.
  * The incident's severity is the highest of its alerts; it resolves when its last open alert ends,
  * and reopens when a related alert arrives within the window after that.
  * Pure and deterministic (ids derive from the first alert's id; time is event time), so a replay
@@ -91,6 +96,8 @@ interface Incident {
   seq: number;
   status: 'open' | 'resolved';
   keys: Set<string>;
+  /** Attacker addresses (`addr:` keys of its sprays) and until when (event time) they link alerts. */
+  attackKeys: Map<string, number>;
   start: number;
   end: number;
   members: Map<string, Member>;
@@ -98,6 +105,13 @@ interface Incident {
 
 /** Default grouping window: alerts up to 30 minutes apart in event time still belong together. */
 export const INCIDENT_WINDOW_MS = 30 * 60_000;
+/** How long after a spray's window an alert naming the spraying address still joins its incident. */
+export const ATTACK_LINK_MS = 24 * 60 * 60_000;
+
+/** The attacker address keys an alert brings: the subject of an address-keyed spray. */
+function attackKeysOf(a: Pick<GroupedAlert, 'detector' | 'clientId'>): string[] {
+  return a.detector === 'auth_spray' ? [`addr:${a.clientId}`] : [];
+}
 
 const SUBJECT_KIND: Record<string, string> = {
   auth_spray: 'addr',
@@ -128,6 +142,7 @@ export class IncidentGrouper {
     private readonly o: {
       origin: 'live' | 'replay';
       windowMs?: number;
+      attackLinkMs?: number;
       /** Wall clock for written_at only. */
       now?: () => number;
     },
@@ -135,6 +150,10 @@ export class IncidentGrouper {
 
   get windowMs(): number {
     return this.o.windowMs ?? INCIDENT_WINDOW_MS;
+  }
+
+  get attackLinkMs(): number {
+    return this.o.attackLinkMs ?? ATTACK_LINK_MS;
   }
 
   incidentOf(alertId: string): string | undefined {
@@ -164,8 +183,17 @@ export class IncidentGrouper {
     const w = this.windowMs;
     let target: Incident | undefined;
     for (const inc of this.#incidents.values()) {
-      if (a.windowStart > inc.end + w || end < inc.start - w) continue;
-      if (!keys.some((k) => inc.keys.has(k))) continue;
+      // A consequence (not another spray: a new wave hours later is a new attack) joins through the link.
+      const caused =
+        a.detector !== 'auth_spray' &&
+        keys.some((k) => {
+          const until = inc.attackKeys.get(k);
+          return until !== undefined && a.windowStart <= until && end >= inc.start - w;
+        });
+      if (!caused) {
+        if (a.windowStart > inc.end + w || end < inc.start - w) continue;
+        if (!keys.some((k) => inc.keys.has(k))) continue;
+      }
       // The oldest related incident wins (Map order is creation order): deterministic on replay.
       target = inc;
       break;
@@ -177,6 +205,7 @@ export class IncidentGrouper {
         seq: 0,
         status: 'open',
         keys: new Set(),
+        attackKeys: new Map(),
         start: a.windowStart,
         end,
         members: new Map(),
@@ -196,6 +225,8 @@ export class IncidentGrouper {
       kind = target.status === 'resolved' ? 'reopened' : 'joined';
     }
     for (const k of keys) target.keys.add(k);
+    for (const k of attackKeysOf(a))
+      target.attackKeys.set(k, Math.max(target.attackKeys.get(k) ?? 0, a.windowEnd + this.attackLinkMs));
     target.start = Math.min(target.start, a.windowStart);
     target.end = Math.max(target.end, end);
     target.status = 'open';
@@ -244,12 +275,17 @@ export class IncidentGrouper {
           seq: 0,
           status: 'open',
           keys: new Set(),
+          attackKeys: new Map(),
           start: r.window_start_ms,
           end: r.window_end_ms,
           members: new Map(),
         };
         this.#incidents.set(inc.id, inc);
       }
+      // The spray's own window is not stored per row: the incident's end at that row bounds it.
+      if (r.kind !== 'resolved' && r.kind !== 'alert_resolved')
+        for (const k of attackKeysOf({ detector: r.detector, clientId: r.client_id }))
+          inc.attackKeys.set(k, Math.max(inc.attackKeys.get(k) ?? 0, r.window_end_ms + this.attackLinkMs));
       inc.seq = Math.max(inc.seq, r.seq);
       inc.status = r.status;
       for (const k of r.keys) inc.keys.add(k);
@@ -326,6 +362,7 @@ export class IncidentGrouper {
     // Forget resolved incidents no new alert can join any more (bounded memory on long runs).
     for (const [id, inc] of this.#incidents) {
       if (inc.status !== 'resolved' || inc.end + this.windowMs >= t) continue;
+      if ([...inc.attackKeys.values()].some((until) => until >= t)) continue;
       this.#incidents.delete(id);
       for (const a of inc.members.keys()) this.#byAlert.delete(a);
     }
@@ -354,12 +391,14 @@ export interface StoredTransition {
 }
 
 /**
- * The live detector's incidents a new alert may still join, for a restart: open ones, and resolved
- * ones that ended within `windowMs` of the newest timeline row. Their whole timelines come back.
+ * The live detector's incidents a new alert may still join, for a restart: open ones, resolved ones
+ * that ended within `windowMs` of the newest timeline row, and resolved sprays within `attackLinkMs`.
+ * Their whole timelines come back.
  */
 export async function loadIncidents(
   ch: ClickHouse,
   windowMs = INCIDENT_WINDOW_MS,
+  attackLinkMs = ATTACK_LINK_MS,
 ): Promise<StoredTransition[]> {
   const db = dbIdent(ch.database);
   const rows = await ch.query<{
@@ -382,13 +421,16 @@ export async function loadIncidents(
     FROM ${db}.incident_transitions
     WHERE origin = 'live' AND incident_id IN (
       SELECT incident_id FROM (
-        SELECT incident_id, argMax(status, seq) AS st, max(window_end_ms) AS last_end
+        SELECT incident_id, argMax(status, seq) AS st, max(window_end_ms) AS last_end,
+               countIf(detector = 'auth_spray') AS sprays
         FROM ${db}.incident_transitions
         WHERE origin = 'live'
         GROUP BY incident_id
       )
       WHERE st = 'open'
          OR last_end + ${windowMs} >= (SELECT max(at_ms) FROM ${db}.incident_transitions WHERE origin = 'live')
+         OR (sprays > 0
+             AND last_end + ${attackLinkMs} >= (SELECT max(at_ms) FROM ${db}.incident_transitions WHERE origin = 'live'))
     )
     ORDER BY incident_id, seq
     LIMIT 1 BY transition_id`);

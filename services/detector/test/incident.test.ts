@@ -277,3 +277,87 @@ test('a reload (new leader) adds what others stored and never rolls back what th
   assert.deepEqual([again.id, again.transition], [ref.id, 'reopened'], 'still resolved in memory: reopened');
   assert.equal(g.incidentOf(b.alertId) !== undefined, true, 'the other process’s incident is known now');
 });
+
+test('a spray links its address for 24 h: the victims’ session misuse seen hours later joins it, reopening it; not after', () => {
+  const g = new IncidentGrouper({ origin: 'live', now: () => T0 });
+  const spray = alert({
+    detector: 'auth_spray',
+    clientId: SPRAY_IP,
+    severity: 'high',
+    contributors: { addresses: [{ value: SPRAY_IP, count: 10 }], sessions: [] },
+  });
+  const first = g.join(spray);
+  assert.equal(first.transition, 'opened');
+  // The spray's window falls back: the incident resolves.
+  assert.equal(g.alertEnded(spray.alertId, T0 + 30 * MIN, 'window fell back')?.status, 'resolved');
+  // Three hours later the victim is back on its own address: its session was used from two addresses.
+  const at = T0 + 3 * 60 * MIN;
+  const misuse = alert({
+    detector: 'session_misuse',
+    clientId: 'victim-1',
+    windowStart: at,
+    windowEnd: at + 15 * MIN,
+    detectedAt: at + 15 * MIN,
+    contributors: {
+      addresses: [
+        { value: '10.1.1.1', count: 5 },
+        { value: SPRAY_IP, count: 1 },
+      ],
+      sessions: [{ value: 'victim-session', count: 6 }],
+    },
+  });
+  const joined = g.join(misuse);
+  assert.equal(joined.id, first.id, 'one incident for the attack');
+  assert.equal(joined.transition, 'reopened');
+  // A misuse naming another address in the same hour is another incident.
+  const other = g.join(
+    alert({
+      detector: 'session_misuse',
+      clientId: 'victim-2',
+      windowStart: at,
+      windowEnd: at + 15 * MIN,
+      detectedAt: at + 15 * MIN,
+      contributors: { addresses: [{ value: '10.9.9.9', count: 2 }], sessions: [{ value: 's2', count: 2 }] },
+    }),
+  );
+  assert.notEqual(other.id, first.id);
+  // More than 24 h after the spray's window the address no longer links.
+  const late = T0 + 15 * MIN + 25 * 60 * MIN;
+  const after = g.join(
+    alert({
+      detector: 'session_misuse',
+      clientId: 'victim-3',
+      windowStart: late,
+      windowEnd: late + 15 * MIN,
+      detectedAt: late + 15 * MIN,
+      contributors: { addresses: [{ value: SPRAY_IP, count: 1 }], sessions: [{ value: 's3', count: 2 }] },
+    }),
+  );
+  assert.notEqual(after.id, first.id);
+});
+
+test('the spray link survives a restart (restored from the stored timeline)', () => {
+  const g = new IncidentGrouper({ origin: 'live', now: () => T0 });
+  const spray = alert({
+    detector: 'auth_spray',
+    clientId: SPRAY_IP,
+    contributors: { addresses: [{ value: SPRAY_IP, count: 10 }], sessions: [] },
+  });
+  const first = g.join(spray);
+  g.alertEnded(spray.alertId, T0 + 30 * MIN, 'window fell back');
+  const rows = g.take().incidentTransitions;
+  const restarted = new IncidentGrouper({ origin: 'live', now: () => T0 });
+  restarted.restore(rows.map(toStored));
+  const at = T0 + 5 * 60 * MIN;
+  const joined = restarted.join(
+    alert({
+      detector: 'session_misuse',
+      clientId: 'victim-1',
+      windowStart: at,
+      windowEnd: at + 15 * MIN,
+      detectedAt: at + 15 * MIN,
+      contributors: { addresses: [{ value: SPRAY_IP, count: 1 }], sessions: [{ value: 'v', count: 3 }] },
+    }),
+  );
+  assert.equal(joined.id, first.id);
+});
