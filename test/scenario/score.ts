@@ -268,9 +268,15 @@ export function score(input: {
     incidents: new Set(inRange.map((c) => incidentOf(c.alert))).size,
     perIncident: 0,
     labels: labelResults.map((r) => {
+      // A related alert that another anomaly also touches (a victim of the spray that has an anomaly
+      // of its own in the same hours) is not attributed to this one: it would count the other
+      // anomaly's incident as a split of this attack.
+      const shared = new Set<AlertLike>();
+      for (const [id, rs] of relatedTo) if (id !== r.label.id) for (const a of rs) shared.add(a);
+      for (const [id, cs] of caughtBy) if (id !== r.label.id) for (const c of cs) shared.add(c.alert);
       const as = [
         ...(caughtBy.get(r.label.id) ?? []).map((c) => c.alert),
-        ...(relatedTo.get(r.label.id) ?? []),
+        ...(relatedTo.get(r.label.id) ?? []).filter((a) => !shared.has(a)),
       ];
       return {
         id: r.label.id,

@@ -388,6 +388,12 @@ export const detectorSettingsSchema = z.object({
     .object({
       ...band,
       k: band.k.default(6),
+      /**
+       * Calls: 2.5× the busiest hour of the baseline window (the band's 2× let a noisy client's
+       * ordinary week raise an alert one call over it in the scenario: observed 353, band 0..352; the
+       * labelled retry loops and bulk scripting reach 2.9× and more).
+       */
+      maxMultiplier: z.number().min(0).max(100).default(2.5),
       /** A window with fewer calls than this never alerts on calls. */
       minCalls: z.number().int().min(1).default(30),
       /** Calls must exceed the median by at least this many. */
