@@ -220,3 +220,39 @@ test('hysteresis: a raised window falls back at half of minErrors or half-way to
   assert.equal(fellBack(judgeBurst(st, undefined, 14, 2), st), true, 'under half of minErrors');
   assert.equal(fellBack(judgeBurst(st, undefined, 40, 3), st), true, '7.5%: under half-way (9.5%)');
 });
+
+test('across a restart mid-burst: the reloaded alert is not raised again, it resolves, and the next burst is new', async () => {
+  const tue = AS_OF + DAY;
+  const start = tue + 10 * H + 20 * MIN;
+  const events = traffic(HABITS[0]!, tue, tue + 14 * H, 7).map((e) => ({ ...e, isError: false }));
+  const inBurst = events.filter((e) => e.ts >= start && e.ts < start + 30 * MIN);
+  for (let i = 0; i < 11; i++) inBurst[Math.floor((i * inBurst.length) / 11)]!.isError = true;
+  const cut = start + 22 * MIN;
+
+  const before = await harness(all, cfg);
+  await before.feed(events.filter((e) => e.ts < cut));
+  await before.lifecycle.flush();
+  const [raised] = before.alerts().filter((a) => a.detector === 'error_burst');
+  assert.ok(raised, 'raised before the restart');
+  const open = before.lifecycle.openAlerts();
+  assert.ok(open.some((a) => a.dedupKey === raised.dedup_key));
+
+  // The restarted detector reloads the open set (loadOpenAlerts → restore) and goes on from the cut.
+  const after = await harness(all, cfg);
+  after.lifecycle.restore(open);
+  const rest = events.filter((e) => e.ts >= cut).map((e) => ({ ...e }));
+  for (const e of rest)
+    if (e.ts >= tue + 13 * H && e.ts < tue + 13 * H + 25 * MIN && e.ts % 2 === 0) e.isError = true;
+  await after.feed(rest);
+  after.engine.closeAll(tue + 14 * H);
+  await after.lifecycle.flush();
+  const ends = after.resolved().filter((m) => m.dedup_key === raised.dedup_key && m.status === 'resolved');
+  assert.ok(
+    ends.some((m) => m.alert_id === raised.alert_id),
+    'the reloaded alert resolves after the restart',
+  );
+  const bursts = after.alerts().filter((a) => a.detector === 'error_burst');
+  assert.equal(bursts.length, 1, 'only the later burst raises, once');
+  assert.notEqual(bursts[0]!.alert_id, raised.alert_id, 'the later burst is a new alert');
+  assert.ok(Date.parse(bursts[0]!.window.end) > tue + 13 * H);
+});
