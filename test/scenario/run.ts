@@ -301,7 +301,10 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
       const r = await fetch(`http://127.0.0.1:${port}/health`);
       return (await r.json()) as {
         status: string;
-        periodic?: { closedUntil?: string | null; next?: Record<string, string> | null } | null;
+        // the service kit's health: the detector's details under `detector`
+        detector?: {
+          periodic?: { closedUntil?: string | null; next?: Record<string, string> | null } | null;
+        };
       };
     };
     await waitFor(async () => (await health()).status === 'ok', {
@@ -311,11 +314,13 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
     });
     // A periodic runner without saved progress starts at the watermark of its first tick (max event
     // time stored, less the lateness): the evaluation week must not be stored before that tick, or
-    // its first hours are never evaluated (the run would race the first tick).
+    // its first hours are never evaluated (the run would race the first tick). The scenario's detector
+    // config always runs the periodic detectors.
     await waitFor(
       async () => {
         const h = await health();
-        return h.periodic === null || h.periodic === undefined || (h.periodic.next ?? null) !== null;
+        // null until the lease is held and the runner exists; `next` once its first tick set the cursors
+        return (h.detector?.periodic?.next ?? null) !== null;
       },
       {
         timeoutMs: 120_000,
@@ -379,7 +384,7 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
         }, 0);
         if (lag > 0) return false;
         const h = await health();
-        if (h.periodic !== null && (await periodicDoneUntil(ch)) < Date.parse(end)) return false;
+        if (h.detector?.periodic !== null && (await periodicDoneUntil(ch)) < Date.parse(end)) return false;
         return Date.now() - lastAlertAt > 15_000;
       },
       {
