@@ -145,9 +145,19 @@ const byId = (found: StoredId[]): Map<string, StoredId[]> => {
   return m;
 };
 
+/** How long an id this process reserved is checked against events before it is written again. */
+const RECENT_MS = 3_000;
+
 export class EventIdGuard {
   /** Ids of rows accepted by a batch of this process and not yet durable, by id. */
   private readonly inFlight = new Map<string, StoredCopy>();
+  /**
+   * Ids a batch of this process reserved in the last RECENT_MS (released: written or not), with when
+   * they leave. A reservation is told from this chunk's own by digest and ingestion SECOND, so an
+   * identical redelivery in a later chunk of the same second would take an earlier batch's reservation
+   * for its own and write the event again; an id seen here is checked against events instead.
+   */
+  private readonly recent = new Map<string, number>();
   private readonly digests = new WeakMap<EventRow, string>();
 
   constructor(
@@ -178,6 +188,12 @@ export class EventIdGuard {
    */
   async check(rows: EventRow[]): Promise<GuardResult> {
     if (rows.length === 0) return { verdicts: [], release: () => undefined };
+    const now = Date.now();
+    // Insertion order is expiry order (a re-release moves the id to the end).
+    for (const [id, until] of this.recent) {
+      if (until > now) break;
+      this.recent.delete(id);
+    }
     const columns = contentColumns(rows[0]!);
     const copies = rows.map((r) => copyOfRow(r as unknown as Record<string, unknown>, columns));
     rows.forEach((r, i) => this.digests.set(r, copies[i]!.digest));
@@ -198,7 +214,12 @@ export class EventIdGuard {
       }
     });
     const release = () => {
-      for (const o of owned) if (this.inFlight.get(o.eventId) === o) this.inFlight.delete(o.eventId);
+      const until = Date.now() + RECENT_MS;
+      for (const o of owned) {
+        if (this.inFlight.get(o.eventId) === o) this.inFlight.delete(o.eventId);
+        this.recent.delete(o.eventId);
+        this.recent.set(o.eventId, until);
+      }
     };
 
     try {
@@ -213,7 +234,9 @@ export class EventIdGuard {
       const onlyOurs = (id: string): boolean => {
         const c = mine.get(id);
         return (
-          !!c && (stored.get(id) ?? []).every((s) => s.digest === c.digest && s.ingested_at === c.ingestedAt)
+          !!c &&
+          !this.recent.has(id) &&
+          (stored.get(id) ?? []).every((s) => s.digest === c.digest && s.ingested_at === c.ingestedAt)
         );
       };
 

@@ -205,3 +205,17 @@ test('a redelivered chunk of 2,500 stored ids: all duplicates, the events rows r
   assert.ok(again.verdicts.every((v) => v.kind === 'duplicate'));
   assert.deepEqual(m.storedRowsIds, [1_000, 1_000, 500]);
 });
+
+test('an identical redelivery in a later chunk of the same ingestion second is a duplicate, not written again', async () => {
+  const m = memoryStore();
+  const g = m.guard();
+  const id = randomUUID();
+  // Both chunks are ingested in the same second: their reservations look alike (digest and second).
+  const first = await g.check([row(id, {}, T0 + 5_000, '1')]);
+  assert.deepEqual(kinds(first.verdicts), ['new']);
+  m.write([row(id, {}, T0 + 5_000, '1')]);
+  first.release();
+  const again = await g.check([row(id, {}, T0 + 5_400, '2')]);
+  assert.deepEqual(kinds(again.verdicts), ['duplicate']);
+  again.release();
+});
