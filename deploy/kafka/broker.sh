@@ -9,6 +9,10 @@
 #   KAFKA_DATA_DIR          log.dirs; formatted on first start
 #   KAFKA_LISTEN_HOST, KAFKA_ADVERTISED_HOST, KAFKA_NODE_HOST, KAFKA_PORT, KAFKA_CONTROLLER_PORT
 #   KAFKA_TLS_DIR           optional: deploy/kafka/tls.sh's private dir; listeners become SASL_SSL
+#   KAFKA_NODE_ID, KAFKA_QUORUM_VOTERS   optional, for a cluster of combined broker+controllers
+#                           (default: node 1, the only voter, 1@KAFKA_NODE_HOST:KAFKA_CONTROLLER_PORT)
+#   KAFKA_REPLICATION_FACTOR  optional: of the internal topics and new topics' default (default 1);
+#                           min.insync.replicas becomes 2 from 3 brokers up (deploy/local/cluster-kafka.sh)
 #   MCP_AUDIT_KAFKA_PASSWORD_<NAME>   one per SCRAM user (NAME upper-case, '_' for '-'); ADMIN required.
 #                           Users are created when the storage is formatted (first start); add one
 #                           later with kafka-configs.sh --alter --entity-type users --add-config
@@ -21,6 +25,13 @@ listen="${KAFKA_LISTEN_HOST:-0.0.0.0}"
 advertised="${KAFKA_ADVERTISED_HOST:-$(hostname)}"
 node="${KAFKA_NODE_HOST:-$advertised}"
 admin_pw="${MCP_AUDIT_KAFKA_PASSWORD_ADMIN:-}"
+node_id="${KAFKA_NODE_ID:-1}"
+voters="${KAFKA_QUORUM_VOTERS:-$node_id@$node:$KAFKA_CONTROLLER_PORT}"
+rf="${KAFKA_REPLICATION_FACTOR:-1}"
+[[ "$node_id" =~ ^[0-9]+$ ]] || die "KAFKA_NODE_ID: a number, got '$node_id'"
+[[ "$voters" =~ ^[0-9]+@[A-Za-z0-9.:-]+(,[0-9]+@[A-Za-z0-9.:-]+)*$ ]] || die "KAFKA_QUORUM_VOTERS: id@host:port[,…], got '$voters'"
+[[ "$rf" =~ ^[1-9]$ ]] || die "KAFKA_REPLICATION_FACTOR: 1 to 9, got '$rf'"
+min_isr=$((rf >= 3 ? 2 : 1))
 [[ -n "$admin_pw" ]] || die "MCP_AUDIT_KAFKA_PASSWORD_ADMIN is not set"
 
 # Passwords end up in JAAS lines and --add-scram's [name=…,password=…]: no quotes, commas, brackets.
@@ -47,6 +58,7 @@ mkdir -p "$KAFKA_CONF_DIR" "$KAFKA_DATA_DIR"
 sed -e "s#@PROTOCOL@#$protocol#g" -e "s#@LISTEN_HOST@#$listen#g" -e "s#@ADVERTISED_HOST@#$advertised#g" -e "s#@NODE_HOST@#$node#g" \
     -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
     -e "s#@DATA@#$KAFKA_DATA_DIR#g" -e "s#@ADMIN_PASSWORD@#$admin_pw#g" \
+    -e "s#@NODE_ID@#$node_id#g" -e "s#@VOTERS@#$voters#g" -e "s#@RF@#$rf#g" -e "s#@MIN_ISR@#$min_isr#g" \
     "$here/server.properties.tmpl" >"$KAFKA_CONF_DIR/server.properties"
 tls_props() {
   cat <<PROPS
