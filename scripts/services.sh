@@ -184,6 +184,10 @@ prepare() {
 
 start() {
   mkdir -p "$RUN" "$LOGS"
+  # Node.js 22 (scripts/node.sh): each service is started as `node` from the PATH it is given.
+  source "$ROOT/scripts/node.sh"
+  mcp_audit_use_node "$ROOT"
+  log "node $(node -v)"
   prepare
   for s in "${SERVICES[@]}"; do
     if pid=$(pid_of "$s"); then log "$s already running (pid $pid)"; continue; fi

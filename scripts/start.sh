@@ -4,6 +4,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 t0=$SECONDS
+# Node.js 22 first on PATH (scripts/node.sh): the migrations and every service run on it.
+source scripts/node.sh
+mcp_audit_use_node "$ROOT"
 bash scripts/bootstrap.sh
 bash deploy/local/stack.sh up
 set -a; source "${MCP_AUDIT_LOCAL_DIR:-$ROOT/.local}/secrets.env"; set +a

@@ -12,6 +12,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# Node.js 22 first on PATH (installed under .local/node when the machine has another): the build, the
+# test runner and every process a test starts (process.execPath) run on it.
+source scripts/node.sh
+mcp_audit_use_node "$ROOT"
+echo "== node $(node -v) ($(command -v node))"
 bash scripts/bootstrap.sh
 # The console's browser tests drive Debian's chromium (playwright-core with executablePath): never a
 # browser download. Installed here when missing (machines run the tests as root).
