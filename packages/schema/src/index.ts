@@ -7,3 +7,4 @@ export * from './json-schema.js';
 export * from './alert.js';
 export * from './event-key.js';
 export * from './annotations.js';
+export * from './stored-event.js';

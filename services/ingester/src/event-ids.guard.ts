@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { remainderOfRow } from '@mcp-audit/schema';
 import type { EventRow } from './events.row.js';
 
 /**
@@ -250,7 +251,9 @@ export class EventIdGuard {
       for (let i = 0; i < unresolved.length; i += STORED_ROWS_IDS) {
         const keys = unresolved.slice(i, i + STORED_ROWS_IDS).flatMap((id) => stored.get(id)!);
         for (const r of await this.store.storedRows(keys)) {
-          const sc = copyOfRow(r, columns);
+          // A row stored before migration 013 holds the whole event in `raw`: compared as the remainder
+          // today's ingester writes, so a redelivery across the upgrade is a duplicate, not a conflict.
+          const sc = copyOfRow({ ...r, raw: remainderOfRow(r) }, columns);
           const list = storedCopies.get(sc.eventId) ?? [];
           list.push(sc);
           storedCopies.set(sc.eventId, list);

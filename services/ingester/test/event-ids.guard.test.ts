@@ -111,8 +111,8 @@ test('a stored id: the identical copy is a duplicate, another time or client is 
   assert.equal(m.lookups(), 2, 'one read-back per batch');
   assert.deepEqual(kinds(r.verdicts), ['duplicate', 'conflict', 'conflict']);
   const [, h, c] = r.verdicts as Array<{ kind: 'conflict'; fields: string[]; stored: { clientId: string } }>;
-  assert.deepEqual(h!.fields, ['ts', 'raw']);
-  assert.deepEqual(c!.fields, ['client_id', 'raw']);
+  assert.deepEqual(h!.fields, ['ts']);
+  assert.deepEqual(c!.fields, ['client_id']);
   assert.equal(c!.stored.clientId, 'client-a');
   r.release();
 });
@@ -123,7 +123,7 @@ test('within one batch the first copy wins; an identical later copy is a duplica
   const id = randomUUID();
   const r = await guard.check([row(id), row(id, { duration_ms: 99 }), row(id), row(randomUUID())]);
   assert.deepEqual(kinds(r.verdicts), ['new', 'conflict', 'duplicate', 'new']);
-  assert.deepEqual((r.verdicts[1] as { fields: string[] }).fields, ['duration_ms', 'raw']);
+  assert.deepEqual((r.verdicts[1] as { fields: string[] }).fields, ['duration_ms']);
 });
 
 test('two concurrent batches of one process: the one that reserved the id first wins', async () => {
@@ -147,7 +147,7 @@ test('an id stored before event_ids existed (digest unknown) is compared column 
   m.backfilled(row(id, {}, T0));
   const r = await guard.check([row(id), row(id, { tool: { name: 'write_file' } })]);
   assert.deepEqual(kinds(r.verdicts), ['duplicate', 'conflict']);
-  assert.deepEqual((r.verdicts[1] as { fields: string[] }).fields, ['tool_name', 'raw']);
+  assert.deepEqual((r.verdicts[1] as { fields: string[] }).fields, ['tool_name']);
 });
 
 test('a crash between the reservation and the events insert: the redelivered copy is still written', async () => {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseEvent } from '@mcp-audit/schema';
-import { fromEventRow, toEventRow } from '../src/events.row.js';
+import { parseEvent, parseStoredRaw, REMAINDER_KEY, remainderOf, remainderOfRow } from '@mcp-audit/schema';
+import { createEventRedactor } from '@mcp-audit/redaction';
+import { fromEventRow, reconstructEvent, toEventRow, type EventRow } from '../src/events.row.js';
 
 const full = {
   schema_version: 1,
@@ -97,4 +98,139 @@ test('the first ingested copy wins: an earlier ingest time gives a higher versio
   const first = toEventRow(p.event, p.raw, { partition: 0, offset: '1', ingestedAtMs: 1_000_000 });
   const later = toEventRow(p.event, p.raw, { partition: 0, offset: '9', ingestedAtMs: 2_000_000 });
   assert.ok(first.ver > later.ver);
+});
+
+// ---- The remainder (migration 013): `raw` holds only what the typed columns do not ------------
+
+const redactor = createEventRedactor();
+const NOW = Date.parse('2026-11-21T10:16:00Z');
+
+/** event → parse → redact → row → stored text forms → reconstructEvent, and the redacted input. */
+function roundTrip(ev: object): { row: EventRow; back: Record<string, unknown>; expected: unknown } {
+  const parsed = parseEvent(JSON.stringify(ev), { now: NOW });
+  assert.ok(parsed.ok, parsed.ok ? '' : parsed.reason);
+  const { event, raw } = redactor.redactEvent(parsed.event, parsed.raw);
+  const row = toEventRow(event, raw, { partition: 1, offset: '7', ingestedAtMs: NOW });
+  return { row, back: reconstructEvent(asStored(row)), expected: JSON.parse(raw) };
+}
+
+const variants: Array<[string, object]> = [
+  ['fully populated (numeric error code, annotations)', full],
+  ['minimal', minimal],
+  ...(['tool_call', 'resource_read', 'prompt_get', 'tool_list', 'session', 'auth'] as const).map(
+    (kind): [string, object] => [
+      `kind ${kind}`,
+      {
+        ...minimal,
+        kind,
+        ...(kind === 'tool_call' || kind === 'tool_list'
+          ? { method: 'tools/list', tool: { name: 't', definition_hash: 'c'.repeat(64) } }
+          : {}),
+        ...(kind === 'auth'
+          ? { auth: { method: 'api_key', result: 'failure', reason: 'expired' }, outcome: 'auth_failed' }
+          : {}),
+      },
+    ],
+  ),
+  [
+    'unknown fields at every level, nulls among them',
+    {
+      ...full,
+      vendor: { region: 'eu', ids: [1, 2, null] },
+      nothing: null,
+      client: { ...full.client, tenant: 'acme', extra: null },
+      server: { ...full.server, build: 7 },
+      tool: { ...full.tool, annotations: { ...full.tool.annotations, futureHint: true } },
+      error: { code: 'E_X', message: 'boom', data: { retry: false } },
+    },
+  ],
+  [
+    'annotations only (no unknown field)',
+    {
+      ...minimal,
+      kind: 'tool_call',
+      method: 'tools/call',
+      tool: { name: 'x', annotations: { destructiveHint: true } },
+    },
+  ],
+  ['empty args and labels', { ...minimal, args: {}, labels: {} }],
+  [
+    'colons, quotes and backslashes in strings (member counting), known fields only',
+    {
+      ...full,
+      args: { 'a:b': 'c:"d\\', url: 'http://x:1/"', list: [{ 'k:': ':' }] },
+      labels: { 'l:1': '\\"' },
+    },
+  ],
+  ['the same with an unknown member', { ...full, args: { 'a:b': 'c:"d\\' }, 'x:"y': { '\\': ':' } }],
+  [
+    'a secret in args and an unknown field (redacted in both)',
+    { ...full, args: { password: 'hunter2-very-secret' }, token: 'Bearer abc.def.ghi' },
+  ],
+  [
+    'zero and negative numbers, unicode',
+    {
+      ...full,
+      rpc_error_code: 0,
+      http_status: 599,
+      duration_ms: 0,
+      args: { s: 'snow ☃ / \u2028', n: -1.5e-7 },
+    },
+  ],
+];
+
+for (const [name, ev] of variants) {
+  test(`round trip, ${name}: reconstructEvent(row) equals the redacted input`, () => {
+    const { row, back, expected } = roundTrip(ev);
+    assert.deepEqual(back, expected);
+    assert.equal(row.raw.includes('"event_id"'), false, 'raw never holds a typed field it does not need');
+    // toEventRow skips parsing when nothing is unknown: the full comparison gives the same text
+    assert.equal(row.raw, remainderOf(expected as Record<string, unknown>, fromEventRow(asStored(row))));
+  });
+}
+
+test('raw is empty for an event with known fields only; it carries unknown fields and annotations', () => {
+  assert.equal(roundTrip(minimal).row.raw, '');
+  assert.equal(roundTrip({ ...full, tool: { name: 'read_file' }, error: undefined }).row.raw, '');
+  const r = JSON.parse(roundTrip({ ...full, vendor: 'x' }).row.raw) as Record<string, unknown>;
+  assert.deepEqual(r, {
+    [REMAINDER_KEY]: {
+      vendor: 'x',
+      // the contract allows an integer code; the column is a String
+      error: { code: 404 },
+      tool: { annotations: full.tool.annotations },
+    },
+  });
+});
+
+test('an older row (raw = the whole redacted event) reads the same as a new one', () => {
+  const ev = { ...full, vendor: { a: 1 } };
+  const { row, expected } = roundTrip(ev);
+  const old = { ...asStored(row), raw: JSON.stringify(expected) };
+  assert.deepEqual(reconstructEvent(old), expected);
+  assert.deepEqual(parseStoredRaw(old.raw).kind, 'full');
+  // and normalises to exactly the remainder the ingester writes today (event-ids guard, import)
+  assert.equal(remainderOfRow(old), row.raw);
+  assert.equal(remainderOfRow(asStored(row)), row.raw);
+});
+
+test('typed columns win where the received event lacks a value (a label the history import adds)', () => {
+  const parsed = parseEvent(JSON.stringify(full), { now: NOW });
+  assert.ok(parsed.ok);
+  const row = toEventRow(
+    { ...parsed.event, labels: { ...parsed.event.labels, origin: 'import' } },
+    parsed.raw,
+    {
+      partition: 0,
+      offset: '0',
+      ingestedAtMs: NOW,
+    },
+  );
+  assert.deepEqual((reconstructEvent(asStored(row)).labels as Record<string, string>).origin, 'import');
+});
+
+test('a raw that is not a JSON object adds nothing: the typed columns still give the event', () => {
+  const { row } = roundTrip(minimal);
+  for (const raw of ['not json', '[1]', '"s"', '{"remainder":5}'])
+    assert.deepEqual(reconstructEvent({ ...asStored(row), raw }), fromEventRow(asStored(row)));
 });
