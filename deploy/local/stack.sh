@@ -6,6 +6,9 @@
 #   stack.sh down [clickhouse|kafka]  stop what `up` started (and nothing else)
 #   stack.sh status   what runs, on which port, with which pid
 #   stack.sh reset    down, then delete all local data (keeps downloaded jars and secrets)
+#   stack.sh up|down|status --cluster [clickhouse|kafka]
+#                     the cluster profile instead (README "Running at scale"): cluster-clickhouse.sh
+#                     (ZooKeeper + three ClickHouse servers) and cluster-kafka.sh (three KRaft brokers)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -286,6 +289,23 @@ cmd_reset() {
   log "deleting local data in $CH_DIR/data and $KAFKA_DIR/data"
   rm -rf "$CH_DIR/data" "$CH_DIR/tmp" "$CH_DIR/log" "$KAFKA_DIR/data" "$KAFKA_DIR/log"
 }
+
+# --cluster: hand over to the cluster profile's scripts (each present one, or the one named).
+if [[ " $* " == *" --cluster "* ]]; then
+  args=() component=all
+  for a in "$@"; do
+    case "$a" in --cluster) ;; clickhouse | kafka) component=$a ;; *) args+=("$a") ;; esac
+  done
+  [[ "${args[0]:-}" =~ ^(up|down|status)$ && ${#args[@]} -eq 1 ]] || die "usage: $0 up|down|status --cluster [clickhouse|kafka]"
+  if [[ ${args[0]} == up ]]; then ensure_secrets >/dev/null; fi # the cluster's users share these passwords
+  rc=0
+  for c in clickhouse kafka; do
+    [[ $component == all || $component == "$c" ]] || continue
+    if [[ -f "$ROOT/deploy/local/cluster-$c.sh" ]]; then bash "$ROOT/deploy/local/cluster-$c.sh" "${args[0]}" || rc=$?
+    elif [[ $component == "$c" ]]; then die "deploy/local/cluster-$c.sh does not exist"; fi
+  done
+  exit $rc
+fi
 
 case "${1:-}" in
   up) cmd_up "${2:-all}" ;;

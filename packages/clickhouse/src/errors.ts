@@ -10,7 +10,8 @@ export type ClickHouseErrorCode =
   | 'AUDIT_ERR_MIGRATION_FILE'
   | 'AUDIT_ERR_MIGRATION_FAILED'
   | 'AUDIT_ERR_MIGRATION_LOCK_TIMEOUT'
-  | 'AUDIT_ERR_MIGRATION_LOCK_LOST';
+  | 'AUDIT_ERR_MIGRATION_LOCK_LOST'
+  | 'AUDIT_ERR_MIGRATION_CLUSTER';
 
 export class ClickHouseAuditError extends Error {
   readonly code: ClickHouseErrorCode;

@@ -31,3 +31,10 @@ export {
   type RunMigrationsOptions,
 } from './migrations.js';
 export * from './config.js';
+export { clusterStatements, LOCAL_SUFFIX, type ClusterLayout } from './cluster.js';
+export {
+  runClusterMigrations,
+  type ClusterNode,
+  type ClusterMigrationResult,
+  type RunClusterMigrationsOptions,
+} from './cluster-migrations.js';

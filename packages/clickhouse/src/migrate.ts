@@ -3,10 +3,13 @@
  * Applies schemas/clickhouse/NNN_name.sql to the database (default mcp_audit) as the admin user.
  *   MCP_AUDIT_CLICKHOUSE_URL, MCP_AUDIT_CLICKHOUSE_ADMIN_USER, MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD,
  *   optional MCP_AUDIT_CLICKHOUSE_DATABASE, MCP_AUDIT_CLICKHOUSE_MIGRATIONS_DIR
+ * Cluster layout (README "Running at scale"): MCP_AUDIT_CLICKHOUSE_CLUSTER=<name in remote_servers>
+ *   and MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS=<every node's HTTP URL, comma-separated>.
  */
 import { fileURLToPath } from 'node:url';
 import { createClickHouse, type ClickHouseLogger } from './client.js';
 import { ClickHouseAuditError } from './errors.js';
+import { runClusterMigrations } from './cluster-migrations.js';
 import { runMigrations } from './migrations.js';
 
 const env = process.env;
@@ -38,25 +41,54 @@ async function main(): Promise<number> {
     console.error('migrate: MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD is required');
     return 1;
   }
+  const database = nonEmpty(env.MCP_AUDIT_CLICKHOUSE_DATABASE) ?? 'mcp_audit';
+  const cluster = nonEmpty(env.MCP_AUDIT_CLICKHOUSE_CLUSTER);
+  const urls = cluster
+    ? (nonEmpty(env.MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS) ?? '')
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean)
+    : [nonEmpty(env.MCP_AUDIT_CLICKHOUSE_URL) ?? 'http://127.0.0.1:8123'];
+  if (urls.length === 0) {
+    console.error(
+      'migrate: MCP_AUDIT_CLICKHOUSE_CLUSTER is set: MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS must list every node',
+    );
+    return 1;
+  }
   // No `database` on the connection: it may not exist yet.
-  const client = createClickHouse({
-    url: nonEmpty(env.MCP_AUDIT_CLICKHOUSE_URL) ?? 'http://127.0.0.1:8123',
-    username: nonEmpty(env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER) ?? 'mcp_admin',
-    password,
-    requestTimeoutMs: 60_000,
-    logger,
-    application: 'mcp-audit-migrate',
-  });
-  try {
-    const res = await runMigrations({
-      client,
-      dir,
+  const clients = urls.map((url) =>
+    createClickHouse({
+      url,
+      username: nonEmpty(env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER) ?? 'mcp_admin',
+      password,
+      requestTimeoutMs: 60_000,
       logger,
-      database: nonEmpty(env.MCP_AUDIT_CLICKHOUSE_DATABASE) ?? 'mcp_audit',
-    });
-    for (const m of res.applied) console.log(`applied ${m.file} to ${res.database} (${m.durationMs} ms)`);
-    if (res.applied.length === 0) {
-      console.log(`${res.database} is up to date (${res.alreadyApplied.length} migrations applied before)`);
+      application: 'mcp-audit-migrate',
+    }),
+  );
+  try {
+    const results = cluster
+      ? (
+          await runClusterMigrations({
+            cluster,
+            nodes: clients.map((client, i) => ({ name: urls[i]!, client })),
+            dir,
+            logger,
+            database,
+          })
+        ).nodes.map((n) => ({
+          where: ` on ${n.node} (shard ${n.shard}, replica ${n.replica})`,
+          res: n.result,
+        }))
+      : [{ where: '', res: await runMigrations({ client: clients[0]!, dir, logger, database }) }];
+    for (const { where, res } of results) {
+      for (const m of res.applied)
+        console.log(`applied ${m.file} to ${res.database}${where} (${m.durationMs} ms)`);
+      if (res.applied.length === 0) {
+        console.log(
+          `${res.database}${where} is up to date (${res.alreadyApplied.length} migrations applied before)`,
+        );
+      }
     }
     return 0;
   } catch (err) {
@@ -64,7 +96,7 @@ async function main(): Promise<number> {
     console.error(`migrate failed${code}: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   } finally {
-    await client.close();
+    await Promise.all(clients.map((c) => c.close()));
   }
 }
 

@@ -9,6 +9,7 @@ import {
   type ClickHouse,
   type ClickHouseLogger,
 } from './client.js';
+import { clusterStatements, type ClusterLayout } from './cluster.js';
 import { MigrationError } from './errors.js';
 import { dbIdent, ident, sql, toSql, unsafeRaw, type SqlFragment } from './literal.js';
 import { lex } from './sql-lexer.js';
@@ -71,6 +72,13 @@ export interface RunMigrationsOptions {
   staleLockMs?: number;
   /** Identifies this runner in the lock table (default host:pid:random). */
   owner?: string;
+  /**
+   * Cluster layout (cluster.ts): the name of the cluster in the server's remote_servers. The client
+   * is ONE node; runClusterMigrations runs this on every node. Unset: the single-server layout.
+   */
+  cluster?: string;
+  /** Apply only the files up to this version (the cluster runner applies a file on every node first). */
+  upTo?: number;
 }
 
 const noop = () => {};
@@ -127,10 +135,16 @@ export async function runMigrations(opts: RunMigrationsOptions): Promise<Migrati
     const result: MigrationResult = { database, applied: [], alreadyApplied: [...applied.keys()] };
     for (const f of files) {
       if (applied.has(f.version)) continue;
+      if (opts.upTo !== undefined && f.version > opts.upTo) break;
       await lock.assertHeld();
       const started = Date.now();
+      const layout: ClusterLayout | undefined = opts.cluster
+        ? { cluster: opts.cluster, database }
+        : undefined;
       for (const statement of f.statements) {
-        await execute(client, rewriteDatabase(statement, database), f.file, log);
+        for (const s of layout ? clusterStatements(statement, layout, f.file) : [statement]) {
+          await execute(client, rewriteDatabase(s, database), f.file, log);
+        }
       }
       const durationMs = Date.now() - started;
       await client.command(sql`
