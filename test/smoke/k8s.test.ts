@@ -1,11 +1,14 @@
 // Issue 16: the Kubernetes manifests (deploy/k8s, kustomize base + overlays), rendered and checked
-// offline. No kustomize binary and no Kubernetes schema package are installed here, so this renders
-// with a small kustomize subset (resources, namespace, labels, images, replicas, config map and
-// secret generators without the name hash, strategic-merge patches by kind and name) and checks the
-// objects against the API's structural rules it relies on (known kinds and fields, names, ports,
-// quantities, references), plus the project's rules: probes, requests and limits, security
-// contexts, secrets per service (the same as docker-compose gives it), and NetworkPolicies that
-// allow exactly the architecture's flows.
+// offline. No kustomize binary is installed here, so this renders with a small kustomize subset of its
+// own (resources, namespace, labels, images, replicas, config map and secret generators without the
+// name hash, strategic-merge patches by kind and name). Every rendered object of the base and of each
+// overlay is then validated against the Kubernetes API's OpenAPI schemas (kubernetes-models, a
+// devDependency: the schemas compiled to validators, no cluster and no network), strictly: a field the
+// schema does not know fails too (the API server would drop it silently, so a misspelt
+// readOnlyRootFilesystem would switch nothing on). On top: the server-side rules the schemas leave out
+// that these manifests rely on (names, label values, ports, quantities, references), and the
+// project's rules: probes, requests and limits, security contexts, secrets per service (the same as
+// docker-compose gives it), and NetworkPolicies that allow exactly the architecture's flows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -94,6 +97,9 @@ function render(dir: string): Obj[] {
   ] as const) {
     for (const gen of (gens ?? []) as Obj[]) {
       const data = generated(dir, gen);
+      // A Secret's data is base64, as kustomize writes it.
+      if (kind === 'Secret')
+        for (const key of Object.keys(data)) data[key] = Buffer.from(data[key]!).toString('base64');
       const existing = objs.find((o) => o.kind === kind && o.metadata.name === gen.name);
       if (gen.behavior === 'merge' || gen.behavior === 'replace') {
         assert.ok(existing, `${dir}: ${gen.behavior} of a missing ${kind} ${gen.name}`);
@@ -139,6 +145,71 @@ function render(dir: string): Obj[] {
       CLUSTER_SCOPED.has(o.kind) ? o : { ...o, metadata: { ...o.metadata, namespace: k.namespace } },
     );
   return objs;
+}
+
+// ---- the API's schemas (kubernetes-models), offline
+type Model = new (data: Obj) => { validate(): void };
+type SchemaError = { instancePath: string; message?: string };
+
+/** The model class of an object's apiVersion and kind; a kind the API does not have fails here. */
+async function modelOf(o: Obj): Promise<Model> {
+  const path = `kubernetes-models/${o.apiVersion}/${o.kind}`;
+  const mod = (await import(path).catch(() => ({}))) as Record<string, Model>;
+  assert.ok(
+    mod[o.kind],
+    `${o.kind}/${o.metadata?.name}: ${o.apiVersion} ${o.kind} is not in the Kubernetes API`,
+  );
+  return mod[o.kind]!;
+}
+
+function schemaErrors(model: Model, o: Obj): SchemaError[] {
+  try {
+    new model(o).validate();
+    return [];
+  } catch (e) {
+    const errors = (e as { errors?: SchemaError[] }).errors;
+    if (!errors) throw e;
+    return errors;
+  }
+}
+
+/** No schema type accepts it: given to a field the schema knows, validation reports that field. */
+const NO_TYPE = [[]];
+
+/**
+ * Paths (JSON pointers) of the fields the schema does not know. The schemas allow unknown fields, as
+ * the API server does when it drops them, so each field is given a value no type accepts: a known
+ * field is then reported at its path, an unknown one is not.
+ */
+function unknownFields(model: Model, o: Obj): string[] {
+  const unknown: string[] = [];
+  const walk = (node: unknown, path: string): void => {
+    if (Array.isArray(node)) node.forEach((v, i) => walk(v, `${path}/${i}`));
+    if (!isObj(node)) return;
+    for (const key of Object.keys(node)) {
+      const p = `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      const value: unknown = node[key];
+      node[key] = NO_TYPE;
+      const known = schemaErrors(model, o).some(
+        (e) => e.instancePath === p || e.instancePath.startsWith(`${p}/`),
+      );
+      node[key] = value;
+      if (known) walk(value, p);
+      else unknown.push(p);
+    }
+  };
+  walk(o, '');
+  return unknown;
+}
+
+/** Schema errors and unknown fields of one object, as `Kind/name: /path message` lines. */
+async function apiSchemaProblems(o: Obj): Promise<string[]> {
+  const model = await modelOf(o);
+  const where = `${o.kind}/${o.metadata?.name}`;
+  return [
+    ...schemaErrors(model, o).map((e) => `${where}: ${e.instancePath || '/'} ${e.message}`),
+    ...unknownFields(model, o).map((p) => `${where}: ${p} is not a field of ${o.apiVersion} ${o.kind}`),
+  ];
 }
 
 // ---- structural rules of the API (the subset these manifests use)
@@ -290,6 +361,58 @@ test('k8s: base and production overlay render; every object passes the structura
   assert.ok(
     api.some((e) => e.name === 'MCP_AUDIT_API_KEYS_FILE'),
     'the patch merged the env list by name',
+  );
+});
+
+const OVERLAYS = readdirSync(join(K8S, 'overlays')).sort();
+
+test('k8s: every rendered object of the base and of each overlay passes the API schemas, strictly', async () => {
+  assert.ok(OVERLAYS.includes('production'), 'overlays found');
+  const renders: Array<[string, Obj[]]> = [
+    ['base', base],
+    ...OVERLAYS.map((o): [string, Obj[]] => [`overlays/${o}`, render(join(K8S, 'overlays', o))]),
+  ];
+  for (const [name, objs] of renders) {
+    assert.ok(byKind(objs, 'Deployment').length === SERVICES.length, `${name}: rendered`);
+    const problems = (await Promise.all(objs.map(apiSchemaProblems))).flat();
+    assert.deepEqual(problems, [], `${name}: schema problems`);
+  }
+});
+
+test('k8s: the schema check refuses a misspelt field, a wrong type, a bad quantity, a missing field, an unknown kind', async () => {
+  const broken = (edit: (d: Obj) => void): Obj => {
+    const d = structuredClone(find('Deployment', 'api')!);
+    edit(d);
+    return d;
+  };
+  const c = '/spec/template/spec/containers/0';
+  const cases: Array<[(d: Obj) => void, RegExp]> = [
+    [
+      (d) => (containerOf(d).securityContext.readOnlyRootFileSystem = true),
+      new RegExp(`${c}/securityContext/readOnlyRootFileSystem is not a field of apps/v1 Deployment`),
+    ],
+    [
+      (d) => (containerOf(d).ports[0].containerPort = '9475'),
+      new RegExp(`${c}/ports/0/containerPort must be integer`),
+    ],
+    [
+      (d) => (containerOf(d).resources.limits.cpu = 'lots'),
+      new RegExp(`${c}/resources/limits/cpu must match format "quantity"`),
+    ],
+    [(d) => delete d.spec.selector, /Deployment\/api: \/spec must have required property selector/],
+  ];
+  for (const [edit, expected] of cases) {
+    const problems = await apiSchemaProblems(broken(edit));
+    assert.ok(
+      problems.some((p) => expected.test(p)),
+      `${expected}: got ${JSON.stringify(problems)}`,
+    );
+  }
+  // (kubernetes-models also has API versions removed since, such as extensions/v1beta1 Deployments:
+  // checkStructure pins each kind's current apiVersion.)
+  await assert.rejects(
+    apiSchemaProblems(broken((d) => (d.kind = 'Deploymnet'))),
+    /apps\/v1 Deploymnet is not in the Kubernetes API/,
   );
 });
 
