@@ -86,6 +86,7 @@ export function writeApiKeys(keys: Array<{ id: string; scopes: string[] }>): {
 
 export interface ApiProcess {
   logFile: string;
+  pid: number;
   isRunning(): boolean;
   stop(): Promise<number | null>;
 }
@@ -111,6 +112,7 @@ function spawnApi(env: Record<string, string>, tag: string): ApiProcess {
   );
   return {
     logFile,
+    pid: child.pid!,
     isRunning: () => running,
     stop: async () => {
       if (running) child.kill('SIGTERM');
