@@ -5,6 +5,8 @@
  * nothing about speed (shared, noisy machines).
  *
  *   BENCH_EVENTS (default 200000)  BENCH_HTTP_EVENTS (default 50000)
+ *   BENCH_INGESTER_NODE_OPTIONS: NODE_OPTIONS for the ingester process only, e.g.
+ *     '--cpu-prof --cpu-prof-dir=/tmp/prof' (the profile is written when the bench stops it)
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -72,6 +74,9 @@ async function main() {
     ingesterEnv(topics, `bench-${suffix()}`, {
       MCP_AUDIT_LOG_LEVEL: 'warn',
       MCP_AUDIT_INGESTER_PORT: '0',
+      ...(process.env.BENCH_INGESTER_NODE_OPTIONS
+        ? { NODE_OPTIONS: process.env.BENCH_INGESTER_NODE_OPTIONS }
+        : {}),
     }),
     tag,
   );

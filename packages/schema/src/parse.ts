@@ -7,6 +7,7 @@ import {
   type AuditEventV1,
 } from './event.js';
 import { utf8ByteLength } from './json.js';
+import { compiledEvent } from './parse.compiled.js';
 import {
   FORBIDDEN_KEYS,
   MAX_CLOCK_SKEW_MS,
@@ -201,8 +202,14 @@ function checkSchema(value: Record<string, unknown>, raw: string, opts: ParseOpt
     return fail('AUDIT_ERR_UNKNOWN_SCHEMA_VERSION', [{ path: 'schema_version', message }]);
   }
 
-  // A valid event passes the fast path; anything else gets the full schema, whose issues are
-  // reported. (An error map only words issues, and parsing without one is faster.)
+  // A valid event passes the compiled check (parse.compiled.ts), else zod's fast path; anything
+  // else gets the full schema, whose issues are reported. (An error map only words issues, and
+  // parsing without one is faster.)
+  const compiled = compiledEvent(value);
+  if (compiled) {
+    const clock = clockIssue(value.ts, opts.now, opts.maxAgeMs ?? MAX_EVENT_AGE_MS);
+    return clock ? fail('AUDIT_ERR_INVALID_EVENT', [clock]) : { ok: true, event: compiled, raw };
+  }
   const fast = eventFieldsOfJson.safeParse(value);
   const parsed =
     fast.success && eventRulesHold(fast.data)
