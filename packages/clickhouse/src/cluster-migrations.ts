@@ -91,12 +91,14 @@ export async function runClusterMigrations(
   // other replicas at once, and a replica created later from an older file would no longer match
   // the table's structure in ZooKeeper (code 122).
   const results = nodes.map((): MigrationResult => ({ database, applied: [], alreadyApplied: [] }));
-  const versions = loadMigrations(opts.dir).map((f) => f.version);
-  for (const [step, version] of versions.entries()) {
+  const known = nodes.map(() => new Set<number>());
+  for (const version of loadMigrations(opts.dir).map((f) => f.version)) {
     for (const [i, node] of nodes.entries()) {
+      if (known[i]!.has(version)) continue; // applied before, as the node's last run reported
       const res = await runMigrations({ ...opts, client: node.client, cluster, upTo: version });
+      if (known[i]!.size === 0) results[i]!.alreadyApplied = res.alreadyApplied;
       results[i]!.applied.push(...res.applied);
-      if (step === 0) results[i]!.alreadyApplied = res.alreadyApplied;
+      for (const v of [...res.alreadyApplied, ...res.applied.map((a) => a.version)]) known[i]!.add(v);
     }
   }
   return {

@@ -1,0 +1,244 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createClickHouse, sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import {
+  REPO_ROOT,
+  createTestTopics,
+  ingesterEnv,
+  makeEvent,
+  need,
+  produceEvents,
+  rng,
+  startService,
+  suffix,
+  useStackClients,
+  waitFor,
+  env as stack,
+} from '../lib/index.js';
+import { startApi, writeApiKeys } from '../lib/browser.js';
+import type { Admin, Producer } from 'kafkajs';
+
+// The ClickHouse cluster profile (deploy/local/cluster-clickhouse.sh: ZooKeeper + ch1, ch2 = shard 1,
+// ch3 = shard 2) beside the tests' own stack, on ports of its own; Kafka is the tests' broker. Brought
+// up by the script (reused when already up) and left running, like the tests' stack.
+const LOCAL = process.env.MCP_AUDIT_LOCAL_DIR ?? `${REPO_ROOT}.local/test`;
+const t = process.env;
+const clusterEnv: Record<string, string> = {
+  MCP_AUDIT_LOCAL_DIR: LOCAL,
+  MCP_AUDIT_CLUSTER_ZOOKEEPER_PORT: t.MCP_AUDIT_TEST_CLUSTER_ZOOKEEPER_PORT ?? '32181',
+  MCP_AUDIT_CLUSTER_CLICKHOUSE_HTTP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_HTTP_PORT ?? '38123',
+  MCP_AUDIT_CLUSTER_CLICKHOUSE_TCP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_TCP_PORT ?? '39000',
+  MCP_AUDIT_CLUSTER_INTERSERVER_PORT: t.MCP_AUDIT_TEST_CLUSTER_INTERSERVER_PORT ?? '39010',
+};
+
+function cluster(cmd: 'up' | 'env'): string {
+  return execFileSync('bash', [`${REPO_ROOT}deploy/local/cluster-clickhouse.sh`, cmd], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...clusterEnv },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
+let admin: Admin;
+let producer: Producer;
+useStackClients((c) => ({ admin, producer } = c));
+
+let urls: string[] = [];
+let serviceUrl = '';
+let nodes: ClickHouse[] = [];
+let analyst: ClickHouse;
+
+before(async () => {
+  const t0 = Date.now();
+  cluster('up');
+  const vars = Object.fromEntries(
+    cluster('env')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
+  );
+  urls = vars.MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS!.split(',');
+  serviceUrl = vars.MCP_AUDIT_CLICKHOUSE_URL!;
+  // Migrations in the cluster layout on every node (idempotent: a reused cluster is up to date).
+  execFileSync('node', [`${REPO_ROOT}packages/clickhouse/dist/src/migrate.js`], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      MCP_AUDIT_CLICKHOUSE_ADMIN_USER: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_USER'),
+      MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD'),
+      MCP_AUDIT_CLICKHOUSE_CLUSTER: vars.MCP_AUDIT_CLICKHOUSE_CLUSTER!,
+      MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS: vars.MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS!,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const adminUser = {
+    username: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_USER'),
+    password: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD'),
+  };
+  nodes = urls.map((url) =>
+    createClickHouse({ url, ...adminUser, database: 'mcp_audit', requestTimeoutMs: 10_000 }),
+  );
+  analyst = createClickHouse({
+    url: serviceUrl,
+    username: need(stack, 'MCP_AUDIT_CLICKHOUSE_ANALYST_USER'),
+    password: need(stack, 'MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD'),
+    database: 'mcp_audit',
+  });
+  console.log(`cluster up and migrated in ${Date.now() - t0} ms`);
+});
+
+after(async () => {
+  await Promise.all([...nodes, analyst].map((c) => c?.close()));
+});
+
+/** Rows of `source` in one node's local events table (that node's copy of its shard). */
+async function localCount(node: number, source: string): Promise<number> {
+  const [r] = await nodes[node]!.query<{ n: string }>(
+    sql`SELECT count() AS n FROM mcp_audit.events_local WHERE source_id = ${source}`,
+  );
+  return Number(r?.n ?? 0);
+}
+
+/** Distinct event ids of `source` through the Distributed table, as the analyst reads them. */
+async function distinctStored(source: string): Promise<number> {
+  const [r] = await analyst.query<{ n: string }>(
+    sql`SELECT uniqExact(event_id) AS n FROM mcp_audit.events WHERE source_id = ${source}`,
+  );
+  return Number(r?.n ?? 0);
+}
+
+/** Calls of the test's clients in the hourly rollup, through the Distributed table. */
+async function rollupCalls(tag: string): Promise<number> {
+  const pattern = 'c-' + tag + '-%';
+  const [h] = await analyst.query<{ calls: string }>(sql`
+    SELECT sum(c) AS calls FROM (
+      SELECT uniqExactMerge(calls) AS c FROM mcp_audit.events_hourly
+      WHERE client_id LIKE ${pattern} GROUP BY client_id, hour)`);
+  return Number(h?.calls ?? 0);
+}
+
+test('cluster: ingest through Distributed tables, kill -9 a replica of shard 1 mid-ingest: nothing lost, reads fail over, the replica catches up', async () => {
+  const tag = `cluster-${suffix()}`;
+  const topics = await createTestTopics(admin, 'cluster');
+  const alerts = await createTestTopics(admin, 'cluster-alerts', 1);
+  const r = rng(16);
+  const events = Array.from({ length: 20_000 }, (_, i) =>
+    makeEvent(r, i, { sourceId: tag, clientPrefix: `c-${tag}`, clients: 60 }),
+  );
+  await produceEvents(producer, topics.events, events);
+  const group = `e2e-cluster-${suffix()}`;
+  const ingester = startService(
+    'ingester',
+    ingesterEnv(topics, group, {
+      MCP_AUDIT_CLICKHOUSE_URL: serviceUrl,
+      // Small, frequent inserts so the kill lands while inserts are in flight.
+      MCP_AUDIT_INGESTER_BATCH_ROWS: '500',
+      MCP_AUDIT_INGESTER_FLUSH_MS: '200',
+    }),
+    tag,
+  );
+  const keys = writeApiKeys([{ id: 'cluster-analyst', scopes: ['analyst'] }]);
+  const api = await startApi({
+    keysFile: keys.file,
+    alertsTopic: alerts.events,
+    tag,
+    extra: { MCP_AUDIT_CLICKHOUSE_URL: serviceUrl },
+  });
+  const ch1Pid = () => Number(readFileSync(`${LOCAL}/cluster/run/ch1.pid`, 'utf8').trim());
+  const guard = setTimeout(() => void ingester.kill9(), 170_000);
+  guard.unref();
+  try {
+    await waitFor(async () => (await distinctStored(tag)) >= 2_000, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      what: 'first rows through the Distributed table',
+    });
+    const pid = ch1Pid();
+    process.kill(pid, 'SIGKILL');
+    await waitFor(
+      () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      { what: 'ch1 gone' },
+    );
+    const atKill = await distinctStored(tag);
+    assert.ok(atKill < events.length, `killed mid-ingest (${atKill} of ${events.length} stored)`);
+
+    // Reads keep answering with ch1 dead: shard 1 is read from ch2, nothing skipped.
+    const sample = await nodes[1]!.query<{ id: string }>(
+      sql`SELECT toString(event_id) AS id FROM mcp_audit.events_local WHERE source_id = ${tag} LIMIT 3`,
+    );
+    assert.equal(sample.length, 3, 'shard 1 holds some of the events');
+    for (const { id } of sample) {
+      const res = await fetch(`${api.base}/api/v1/events/${id}`, {
+        headers: { authorization: `Bearer ${keys.keys['cluster-analyst']}` },
+      });
+      assert.equal(res.status, 200, `GET /api/v1/events/${id} with ch1 down: ${await res.clone().text()}`);
+      assert.equal(((await res.json()) as { event: { event_id: string } }).event.event_id, id);
+    }
+
+    // Nothing lost: every id sent is stored once the ingester drained the topic through ch2 and ch3.
+    const stored = await waitFor(
+      async () => {
+        const n = await distinctStored(tag);
+        return n >= events.length ? n : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, what: `${events.length} events with ch1 down` },
+    );
+    assert.equal(stored, events.length, 'count by event_id = sent');
+    const ids = new Set(events.map((e) => e.event_id as string));
+    const rows = await analyst.query<{ id: string }>(
+      sql`SELECT DISTINCT toString(event_id) AS id FROM mcp_audit.events WHERE source_id = ${tag}`,
+    );
+    assert.equal(rows.filter((x) => ids.has(x.id)).length, ids.size, 'the very ids sent');
+
+    // Both shards hold data; shard 1's survivor plus shard 2 hold every event exactly once by id.
+    const [s1, s2] = [await localCount(1, tag), await localCount(2, tag)];
+    assert.ok(s1 > 0 && s2 > 0, `both shards written (${s1}, ${s2})`);
+    // The rollup (a materialized view on each shard's local table) never counts an event twice; with
+    // ch1 dead it may lack the parts ch1 had acknowledged and ch2 had not fetched yet (they are on
+    // ch1's disk, not lost): checked whole after ch1 is back.
+    const whileDown = await rollupCalls(tag);
+    assert.ok(whileDown <= events.length, `events_hourly calls with ch1 down: ${whileDown}`);
+
+    // ch1 back: it fetches what ch2 took while it was dead.
+    cluster('up');
+    const caughtUp = await waitFor(
+      async () => {
+        const [a, b] = [await localCount(0, tag), await localCount(1, tag)];
+        return a === b && a > 0 ? a : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 500, what: 'ch1 catching up with ch2' },
+    );
+    assert.equal(caughtUp, await localCount(1, tag));
+    const rollup = await waitFor(
+      async () => {
+        const n = await rollupCalls(tag);
+        return n === events.length ? n : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: 'events_hourly calls = sent with ch1 back' },
+    );
+    assert.equal(rollup, events.length);
+    console.log(
+      `cluster: ${atKill} of ${events.length} stored when ch1 was killed; shard 1 ${s1} rows, shard 2 ${s2} rows ` +
+        `(physical, ${s1 + s2 - events.length} identical copies); ch1 caught up to ${caughtUp}; ` +
+        `events_hourly calls ${whileDown} with ch1 down, ${rollup} after`,
+    );
+  } finally {
+    clearTimeout(guard);
+    if (!ingester.isRunning()) assert.fail(`the ingester exited; see ${ingester.logFile}`);
+    assert.equal(await ingester.stop(), 0, 'ingester: graceful exit');
+    await api.svc.stop();
+    // Never leave the cluster with a dead node for the next run.
+    cluster('up');
+    await admin
+      .deleteTopics({ topics: [topics.events, topics.dlq, alerts.events, alerts.dlq] })
+      .catch(() => {});
+  }
+});
