@@ -18,38 +18,32 @@
  *   BENCH_CALLS (sequential calls per path, default 2000)  BENCH_ROUNDS (default 4)
  *   BENCH_WARMUP (calls per path, default 500)  BENCH_CONCURRENCY (default 8)
  *   BENCH_THROUGHPUT_CALLS (default 2000)  BENCH_GATEWAY_MAIN (default services/gateway/dist/src/main.js)
+ *   BENCH_GATEWAY_NODE_ARGS: node flags for the HTTP gateway process only (NODE_OPTIONS refuses --cpu-prof), e.g.
+ *     '--cpu-prof --cpu-prof-dir=/tmp/prof' (the profile is written when the bench stops it)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { createUpstreamFetch } from '@mcp-audit/gateway';
+import { createTestTopics, kafka, suffix } from '../lib/index.js';
 import {
-  REPO_ROOT,
-  brokers,
-  createTestTopics,
-  env,
-  kafka,
-  suffix,
-  waitFor,
-  listeningPortsOfPid,
-  portAnswering,
-} from '../lib/index.js';
+  EVERYTHING,
+  createBenchClientFetch,
+  startEverythingHttp,
+  startGatewayProcess,
+} from '../lib/gateway-proc.js';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 4));
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 500);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const THROUGHPUT_CALLS = Number(process.env.BENCH_THROUGHPUT_CALLS ?? 2000);
-const EVERYTHING = `${REPO_ROOT}node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
 /** Another build of the gateway (e.g. a copy of dist/ from before a change) to compare against. */
-const GATEWAY_MAIN = process.env.BENCH_GATEWAY_MAIN ?? `${REPO_ROOT}services/gateway/dist/src/main.js`;
+const GATEWAY_MAIN = process.env.BENCH_GATEWAY_MAIN;
 
 /** Nearest-rank quantile of sorted values. */
 const quantileSorted = (v: number[], q: number) => v[Math.min(v.length - 1, Math.ceil(q * v.length) - 1)]!;
@@ -62,19 +56,8 @@ function cpuMs(pid: number | null | undefined): number | undefined {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
-/**
- * The SDK's HTTP client transport passes one AbortSignal (its session's) to every fetch. Node's
- * built-in fetch (undici) adds an abort listener to it per request and removes it only when that
- * Request object is garbage-collected, so a client making thousands of calls piles up thousands of
- * listeners and Node prints MaxListenersExceededWarning (undici raises the threshold to 1500; the
- * old bench printed hundreds of them, and so did the gateway's upstream side). The gateway's
- * upstream fetch (node:http, keep-alive) removes its listener when the request ends; the bench
- * clients use it too, on every HTTP path alike, so the comparison stays like for like.
- */
-const clientFetch = createUpstreamFetch();
-
-const httpClientTransport = (url: string, headers: Record<string, string> = {}) =>
-  new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers }, fetch: clientFetch });
+const clientFetch = createBenchClientFetch();
+const httpClientTransport = clientFetch.transport;
 
 /** A bare reverse proxy (no MCP, no auth, no audit): the cost of one more loopback HTTP hop. */
 function passThrough(target: URL) {
@@ -153,73 +136,30 @@ async function main() {
   const topics = await createTestTopics(admin, 'gwbench', 1);
   const children: ChildProcess[] = [];
 
-  const everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  children.push(everything);
-  let up = false;
-  everything.stderr!.on('data', (b: Buffer) => void (/listening on port/.test(b.toString()) && (up = true)));
-  await waitFor(() => up, { what: 'server-everything streamableHttp', timeoutMs: 30_000 });
-  // It logs the 0 it was given; the port it got is read from /proc.
-  const [httpPort] = await listeningPortsOfPid(everything.pid!);
-  const everythingUrl = `http://127.0.0.1:${httpPort}/mcp`;
+  const everything = await startEverythingHttp();
+  children.push(everything.child);
+  const everythingUrl = everything.url;
 
   const proxy = passThrough(new URL(everythingUrl));
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/mcp`;
 
-  const key = `mcpg_${createHash('sha256').update(`${tag}-${Date.now()}`).digest('base64url')}`;
-  const dir = `${REPO_ROOT}.local/test-logs/${tag}`;
-  mkdirSync(dir, { recursive: true });
-  const config = `${dir}/gateway.json`;
-  writeFileSync(
-    config,
-    JSON.stringify({
-      gateway_id: tag,
-      upstreams: [
-        { name: 'everything-stdio', transport: 'stdio', command: 'node', args: [EVERYTHING, 'stdio'] },
-        { name: 'everything-http', transport: 'http', url: everythingUrl },
-      ],
-      clients: [{ id: tag, sha256: createHash('sha256').update(key).digest('hex') }],
-      guard: { enabled: true, state_file: `${dir}/tools.state.json` },
-      rate_limit: { per_second: 100_000, burst: 100_000 },
-    }),
-  );
-  const auditEnv = {
-    MCP_AUDIT_GATEWAY_CONFIG: config,
-    MCP_AUDIT_SDK_SINK: 'kafka',
-    MCP_AUDIT_SDK_KAFKA_TOPIC: topics.events,
-    MCP_AUDIT_KAFKA_BROKERS: brokers.join(','),
-    MCP_AUDIT_REDACTION_KEY: env.MCP_AUDIT_REDACTION_KEY ?? 'bench-redaction-key-0123456789',
-    MCP_AUDIT_LOG_LEVEL: 'warn',
-  };
-  const gatewayLog = createWriteStream(`${dir}/gateway.log`);
-  const gateway = spawn(process.execPath, [GATEWAY_MAIN], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      ...auditEnv,
-      MCP_AUDIT_GATEWAY_PORT: '0',
-      MCP_AUDIT_GATEWAY_OPS_PORT: '0',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const gateway = await startGatewayProcess({
+    tag,
+    eventsTopic: topics.events,
+    upstreams: [
+      { name: 'everything-stdio', transport: 'stdio', command: 'node', args: [EVERYTHING, 'stdio'] },
+      { name: 'everything-http', transport: 'http', url: everythingUrl },
+    ],
+    main: GATEWAY_MAIN,
+    nodeArgs: process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean),
   });
-  gateway.stdout!.pipe(gatewayLog);
-  gateway.stderr!.pipe(gatewayLog);
-  const gatewayExited = new Promise((resolve) => gateway.once('exit', resolve));
-  // Both of its listeners are on port 0 and it logs at warn: its own port is the one that answers the
-  // protected-resource metadata.
-  const port = await portAnswering(gateway.pid!, '/.well-known/oauth-protected-resource');
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => (await fetch(`${base}/.well-known/oauth-protected-resource`).catch(() => undefined))?.ok,
-    { what: 'gateway', timeoutMs: 30_000 },
-  );
+  const { base, key, dir, auditEnv } = gateway;
   const viaGateway = (u: string) =>
     httpClientTransport(`${base}/mcp/${u}`, { authorization: `Bearer ${key}` });
   const stdioGateway = new StdioClientTransport({
     command: process.execPath,
-    args: [GATEWAY_MAIN],
+    args: [gateway.main],
     env: {
       PATH: process.env.PATH ?? '',
       ...auditEnv,
@@ -235,7 +175,7 @@ async function main() {
   try {
     paths.push(await connect('Streamable HTTP', 'direct', httpClientTransport(everythingUrl)));
     paths.push(await connect('Streamable HTTP', 'pass-through proxy', httpClientTransport(proxyUrl)));
-    const gwPid = () => gateway.pid;
+    const gwPid = () => gateway.child.pid;
     paths.push(
       await connect('Streamable HTTP', 'gateway → HTTP upstream', viaGateway('everything-http'), gwPid),
     );
@@ -263,8 +203,7 @@ async function main() {
     for (const p of paths) await concurrent(p);
   } finally {
     await Promise.allSettled(paths.map((p) => p.client.close()));
-    gateway.kill('SIGTERM');
-    await gatewayExited;
+    await gateway.stop();
     proxy.close();
     clientFetch.close();
     for (const c of children) c.kill('SIGINT');

@@ -5,6 +5,7 @@
  * nothing about speed (shared, noisy machines).
  *
  *   BENCH_EVENTS (default 200000)  BENCH_HTTP_EVENTS (default 50000)
+ *   BENCH_COLLECTOR_NODE_ARGS: node flags for the collector process only (e.g. --cpu-prof)
  *   BENCH_INGESTER_NODE_OPTIONS: NODE_OPTIONS for the ingester process only, e.g.
  *     '--cpu-prof --cpu-prof-dir=/tmp/prof' (the profile is written when the bench stops it)
  */
@@ -26,8 +27,8 @@ import {
   startService,
   suffix,
   waitFor,
-  writeTokensFile,
 } from '../lib/index.js';
+import { collectorVsProducer } from '../lib/collector-bench.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 200_000);
 const HTTP_N = Number(process.env.BENCH_HTTP_EVENTS ?? 50_000);
@@ -174,55 +175,23 @@ async function main() {
     await chAdmin.command(sql`DROP DATABASE IF EXISTS ${D}`).catch(() => undefined);
   }
 
-  // ---- collector: batched HTTP requests ----
+  // ---- collector: batched HTTP requests, next to a bare kafkajs producer sending the same ----
   const httpTag = `${tag}-http`;
-  const { file, tokens } = writeTokensFile([{ sourceId: httpTag, scopes: ['ingest'] }]);
-  const col = startService(
-    'collector',
-    {
-      ...ingesterEnv(topics, 'unused'),
-      MCP_AUDIT_COLLECTOR_PORT: '0',
-      MCP_AUDIT_COLLECTOR_TOKENS_FILE: file,
-      MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE: '100000',
-      MCP_AUDIT_LOG_LEVEL: 'warn',
-    },
-    httpTag,
-  );
-  const port = await portAnswering(col.child.pid!, '/health');
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok, {
-    timeoutMs: 60_000,
-    what: 'collector health',
-  });
   const httpEvents = Array.from({ length: HTTP_N }, (_, i) =>
     makeEvent(r, i, { sourceId: httpTag, clientPrefix: httpTag }),
   );
-  const bodies: string[] = [];
-  for (let i = 0; i < HTTP_N; i += 1_000)
-    bodies.push(
-      httpEvents
-        .slice(i, i + 1_000)
-        .map((e) => JSON.stringify(e))
-        .join('\n'),
-    );
-  t = Date.now();
-  let next = 0;
-  const worker = async () => {
-    while (next < bodies.length) {
-      const body = bodies[next++]!;
-      const res = await fetch(`http://127.0.0.1:${port}/v1/events`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${tokens[0]!.token}`, 'content-type': 'application/x-ndjson' },
-        body,
-      });
-      if (res.status !== 200) throw new Error(`collector answered ${res.status}: ${await res.text()}`);
-      await res.arrayBuffer();
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
-  const httpRate = HTTP_N / ((Date.now() - t) / 1000);
-  await col.stop();
+  const c = await collectorVsProducer({
+    kafka: k,
+    topics,
+    events: httpEvents,
+    sourceId: httpTag,
+    tag: httpTag,
+    nodeArgs: process.env.BENCH_COLLECTOR_NODE_ARGS?.split(' ').filter(Boolean),
+  });
   console.log(
-    `collector: ${httpRate.toFixed(0)} events/s acknowledged by Kafka (batches of 1,000 NDJSON events, 4 concurrent requests)`,
+    `collector: ${c.collector.toFixed(0)} events/s acknowledged by Kafka (batches of 1,000 NDJSON events, 4 concurrent requests)\n` +
+      `bare kafkajs producer, same events, batches, concurrency and producer settings: ${c.reference.toFixed(0)} events/s\n` +
+      `ratio collector / bare producer: ${(c.collector / c.reference).toFixed(2)}`,
   );
 
   await producer.disconnect();

@@ -64,7 +64,8 @@ export async function startGatewayProcess(opts: {
   upstreams: unknown[];
   eventsTopic: string;
   main?: string;
-  nodeOptions?: string | undefined;
+  /** Node flags before main.js (e.g. --cpu-prof, which NODE_OPTIONS does not allow). */
+  nodeArgs?: string[] | undefined;
 }): Promise<GatewayProcess> {
   const { tag } = opts;
   const key = `mcpg_${createHash('sha256').update(`${tag}-${Date.now()}-${suffix()}`).digest('base64url')}`;
@@ -91,13 +92,12 @@ export async function startGatewayProcess(opts: {
   };
   const main = opts.main ?? `${REPO_ROOT}services/gateway/dist/src/main.js`;
   const log = createWriteStream(`${dir}/gateway.log`);
-  const child = spawn(process.execPath, [main], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), main], {
     env: {
       PATH: process.env.PATH ?? '',
       ...auditEnv,
       MCP_AUDIT_GATEWAY_PORT: '0',
       MCP_AUDIT_GATEWAY_OPS_PORT: '0',
-      ...(opts.nodeOptions ? { NODE_OPTIONS: opts.nodeOptions } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

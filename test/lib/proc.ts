@@ -17,11 +17,13 @@ export function startService(
   name: 'ingester' | 'collector' | 'notifier' | 'gateway' | 'detector',
   env: Record<string, string>,
   tag: string,
+  /** Node flags before main.js (e.g. --cpu-prof, which NODE_OPTIONS does not allow). */
+  nodeArgs: string[] = [],
 ): ServiceProcess {
   mkdirSync(`${REPO_ROOT}.local/test-logs`, { recursive: true });
   const logFile = `${REPO_ROOT}.local/test-logs/${name}-${tag}.log`;
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [`${REPO_ROOT}services/${name}/dist/src/main.js`], {
+  const child = spawn(process.execPath, [...nodeArgs, `${REPO_ROOT}services/${name}/dist/src/main.js`], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
