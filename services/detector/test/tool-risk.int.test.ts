@@ -291,3 +291,23 @@ test('the tool inventory: annotations seen per server and tool, the current clas
   const search = inv.filter((e) => e.tool === 'search').map((e) => e.server);
   assert.deepEqual(search.sort(), ['other-search', 'third-search', 'web']);
 });
+
+test('over a range, evaluating only the windows that may raise gives what every window gives on its own', async () => {
+  // After the test above: flows, shadowing, drift (twice) and first uses between 10:00 and 11:35.
+  for (const d of detectors()) {
+    const from = at(9);
+    const to = at(12);
+    const ranged = await d.evaluateRange!(from, to);
+    const one = [];
+    for (let s = from; s < to; s += d.windowMs) {
+      const fresh = detectors().find((x) => x.name === d.name)!;
+      one.push(await fresh.evaluate(s, s + d.windowMs));
+    }
+    assert.equal(ranged.length, (to - from) / d.windowMs, d.name);
+    assert.deepEqual(ranged, one, d.name);
+    assert.ok(
+      one.some((e) => e.findings.length > 0),
+      `${d.name}: the range holds findings`,
+    );
+  }
+});

@@ -3,9 +3,9 @@ import { toolAnnotationsFromText } from '@mcp-audit/schema';
 import type { PeriodicConfig } from '../config.js';
 import type { Finding } from '../model.js';
 import { classifyAnnotations, LISTED_TOOL, riskierAnnotations, toolKey } from '../tool-inventory.js';
-import { eventsTable, firstCopies, iso, makeFinding, num, T_MS } from './shared.js';
+import { eventsTable, firstCopies, iso, makeFinding, num, T_MS, tsBetween } from './shared.js';
 import type { Evaluation, PeriodicDetector } from './types.js';
-import { windowByWindow } from './window-by-window.js';
+import { sparseWindowByWindow } from './window-by-window.js';
 
 /**
  * annotation_drift: a listed tool's annotations moved towards risk (a read-only claim withdrawn, a
@@ -16,6 +16,10 @@ import { windowByWindow } from './window-by-window.js';
  *
  * Periodic (a server's tool is listed to many clients, through every gateway and SDK source). Like
  * tool_drift it expires `expireMs` (24 h) of event time after it opened; a later change then raises anew.
+ *
+ * Over a range of windows only those where a tool's annotations may have changed are evaluated: a
+ * window listing it with two texts, or with another text than its last listing before, and its
+ * first window in the range (what came before the range is not read).
  */
 interface Seen {
   k: string;
@@ -96,6 +100,32 @@ export function annotationDriftDetector(
       return { findings, resolved: [] };
     },
   };
-  detector.evaluateRange = windowByWindow(windowMs, (start, end) => detector.evaluate(start, end));
+  detector.evaluateRange = sparseWindowByWindow(windowMs, mayChange, (start, end) =>
+    detector.evaluate(start, end),
+  );
   return detector;
+
+  /** Per tool, its windows in [from, to) listing two texts or another than the window before. */
+  async function mayChange(from: number, to: number): Promise<number[]> {
+    const rows = await ch.query<{ k: string; times: string[]; texts: string[] }>(sql`
+      SELECT concat(server_name, '/', tool_name) AS k, intDiv(${T_MS}, ${windowMs}) AS w,
+             groupArray(${T_MS}) AS times, groupArray(tool_annotations) AS texts
+      FROM ${eventsTable(ch)} WHERE ${tsBetween(from, to)} AND ${LISTED_TOOL}
+      GROUP BY k, w
+      ORDER BY k, w`);
+    const out: number[] = [];
+    // The texts the tool may have had at the end of its previous window (ties on time: any of them).
+    let key = '';
+    let ends: string[] = [];
+    for (const r of rows) {
+      const ts = r.times.map(num);
+      const last = ts.reduce((m, t) => (t > m ? t : m), Number.NEGATIVE_INFINITY);
+      const texts = new Set(r.texts);
+      const [only] = texts;
+      if (r.k !== key || texts.size > 1 || ends.length > 1 || only !== ends[0]) out.push(last);
+      key = r.k;
+      ends = [...new Set(r.texts.filter((_, i) => ts[i] === last))];
+    }
+    return out;
+  }
 }

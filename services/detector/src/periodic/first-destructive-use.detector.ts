@@ -2,9 +2,9 @@ import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { PeriodicConfig } from '../config.js';
 import type { Finding } from '../model.js';
 import { classifyCall, ListingInventory, toolKey } from '../tool-inventory.js';
-import { eventsTable, firstCopies, iso, makeFinding, num, T_MS } from './shared.js';
+import { eventsTable, firstCopies, iso, makeFinding, num, T_MS, tsBetween } from './shared.js';
 import type { Evaluation, PeriodicDetector } from './types.js';
-import { windowByWindow } from './window-by-window.js';
+import { sparseWindowByWindow } from './window-by-window.js';
 
 /**
  * first_destructive_use: the first call ever (over all stored history) by a client of a tool
@@ -18,6 +18,9 @@ import { windowByWindow } from './window-by-window.js';
  * A one-off notice: it expires `expireMs` (24 h) of event time after it opened. Nothing repeats it
  * (the next call is no longer the first); the client's first call of another destructive tool is
  * another alert.
+ *
+ * Over a range of windows only those holding a client's first call ever of some server's tool are
+ * evaluated: a window raises only there (its call has no call of the same tool by the client before).
  */
 export function firstDestructiveUseDetector(
   ch: ClickHouse,
@@ -103,6 +106,20 @@ export function firstDestructiveUseDetector(
       return { findings, resolved: [] };
     },
   };
-  detector.evaluateRange = windowByWindow(windowMs, (start, end) => detector.evaluate(start, end));
+  detector.evaluateRange = sparseWindowByWindow(
+    windowMs,
+    async (from, to) =>
+      (
+        await ch.query<{ first: string }>(sql`
+          SELECT min(${T_MS}) AS first FROM ${eventsTable(ch)}
+          WHERE ts < ${new Date(to)} AND kind = 'tool_call'
+            AND (client_id, server_name, tool_name) IN (
+              SELECT client_id, server_name, tool_name FROM ${eventsTable(ch)}
+              WHERE ${tsBetween(from, to)} AND kind = 'tool_call')
+          GROUP BY client_id, server_name, tool_name
+          HAVING first >= ${from}`)
+      ).map((r) => num(r.first)),
+    (start, end) => detector.evaluate(start, end),
+  );
   return detector;
 }

@@ -2,9 +2,9 @@ import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { PeriodicConfig } from '../config.js';
 import type { Finding } from '../model.js';
 import { LISTED_TOOL } from '../tool-inventory.js';
-import { eventsTable, firstCopies, iso, makeFinding, num, T_MS } from './shared.js';
+import { eventsTable, firstCopies, iso, makeFinding, num, T_MS, tsBetween } from './shared.js';
 import type { Evaluation, PeriodicDetector } from './types.js';
-import { windowByWindow } from './window-by-window.js';
+import { sparseWindowByWindow } from './window-by-window.js';
 
 /**
  * tool_shadowing: the same tool name offered to one client by two (or more) servers. A client that
@@ -20,6 +20,9 @@ import { windowByWindow } from './window-by-window.js';
  *
  * It expires `expireMs` (24 h) of event time after it opened; a new server for the same name after
  * that raises anew.
+ *
+ * Over a range of windows only those holding a server's first listing ever of a tool name to a
+ * client are evaluated: no other window can add a server.
  */
 interface FirstListing {
   client: string;
@@ -120,6 +123,19 @@ export function toolShadowingDetector(
       return { findings, resolved: [] };
     },
   };
-  detector.evaluateRange = windowByWindow(windowMs, (start, end) => detector.evaluate(start, end));
+  detector.evaluateRange = sparseWindowByWindow(
+    windowMs,
+    async (from, to) =>
+      (
+        await ch.query<{ first: string }>(sql`
+          SELECT min(${T_MS}) AS first FROM ${eventsTable(ch)}
+          WHERE ts < ${new Date(to)} AND ${LISTED_TOOL}
+            AND (client_id, tool_name) IN (
+              SELECT client_id, tool_name FROM ${eventsTable(ch)} WHERE ${tsBetween(from, to)} AND ${LISTED_TOOL})
+          GROUP BY client_id, tool_name, server_name
+          HAVING first >= ${from}`)
+      ).map((r) => num(r.first)),
+    (start, end) => detector.evaluate(start, end),
+  );
   return detector;
 }

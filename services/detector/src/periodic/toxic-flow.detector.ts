@@ -1,10 +1,18 @@
 import { sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { PeriodicConfig } from '../config.js';
 import type { Finding } from '../model.js';
-import { classifyCall, ListingInventory, toolKey, type Classification } from '../tool-inventory.js';
-import { eventsTable, firstCopies, iso, makeFinding, num, T_MS } from './shared.js';
+import {
+  classifyCall,
+  classifyTool,
+  LISTED_TOOL,
+  ListingInventory,
+  toolKey,
+  type Classification,
+} from '../tool-inventory.js';
+import { toolAnnotationsFromText } from '@mcp-audit/schema';
+import { eventsTable, firstCopies, iso, makeFinding, num, T_MS, tsBetween } from './shared.js';
 import type { Evaluation, PeriodicDetector } from './types.js';
-import { windowByWindow } from './window-by-window.js';
+import { sparseWindowByWindow } from './window-by-window.js';
 
 /**
  * toxic_flow: within one session, a call of a tool that reads private data followed by a call of a
@@ -23,6 +31,10 @@ import { windowByWindow } from './window-by-window.js';
  * One alert per (client, session). It never resolves by itself (data that left does not come back):
  * it expires `expireMs` (24 h) of event time after it opened; a flow in another session is another
  * alert, a later flow in the same session after expiry a new one.
+ *
+ * Over a range of windows only those holding a call that may send out are evaluated (a flow is found
+ * in the window of its send): a call's own annotations decide, or, for a call without, any of the
+ * annotations its tool was ever listed with, or none.
  */
 
 interface Call {
@@ -152,8 +164,34 @@ export function toxicFlowDetector(
       return { findings, resolved: [] };
     },
   };
-  detector.evaluateRange = windowByWindow(windowMs, (start, end) => detector.evaluate(start, end));
+  detector.evaluateRange = sparseWindowByWindow(windowMs, maySend, (start, end) =>
+    detector.evaluate(start, end),
+  );
   return detector;
+
+  /** The windows in [from, to) with a session call that may send out, whatever the inventory says then. */
+  async function maySend(from: number, to: number): Promise<number[]> {
+    const calls = await ch.query<{ server: string; tool: string; a: string; ws: string[] }>(sql`
+      SELECT server_name AS server, tool_name AS tool, tool_annotations AS a,
+             groupUniqArray(intDiv(${T_MS}, ${windowMs})) AS ws
+      FROM ${eventsTable(ch)}
+      WHERE ${tsBetween(from, to)} AND kind = 'tool_call' AND session_id != ''
+      GROUP BY server, tool, a`);
+    if (calls.length === 0) return [];
+    const listed = await ch.query<{ k: string; texts: string[] }>(sql`
+      SELECT concat(server_name, '/', tool_name) AS k, groupUniqArray(tool_annotations) AS texts
+      FROM ${eventsTable(ch)} WHERE ts < ${new Date(to)} AND ${LISTED_TOOL}
+      GROUP BY k`);
+    const seen = new Map(listed.map((l) => [l.k, l.texts]));
+    const sends = (c: { server: string; tool: string }, a: string) =>
+      classifyTool(toolClasses, c.server, c.tool, toolAnnotationsFromText(a)).sendsOut;
+    const out: number[] = [];
+    for (const c of calls) {
+      const texts = c.a !== '' ? [c.a] : ['', ...(seen.get(`${c.server}/${c.tool}`) ?? [])];
+      if (texts.some((a) => sends(c, a))) for (const w of c.ws) out.push(num(w) * windowMs);
+    }
+    return out;
+  }
 
   function flowFinding(f: Flow, start: number, end: number): Finding {
     const name = (c: FlowCall) => toolKey(c.server, c.tool);
