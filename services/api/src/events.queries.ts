@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { dbIdent, join, sql, tuple, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import { reconstructEvent } from '@mcp-audit/schema';
 import {
   decodeCursor,
   encodeCursor,
@@ -36,10 +37,11 @@ const SUMMARY_COLUMNS = sql`event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome
   client_id, client_user, client_ip, session_id, source_id, server_name, tool_name, method, duration_ms,
   error_message, label_keys, label_values`;
 
-const FULL_COLUMNS = sql`${SUMMARY_COLUMNS}, source_type, source_version, client_name, client_agent,
+/** The columns of a full event; `raw` is only what they do not hold (reconstructEvent merges it). */
+export const FULL_COLUMNS = sql`${SUMMARY_COLUMNS}, schema_version, source_type, source_version, client_name, client_agent,
   client_user_agent, server_version, server_transport, tool_definition_hash, http_status, rpc_error_code,
   tool_is_error, trace_id, auth_method, auth_result, auth_reason, error_code, request_bytes, response_bytes,
-  args, response_digest, raw, toUInt32(ingested_at) AS ingested_s`;
+  args, response_digest, tool_annotations, raw, toUInt32(ingested_at) AS ingested_s`;
 
 export interface SummaryRow {
   event_id: string;
@@ -62,6 +64,7 @@ export interface SummaryRow {
 }
 
 export interface FullRow extends SummaryRow {
+  schema_version: number;
   source_type: string;
   source_version: string;
   client_name: string;
@@ -82,6 +85,7 @@ export interface FullRow extends SummaryRow {
   response_bytes: string;
   args: string;
   response_digest: string;
+  tool_annotations: string;
   raw: string;
   ingested_s: number;
 }
@@ -141,7 +145,8 @@ export function toEvent(r: FullRow) {
     response_bytes: Number(r.response_bytes),
     args: parseJson(r.args),
     response_digest: r.response_digest,
-    raw: parseJson(r.raw),
+    // The event as stored (redacted), unknown fields included: typed columns plus the remainder.
+    raw: reconstructEvent({ ...r, ts: r.ts_s }),
     ingested_at: new Date(Number(r.ingested_s) * 1000).toISOString(),
   };
 }

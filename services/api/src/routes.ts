@@ -25,6 +25,7 @@ import {
   eventById,
   eventWhere,
   facets,
+  FULL_COLUMNS,
   neighbours,
   searchEvents,
   sessionIdentities,
@@ -390,12 +391,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RoutesContext): void {
     const from = new Date(Math.max(0, Math.floor(start / 1000) - 86_400) * 1000);
     const to = new Date((Math.floor(end / 1000) + 86_400) * 1000);
     const rows = await ch.query<FullRow>(sql`
-      SELECT event_id, toUInt32(ts) AS ts_s, ts_ms, kind, outcome, client_id, client_user,
-        client_ip, session_id, source_id, server_name, tool_name, method, duration_ms, error_message, label_keys,
-        label_values, source_type, source_version, client_name, client_agent, client_user_agent, server_version,
-        server_transport, tool_definition_hash, http_status, rpc_error_code, tool_is_error, trace_id, auth_method,
-        auth_result, auth_reason, error_code, request_bytes, response_bytes, args, response_digest, raw,
-        toUInt32(ingested_at) AS ingested_s
+      SELECT ${FULL_COLUMNS}
       FROM ${db}.events
       PREWHERE event_id IN ${tuple(valid.map((v) => sql`toUUID(${v})`))}
       WHERE ts >= ${from} AND ts <= ${to}

@@ -55,8 +55,10 @@ export interface EventRow {
 const MAX_U32 = 4294967295;
 
 /**
- * `raw` is the redacted JSON text of the event as received (unknown fields included); the row stores
- * only its remainder: `reconstructEvent(row)` gives the event back.
+ * `e` and `raw` are the pair redactEvent returns: the validated event and the redacted JSON text it
+ * came from (unknown fields included). NOTE: `e` must be exactly what the schema gave for `raw`, with
+ * nothing added (the remainder is found by counting members); add to the row afterwards instead. The
+ * row stores only the remainder of `raw`: `reconstructEvent(row)` gives the event back.
  * `ver` makes the FIRST ingested copy of an event_id win at merge time (ReplacingMergeTree keeps
  * the highest version): a redelivered or forged later duplicate can never replace the original.
  */

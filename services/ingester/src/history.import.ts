@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
-import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
+import { parseEvent, parseStoredRaw, reconstructEvent, type AuditEventV1 } from '@mcp-audit/schema';
 import type { EventRedactor } from '@mcp-audit/redaction';
 import { toEventRow, type EventRow } from './events.row.js';
 
@@ -79,11 +79,11 @@ export function importRow(
   const labels = event.labels ?? {};
   if (Object.hasOwn(labels, ORIGIN_LABEL))
     return { code: 'AUDIT_ERR_RESERVED_LABEL', reason: `labels.${ORIGIN_LABEL} is reserved for the import` };
-  const row = toEventRow({ ...event, labels: { ...labels, [ORIGIN_LABEL]: ORIGIN_IMPORT } }, raw, {
-    partition: IMPORT_PARTITION,
-    offset: String(l.line),
-    ingestedAtMs,
-  });
+  const row = toEventRow(event, raw, { partition: IMPORT_PARTITION, offset: String(l.line), ingestedAtMs });
+  // The origin label goes to the label columns only: toEventRow takes the event exactly as validated
+  // from `raw` (its remainder is what `raw` holds beyond it).
+  row.label_keys.push(ORIGIN_LABEL);
+  row.label_values.push(ORIGIN_IMPORT);
   return { row, digest: sha(raw) };
 }
 
@@ -188,9 +188,21 @@ interface BundleManifest {
 }
 
 /**
+ * The event of a bundle row, as JSON text: its `raw` when that is the whole event (rows stored before
+ * migration 013), else the row's columns with the remainder in `raw` merged in (reconstructEvent).
+ */
+function bundleRowEvent(row: unknown): string | undefined {
+  if (row === null || typeof row !== 'object') return undefined;
+  const r = row as Record<string, unknown>;
+  if (typeof r.raw !== 'string' || typeof r.event_id !== 'string') return undefined;
+  if (parseStoredRaw(r.raw).kind === 'full') return r.raw;
+  return JSON.stringify(reconstructEvent(r));
+}
+
+/**
  * The events of a compliance export bundle (services/retention: manifest.json and gzip data files):
- * each NDJSON line is a stored row whose `raw` column is the event as it was stored (redacted), which
- * goes through validation and redaction again like any other line. Every data file's SHA-256 is
+ * each NDJSON line is a stored row, whose columns (and `raw`, the remainder, or on older rows the whole
+ * event) give the event as it was stored (redacted), which goes through validation and redaction again like any other line. Every data file's SHA-256 is
  * checked against the manifest before its first line is read. Only NDJSON bundles: CSV and OCSF
  * bundles hold the same rows, export the range again as NDJSON.
  */
@@ -216,19 +228,19 @@ export async function* bundleLines(dir: string): AsyncGenerator<ImportLine> {
       throw new BundleError(`${path}: SHA-256 differs from the manifest (altered or truncated file)`);
     for await (const l of ndjsonLines(path, f.name)) {
       if (l.text.trim() === '') continue;
-      let raw: unknown;
+      let text: string | undefined;
       try {
-        raw = (JSON.parse(l.text) as { raw?: unknown }).raw;
+        text = bundleRowEvent(JSON.parse(l.text));
       } catch {
-        raw = undefined;
+        text = undefined;
       }
-      if (typeof raw === 'string' && raw !== '') yield { ...l, text: raw };
+      if (text !== undefined) yield { ...l, text };
       else
         yield {
           ...l,
           refused: {
             code: 'AUDIT_ERR_MALFORMED_JSON',
-            reason: 'not a bundle row: no JSON object with a raw copy',
+            reason: 'not a bundle row: no JSON object with event_id and raw columns',
           },
         };
     }

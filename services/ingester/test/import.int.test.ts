@@ -14,10 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { createClickHouse, dbIdent, runMigrations, sql, type ClickHouse } from '@mcp-audit/clickhouse';
-import { parseEvent } from '@mcp-audit/schema';
+import { createClickHouse, dbIdent, runMigrations, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
+import { parseEvent, reconstructEvent } from '@mcp-audit/schema';
 import { createEventRedactor } from '@mcp-audit/redaction';
 import { baselineRange, importRow, IMPORT_PARTITION, ORIGIN_LABEL } from '../src/history.import.js';
+import { toEventRow } from '../src/events.row.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 const CLI = `${REPO}services/ingester/dist/src/import.cli.js`;
@@ -261,9 +262,26 @@ test('a compliance bundle imports through its raw copies; a tampered data file i
   const r = rand;
   const at = Date.now() - 40 * DAY;
   const events = Array.from({ length: 5 }, (_, i) => event(`imp-bundle-${sfx}`, at + i * 1000, r));
+  // Rows stored before migration 013 carry the whole event in raw (only raw is read from them) …
   const rows = events.map(
     (e, i) => `${JSON.stringify({ event_id: e.event_id, raw: JSON.stringify(e), ingested_at: i })}`,
   );
+  // … later rows only the remainder: the event is their columns plus it (as the NDJSON export writes them).
+  const current = Array.from({ length: 3 }, (_, i) => ({
+    ...event(`imp-bundle-${sfx}`, at + (10 + i) * 1000, r),
+    vendor: { seq: i },
+  }));
+  for (const e of current) {
+    const p = parseEvent(JSON.stringify(e), { now: Date.now(), maxAgeMs: Number.POSITIVE_INFINITY });
+    assert.ok(p.ok, p.ok ? '' : p.reason);
+    const row = toEventRow(p.event, p.raw, { partition: 0, offset: '0', ingestedAtMs: at });
+    assert.equal(
+      row.raw,
+      JSON.stringify({ remainder: { vendor: e.vendor } }),
+      'a remainder, not a full copy',
+    );
+    rows.push(JSON.stringify(row));
+  }
   rows.push('{"event_id":"x"}');
   const data = gzipSync(`${rows.join('\n')}\n`);
   const bundle = join(dir, 'bundle');
@@ -285,9 +303,22 @@ test('a compliance bundle imports through its raw copies; a tampered data file i
   const ok = await run(['--env-file', envFile, '--bundle', bundle, '--no-baselines']);
   assert.equal(ok.code, 1, ok.stderr);
   const s = JSON.parse(ok.stdout) as Record<string, number>;
-  assert.equal(s.imported, 5);
+  assert.equal(s.imported, 8);
   assert.equal(s.rejected, 1);
-  assert.match(ok.stderr, /events-00001\.ndjson\.gz:6: AUDIT_ERR_MALFORMED_JSON: not a bundle row/);
+  assert.match(ok.stderr, /events-00001\.ndjson\.gz:9: AUDIT_ERR_MALFORMED_JSON: not a bundle row/);
+  const stored = await ch.query(
+    sql`SELECT * FROM events WHERE event_id IN ${tuple(current.map((e) => sql`toUUID(${e.event_id})`))}`,
+  );
+  const back = new Map(stored.map((x) => [String(x.event_id), reconstructEvent(x)]));
+  for (const e of current) {
+    const b = back.get(e.event_id);
+    assert.deepEqual(
+      b?.vendor,
+      e.vendor,
+      `an unknown field of a remainder row is imported: ${JSON.stringify(stored.map((x) => x.raw))}`,
+    );
+    assert.deepEqual(b?.args, e.args);
+  }
 
   chmodSync(envFile, 0o644);
   const open = await run(['--env-file', envFile, '--bundle', bundle]);
