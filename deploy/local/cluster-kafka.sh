@@ -6,8 +6,8 @@
 # State under $MCP_AUDIT_LOCAL_DIR/cluster/kafka-{1,2,3}; the jars are the single stack's download
 # ($MCP_AUDIT_LOCAL_DIR/kafka/libs, deploy/local/stack.sh), fetched here only when it is missing.
 #
-#   cluster-kafka.sh up [N]     start the nodes that are not running (or node N), wait until ready,
-#                               then apply the ACLs and the topics (idempotent)
+#   cluster-kafka.sh up [N]     start the nodes that are not running, wait until ready, then apply
+#                               the ACLs and the topics (idempotent); `up N`: (re)start node N only
 #   cluster-kafka.sh down [N]   stop what `up` started (every node, or node N)
 #   cluster-kafka.sh status     node, state, pid, address
 #   cluster-kafka.sh env        the client settings (brokers, SASL mechanism, replication factor)
@@ -198,7 +198,9 @@ cmd_up() {
   for n in $(which_nodes "${1:-all}"); do start_node "$n"; done
   # shellcheck disable=SC2046
   wait_ready $(which_nodes "${1:-all}")
-  apply_acls_and_topics
+  # One node (re)started: ACLs and topics live in the cluster's metadata, which it replays; applying
+  # them again would also delete ACLs a caller added for topics of its own (the cluster test's).
+  [[ "${1:-all}" == all ]] && apply_acls_and_topics
   log "ready in $((SECONDS - t0))s: kafka $(brokers) (credentials: $ENV_FILE)"
 }
 

@@ -16,7 +16,12 @@ try {
   const defs = loadTopicDefs();
   const opts = { maxReplicationFactor: env.MCP_AUDIT_KAFKA_REPLICATION_FACTOR, log };
   const created = await ensureTopics(kafka, defs, opts);
-  const r = await reconcileTopics(kafka, defs, opts);
+  // NOTE: not the topics just created: another broker may not know them yet (UNKNOWN_TOPIC_OR_PARTITION).
+  const r = await reconcileTopics(
+    kafka,
+    defs.filter((d) => !created.includes(d.name)),
+    opts,
+  );
   if (created.length > 0) say(`created topics: ${created.join(', ')}`);
   for (const a of r.altered)
     say(`${a.topic}: ${a.changes.map((c) => `${c.name} ${c.from ?? '(default)'} -> ${c.to}`).join(', ')}`);

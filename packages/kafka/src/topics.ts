@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import kafkajs, { type Kafka } from 'kafkajs';
+import kafkajs, { type Admin, type Kafka } from 'kafkajs';
 import type { Logger } from '@mcp-audit/service-kit';
 
 // NOTE: kafkajs is CommonJS and its enums are not detectable named exports under ESM.
@@ -102,7 +102,9 @@ export async function ensureTopics(
     }
     try {
       await admin.createTopics({
-        waitForLeaders: true,
+        // NOTE: kafkajs's own wait asks one broker and fails on UNKNOWN_TOPIC_OR_PARTITION when that
+        // broker has not yet heard of the topic (a cluster); waitForLeaders below retries instead.
+        waitForLeaders: false,
         topics: missing.map((d) => ({
           topic: d.name,
           numPartitions: d.partitions,
@@ -117,10 +119,34 @@ export async function ensureTopics(
       // Another process created it between listTopics and createTopics.
       if (!/already exists/i.test(String((err as Error).message))) throw err;
     }
+    await waitForLeaders(
+      admin,
+      missing.map((d) => d.name),
+    );
     opts.log?.info({ topics: missing.map((d) => d.name) }, 'kafka topics created');
     return missing.map((d) => d.name);
   } finally {
     await admin.disconnect();
+  }
+}
+
+/** Until every partition of the topics has a leader, as the broker asked knows it (30 s at most). */
+async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let last: unknown;
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics });
+      if (meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)))
+        return;
+    } catch (err) {
+      last = err; // UNKNOWN_TOPIC_OR_PARTITION while the creation spreads
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `kafka topics ${topics.join(', ')} have no leader after ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`,
+      );
+    await new Promise((ok) => setTimeout(ok, 200));
   }
 }
 
