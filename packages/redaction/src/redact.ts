@@ -182,6 +182,52 @@ export class Engine {
     setOwn(out, this.scanKey(k, tally), value);
   }
 
+  /**
+   * True when `walk(v, depth, tally, keyRules)` would replace nothing (tally.redactions stays 0, and
+   * the copy it builds equals `v`), decided without building the copy. For JSON values (from
+   * JSON.parse): a value holding a function, a toJSON method or another non-JSON type is reported
+   * not clean, so the caller takes the walk.
+   */
+  clean(v: unknown, depth: number, keyRules = true): boolean {
+    switch (typeof v) {
+      case 'string':
+        return this.cleanText(v);
+      case 'number':
+      case 'boolean':
+      case 'undefined':
+        return true;
+      case 'object':
+        break;
+      default:
+        return false;
+    }
+    if (v === null) return true;
+    if (depth >= this.maxDepth) return false;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) if (!this.clean(v[i], depth + 1, keyRules)) return false;
+      return true;
+    }
+    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
+    const src = v as Record<string, unknown>;
+    for (const k of Object.keys(src)) if (!this.cleanEntry(k, src[k], depth, keyRules)) return false;
+    return true;
+  }
+
+  /** `entry` of `clean`: the key's own rules, the key's text and the value. */
+  cleanEntry(k: string, v: unknown, depth: number, keyRules = true): boolean {
+    if (k.length >= MIN_SCAN_LENGTH && !this.cleanText(k)) return false;
+    if (keyRules) {
+      if (credentialKeyKind(k)) return cleanCredential(v);
+      if (typeof v === 'string' && v.length >= 16 && secretHintKey(k) && looksLikeSecretToken(v))
+        return false;
+    }
+    return this.clean(v, depth + 1, keyRules);
+  }
+
+  private cleanText(s: string): boolean {
+    return scanText(s, this.fingerprint, new Set()).redactions === 0;
+  }
+
   labels(labels: Readonly<Record<string, unknown>>, tally: Tally): Record<string, string> {
     const out: Record<string, string> = {};
     for (const k of Object.keys(labels)) {
@@ -192,6 +238,14 @@ export class Engine {
     }
     return out;
   }
+}
+
+/** `credential` replaces nothing: an empty or marked string, an empty container, no value at all. */
+function cleanCredential(v: unknown): boolean {
+  if (typeof v === 'string') return v.length === 0 || isMarker(v);
+  if (v === null || v === undefined || typeof v === 'boolean') return true;
+  if (typeof v === 'object') return Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0;
+  return false;
 }
 
 /** What a service holds: every function bound to one fingerprint key. */

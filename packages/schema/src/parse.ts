@@ -95,6 +95,31 @@ function typeName(v: unknown): string {
  * On success `event` holds only known fields; `raw` is the input text, unknown fields included.
  */
 export function parseEvent(input: string | Buffer | Uint8Array, opts: ParseOptions = {}): ParseResult {
+  return parseText(input, opts);
+}
+
+/** A success of parseEventDocument: also the document `raw` parses to, the event's values among it. */
+export type ParseDocumentSuccess = ParseSuccess & { document: Record<string, unknown> };
+
+/**
+ * parseEvent, plus on success `document`: JSON.parse(raw), unknown fields included, which the event
+ * was validated from (every value of `event` is the document's at the same path). The ingester hands
+ * it to the redactor, so the raw text is not parsed a second time. Neither may be modified.
+ */
+export function parseEventDocument(
+  input: string | Buffer | Uint8Array,
+  opts: ParseOptions = {},
+): ParseDocumentSuccess | ParseFailure {
+  let document: unknown;
+  const result = parseText(input, opts, (d) => (document = d));
+  return result.ok ? { ...result, document: document as Record<string, unknown> } : result;
+}
+
+function parseText(
+  input: string | Buffer | Uint8Array,
+  opts: ParseOptions,
+  keep?: (document: unknown) => void,
+): ParseResult {
   let raw: string;
   if (typeof input === 'string') {
     // Every UTF-16 unit is at least one UTF-8 byte, so a long string is rejected before it is measured.
@@ -123,6 +148,7 @@ export function parseEvent(input: string | Buffer | Uint8Array, opts: ParseOptio
       .slice(0, 200);
     return fail('AUDIT_ERR_MALFORMED_JSON', [{ path: ROOT_PATH, message: `is not valid JSON: ${detail}` }]);
   }
+  keep?.(value);
 
   // Fast path: nothing for walk() to report, and no key JSON.parse merged. Anything else takes the
   // full checks below, in their order. (Decoded bytes hold no lone surrogate, and text without a
