@@ -4,8 +4,13 @@ import https from 'node:https';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { StringDecoder } from 'node:string_decoder';
+import {
+  StreamableHTTPClientTransport,
+  StreamableHTTPError,
+} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '@mcp-audit/service-kit';
 import type { UpstreamConfig } from './config.js';
 
@@ -77,6 +82,195 @@ export function createUpstreamFetch(): FetchLike & { close(): void } {
   });
 }
 
+/** What the fast path reads of the SDK transport's state (private in its typings, stable in 1.x). */
+interface TransportInternals {
+  _url: URL;
+  _sessionId?: string;
+  _authProvider?: unknown;
+  _abortController?: AbortController;
+  _commonHeaders(): Promise<Headers>;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A JSON-RPC message from the upstream, validated as the SDK validates it. The common case, a result
+ * response (`jsonrpc`, `id`, `result` and nothing else, no `_meta`), is checked by hand: zod's
+ * union over every message kind cost more than the rest of reading the response; anything else goes
+ * through the SDK's schema (which throws on what it rejects).
+ */
+export function upstreamMessage(data: string): JSONRPCMessage {
+  const v: unknown = JSON.parse(data);
+  if (isPlainObject(v) && v.jsonrpc === '2.0' && isPlainObject(v.result) && v.result._meta === undefined) {
+    const id = v.id;
+    const keys = Object.keys(v);
+    if (keys.length === 3 && (typeof id === 'string' || Number.isInteger(id)) && 'id' in v)
+      return v as JSONRPCMessage;
+  }
+  return JSONRPCMessageSchema.parse(v);
+}
+
+/**
+ * The SDK's Streamable HTTP client transport with a fast path for what a proxied call is: a POSTed
+ * request answered with JSON or an SSE stream. The SDK reads that through WHATWG streams (Response
+ * body → TextDecoderStream → an SSE parser stream) and validates each message with zod's union of
+ * every message kind; here node:http's response is read as it arrives and parsed in place. Anything
+ * else (notifications, responses to the server, resumption, a non-2xx answer's retry logic with an
+ * auth provider, GET streams, DELETE) is the SDK's, unchanged. A POST stream that ends without the
+ * response after an event id resumes through the SDK (GET with Last-Event-ID), as the SDK would.
+ */
+export class UpstreamHttpTransport extends StreamableHTTPClientTransport {
+  private readonly agent: http.Agent | https.Agent;
+
+  constructor(url: URL, opts: { headers?: Record<string, string> | undefined; fetch: FetchLike }) {
+    super(url, { requestInit: { headers: opts.headers ?? {} }, fetch: opts.fetch });
+    this.agent = (url.protocol === 'https:' ? upstreamAgents.https : upstreamAgents.http)();
+  }
+
+  override async send(message: JSONRPCMessage | JSONRPCMessage[], options?: TransportSendOptions) {
+    const self = this as unknown as TransportInternals;
+    const isRequest =
+      !Array.isArray(message) && 'method' in message && 'id' in message && message.id !== undefined;
+    if (!isRequest || options?.resumptionToken || self._authProvider) return super.send(message, options);
+    try {
+      await this.post(self, message, options?.onresumptiontoken);
+    } catch (err) {
+      this.onerror?.(err as Error);
+      throw err;
+    }
+  }
+
+  private async post(
+    self: TransportInternals,
+    message: JSONRPCMessage,
+    onresumptiontoken: ((token: string) => void) | undefined,
+  ): Promise<void> {
+    const headers: Record<string, string> = {};
+    (await self._commonHeaders()).forEach((v, k) => (headers[k] = v));
+    const body = JSON.stringify(message);
+    headers['content-type'] = 'application/json';
+    headers.accept = 'application/json, text/event-stream';
+    headers['content-length'] = String(Buffer.byteLength(body));
+    const signal = self._abortController?.signal;
+    if (signal && getMaxListeners(signal) < 1000) setMaxListeners(1000, signal);
+    const url = self._url;
+    const request = url.protocol === 'https:' ? https.request : http.request;
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = request(url, { method: 'POST', headers, agent: this.agent, signal }, resolve);
+      req.on('error', reject);
+      req.end(body);
+    });
+    const sessionId = res.headers['mcp-session-id'];
+    if (typeof sessionId === 'string' && sessionId) self._sessionId = sessionId;
+    const status = res.statusCode ?? 502;
+    const type = (res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (
+      status < 200 ||
+      status >= 300 ||
+      status === 202 ||
+      (type !== 'text/event-stream' && type !== 'application/json')
+    ) {
+      const text = await readText(res).catch(() => '');
+      if (status === 202) return;
+      if (status >= 200 && status < 300)
+        throw new StreamableHTTPError(-1, `Unexpected content type: ${res.headers['content-type']}`);
+      throw new StreamableHTTPError(status, `Error POSTing to endpoint: ${text}`);
+    }
+    if (type === 'application/json') {
+      const data = await readText(res);
+      const parsed: unknown = JSON.parse(data);
+      for (const m of Array.isArray(parsed) ? parsed : [parsed])
+        this.onmessage?.(upstreamMessage(JSON.stringify(m)));
+      return;
+    }
+    // text/event-stream: read in the background, as the SDK does (send resolves once the stream is open).
+    void this.readSse(res, message, onresumptiontoken);
+  }
+
+  private async readSse(
+    res: http.IncomingMessage,
+    message: JSONRPCMessage,
+    onresumptiontoken: ((token: string) => void) | undefined,
+  ): Promise<void> {
+    const decoder = new StringDecoder('utf8');
+    let buf = '';
+    let data: string[] = [];
+    let event = '';
+    let lastEventId: string | undefined;
+    let receivedResponse = false;
+    const dispatch = () => {
+      const text = data.join('\n');
+      const name = event;
+      data = [];
+      event = '';
+      if (!text || (name !== '' && name !== 'message')) return;
+      try {
+        const m = upstreamMessage(text);
+        if ('result' in m || 'error' in m) receivedResponse = true;
+        this.onmessage?.(m);
+      } catch (err) {
+        this.onerror?.(err as Error);
+      }
+    };
+    const line = (l: string) => {
+      if (l === '') return dispatch();
+      if (l.startsWith(':')) return;
+      const colon = l.indexOf(':');
+      const field = colon < 0 ? l : l.slice(0, colon);
+      let value = colon < 0 ? '' : l.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'data') data.push(value);
+      else if (field === 'event') event = value;
+      else if (field === 'id' && !value.includes('\0')) {
+        lastEventId = value;
+        onresumptiontoken?.(value);
+      }
+    };
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        buf += decoder.write(chunk);
+        let nl: number;
+        while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
+          const end = buf[nl] === '\r' && buf[nl + 1] === '\n' ? nl + 2 : nl + 1;
+          // A lone \r at the end of the buffer may be the first half of \r\n: wait for more.
+          if (buf[nl] === '\r' && nl === buf.length - 1) break;
+          line(buf.slice(0, nl));
+          buf = buf.slice(end);
+        }
+      }
+      buf += decoder.end();
+      if (buf) line(buf);
+      dispatch();
+    } catch (err) {
+      if (!(this as unknown as TransportInternals)._abortController?.signal.aborted)
+        this.onerror?.(new Error(`SSE stream disconnected: ${(err as Error).message}`));
+    }
+    // The server closed the stream after an event id but before the response: resume it (GET with
+    // Last-Event-ID) through the SDK, which replays and re-ids what follows.
+    if (
+      !receivedResponse &&
+      lastEventId !== undefined &&
+      !(this as unknown as TransportInternals)._abortController?.signal.aborted
+    )
+      await super.send(message, { resumptionToken: lastEventId, onresumptiontoken }).catch(() => undefined);
+  }
+}
+
+async function readText(res: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** One keep-alive agent per scheme for the fast path, made on first use. */
+const upstreamAgents = (() => {
+  const agentOpts = { keepAlive: true, noDelay: true };
+  let h: http.Agent | undefined;
+  let hs: https.Agent | undefined;
+  return { http: () => (h ??= new http.Agent(agentOpts)), https: () => (hs ??= new https.Agent(agentOpts)) };
+})();
+
 export function createUpstreamConnector(opts: {
   log: Logger;
   /** Resolved `env:NAME` header values per http upstream. */
@@ -91,10 +285,7 @@ export function createUpstreamConnector(opts: {
     if (upstream.transport === 'http') {
       const headers = opts.headers?.[upstream.name] ?? upstream.headers;
       fetchLike ??= createUpstreamFetch();
-      return new StreamableHTTPClientTransport(new URL(upstream.url), {
-        requestInit: { headers },
-        fetch: fetchLike,
-      });
+      return new UpstreamHttpTransport(new URL(upstream.url), { headers, fetch: fetchLike });
     }
     const t = new StdioClientTransport({
       // `node` means this Node, whatever PATH says, so the upstream runs on the version we test with.
