@@ -68,6 +68,7 @@ test('the repo migrations load: numbered, idempotent, checksummed', () => {
       [9, '009_event_ids.sql'],
       [10, '010_tool_annotations.sql'],
       [11, '011_incidents.sql'],
+      [13, '013_raw_remainder.sql'],
     ],
   );
   for (const f of files) {

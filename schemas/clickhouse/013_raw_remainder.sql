@@ -1,0 +1,15 @@
+-- events.raw holds the REMAINDER of the event from here on, not a second copy of it (no DDL: the column
+-- keeps its type and place, so the integrity ledger's v1 canonical row is unchanged and every row
+-- sealed before still verifies).
+--
+-- The typed columns hold every field of the v1 contract; raw holds only what they cannot give back
+-- (packages/schema src/stored-event.ts): unknown fields, tool.annotations as received (the ledger's v1
+-- row covers annotations only through raw), an integer error.code (error_code is a String), an
+-- explicit empty labels object. '' when nothing remains, which is most events; else the JSON object
+-- {"remainder":{…}} (canonical JSON: sorted keys). Rows stored before this migration hold the whole
+-- redacted event; no event has the single member "remainder", so the two forms are told apart by
+-- shape. Readers never read raw directly: reconstructEvent(row) (packages/schema) merges the typed
+-- columns with either form, and the ingester's event-id check compares an older row as its remainder.
+--
+-- Existing rows are not rewritten (an ALTER … UPDATE would rewrite every part of an append-only,
+-- sealed table): they shrink only as they age out. Storage: BENCHMARKS.md "Bytes per event".
