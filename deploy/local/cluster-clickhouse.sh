@@ -241,24 +241,31 @@ EOF
         <writer>
             <insert_distributed_sync>1</insert_distributed_sync>
             <load_balancing>in_order</load_balancing>
+            <distributed_product_mode>global</distributed_product_mode>
         </writer>
         <api_writer>
             <insert_distributed_sync>1</insert_distributed_sync>
             <load_balancing>in_order</load_balancing>
+            <distributed_product_mode>global</distributed_product_mode>
         </api_writer>
         <admin>
             <insert_distributed_sync>1</insert_distributed_sync>
             <load_balancing>in_order</load_balancing>
+            <distributed_product_mode>global</distributed_product_mode>
         </admin>
         <!-- Readers: a dead replica is skipped (failover), a missing shard is an error, never a
-             silently partial answer. -->
+             silently partial answer. distributed_product_mode=global: a query's IN (SELECT … FROM
+             a Distributed table) runs its subquery once and ships the result to every shard (GLOBAL IN),
+             right whatever shard the matching rows are on; 18.16's default refuses such queries. -->
         <analyst>
             <load_balancing>in_order</load_balancing>
             <skip_unavailable_shards>0</skip_unavailable_shards>
+            <distributed_product_mode>global</distributed_product_mode>
         </analyst>
         <api_reader>
             <load_balancing>in_order</load_balancing>
             <skip_unavailable_shards>0</skip_unavailable_shards>
+            <distributed_product_mode>global</distributed_product_mode>
         </api_reader>
     </profiles>
     <users>
