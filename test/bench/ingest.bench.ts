@@ -29,6 +29,7 @@ import {
   waitFor,
 } from '../lib/index.js';
 import { collectorVsProducer } from '../lib/collector-bench.js';
+import { kafkaClusterBench } from './ingest-cluster.bench.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 200_000);
 const HTTP_N = Number(process.env.BENCH_HTTP_EVENTS ?? 50_000);
@@ -200,7 +201,8 @@ async function main() {
   await chAdmin.close();
 }
 
-main().catch((err) => {
+// BENCH_KAFKA_CLUSTER=1: the single broker beside the cluster profile instead (ingest-cluster.bench.ts).
+(process.env.BENCH_KAFKA_CLUSTER === '1' ? kafkaClusterBench() : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

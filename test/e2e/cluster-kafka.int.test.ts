@@ -10,22 +10,10 @@
 // stopped at the end.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import kafkajs, { type Admin, type Kafka } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
 import { sql, type ClickHouse } from '@mcp-audit/clickhouse';
+import { ensureTopics, loadTopicDefs } from '@mcp-audit/kafka';
 import {
-  createKafka,
-  ensureTopics,
-  kafkaConfigFromEnv,
-  kafkaEnvSchema,
-  loadTopicDefs,
-} from '@mcp-audit/kafka';
-import { createLogger } from '@mcp-audit/service-kit';
-import {
-  REPO_ROOT,
   analyst,
   countBySource,
   ingesterEnv,
@@ -38,42 +26,19 @@ import {
   waitForStored,
   writeTokensFile,
 } from '../lib/index.js';
-
-const { AclOperationTypes: Op, AclPermissionTypes, AclResourceTypes: Res, ResourcePatternTypes } = kafkajs;
-
-const localDir = process.env.MCP_AUDIT_LOCAL_DIR ?? join(REPO_ROOT, '.local/test');
-const clusterEnv = {
-  ...process.env,
-  MCP_AUDIT_LOCAL_DIR: localDir,
-  MCP_AUDIT_CLUSTER_KAFKA_PORT: process.env.MCP_AUDIT_TEST_CLUSTER_KAFKA_PORT ?? '39192',
-  MCP_AUDIT_CLUSTER_KAFKA_CONTROLLER_PORT:
-    process.env.MCP_AUDIT_TEST_CLUSTER_KAFKA_CONTROLLER_PORT ?? '39292',
-};
-const script = join(REPO_ROOT, 'deploy/local/cluster-kafka.sh');
-const run = promisify(execFile);
-const cluster = (...args: string[]) =>
-  run('bash', [script, ...args], { env: clusterEnv, timeout: 240_000, maxBuffer: 1 << 20 });
+import {
+  allInSync as inSync,
+  clusterClient,
+  clusterClientEnv,
+  clusterKafka as cluster,
+  clusterNodePid,
+  grantTestTopics,
+  replication as replicationOf,
+} from '../lib/kafka-cluster.js';
 
 let startedHere = false;
-const secrets: Record<string, string> = {};
 let admin: Admin;
 let ch: ClickHouse;
-const log = createLogger('cluster-kafka-test', { level: 'silent' });
-
-function clientEnv(principal: string): Record<string, string> {
-  return {
-    MCP_AUDIT_KAFKA_BROKERS: secrets.MCP_AUDIT_KAFKA_BROKERS!,
-    MCP_AUDIT_KAFKA_REPLICATION_FACTOR: '3',
-    MCP_AUDIT_KAFKA_SASL_MECHANISM: 'scram-sha-512',
-    MCP_AUDIT_KAFKA_SASL_USERNAME: principal,
-    MCP_AUDIT_KAFKA_SASL_PASSWORD: secrets[`MCP_AUDIT_KAFKA_PASSWORD_${principal.toUpperCase()}`]!,
-  };
-}
-const kafkaAs = (principal: string): Kafka =>
-  createKafka(
-    kafkaConfigFromEnv(kafkaEnvSchema.parse(clientEnv(principal)), `cluster-test-${principal}`),
-    log,
-  );
 
 before(async () => {
   // `status` fails when a node is stopped: then this run starts (and at the end stops) the cluster.
@@ -83,11 +48,7 @@ before(async () => {
   );
   // Idempotent: starts what is not running, applies the ACLs and the declared topics.
   await cluster('up');
-  for (const line of readFileSync(join(localDir, 'cluster/kafka.env'), 'utf8').split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (m) secrets[m[1]!] = m[2]!;
-  }
-  admin = kafkaAs('admin').admin();
+  admin = clusterClient('admin').admin();
   await admin.connect();
   ch = analyst();
 });
@@ -98,22 +59,8 @@ after(async () => {
   if (startedHere) await cluster('down');
 });
 
-/** Replicas and in-sync replicas per partition of the given topics. */
-async function replication(topics: string[]) {
-  const { topics: meta } = await admin.fetchTopicMetadata({ topics });
-  return meta.flatMap((t) =>
-    t.partitions.map((p) => ({
-      topic: t.name,
-      partition: p.partitionId,
-      leader: p.leader,
-      replicas: p.replicas,
-      isr: p.isr,
-    })),
-  );
-}
-
-const allInSync = async (topics: string[]) =>
-  (await replication(topics)).every((p) => p.replicas.length === 3 && p.isr.length === 3);
+const replication = (topics: string[]) => replicationOf(admin, topics);
+const allInSync = (topics: string[]) => inSync(admin, topics);
 
 async function topicConfig(topic: string, name: string): Promise<string | undefined> {
   const { resources } = await admin.describeConfigs({
@@ -143,7 +90,7 @@ test('kill -9 of a broker mid-ingest: the collector keeps answering, nothing ack
   const topics = { events: rename(eventsDef!.name), dlq: rename(dlqDef!.name) };
   const group = `e2e-cluster-ingester-${suffix()}`;
   // The test's own topics, made the way the services make theirs, and ACLs for them like acls.json's.
-  await ensureTopics(kafkaAs('admin'), [eventsDef!, dlqDef!], { maxReplicationFactor: 3, rename });
+  await ensureTopics(clusterClient('admin'), [eventsDef!, dlqDef!], { maxReplicationFactor: 3, rename });
   // A broker may learn of a new topic a moment after the one that created it.
   await waitFor(() => allInSync(Object.values(topics)), {
     timeoutMs: 30_000,
@@ -153,30 +100,14 @@ test('kill -9 of a broker mid-ingest: the collector keeps answering, nothing ack
     await waitFor(() => topicConfig(topics.events, 'min.insync.replicas'), { timeoutMs: 30_000 }),
     '2',
   );
-  const acl = (principal: string, resourceType: number, resourceName: string, operation: number) => ({
-    principal: `User:${principal}`,
-    host: '*',
-    resourceType,
-    resourceName,
-    resourcePatternType: ResourcePatternTypes.LITERAL,
-    operation,
-    permissionType: AclPermissionTypes.ALLOW,
-  });
-  const acls = [
-    acl('collector', Res.TOPIC, topics.events, Op.WRITE),
-    acl('collector', Res.TOPIC, topics.dlq, Op.WRITE),
-    acl('ingester', Res.TOPIC, topics.events, Op.READ),
-    acl('ingester', Res.GROUP, group, Op.READ),
-    acl('ingester', Res.TOPIC, topics.dlq, Op.WRITE),
-  ];
-  await admin.createAcls({ acl: acls });
+  const acls = await grantTestTopics(admin, topics, group);
 
   const { file, tokens } = writeTokensFile([{ sourceId: tag, scopes: ['ingest'] }]);
   const ing = startService(
     'ingester',
     {
       ...ingesterEnv(topics, group, { MCP_AUDIT_INGESTER_FLUSH_MS: '300' }),
-      ...clientEnv('ingester'),
+      ...clusterClientEnv('ingester'),
     },
     tag,
   );
@@ -184,7 +115,7 @@ test('kill -9 of a broker mid-ingest: the collector keeps answering, nothing ack
     'collector',
     {
       ...ingesterEnv(topics, 'unused'),
-      ...clientEnv('collector'),
+      ...clusterClientEnv('collector'),
       MCP_AUDIT_COLLECTOR_PORT: '0',
       MCP_AUDIT_COLLECTOR_TOKENS_FILE: file,
       MCP_AUDIT_COLLECTOR_RATE_LIMIT_PER_MINUTE: '100000',
@@ -249,8 +180,7 @@ test('kill -9 of a broker mid-ingest: the collector keeps answering, nothing ack
     const before = acknowledged.size;
     // The victim: the broker leading partition 0 of the events topic.
     victim = (await replication([topics.events])).find((p) => p.partition === 0)!.leader;
-    const pid = Number(readFileSync(join(localDir, `cluster/kafka-${victim}/kafka.pid`), 'utf8').trim());
-    process.kill(pid, 'SIGKILL');
+    process.kill(clusterNodePid(victim), 'SIGKILL');
     await stream(phase(10_000));
     const duringOutage = acknowledged.size - before;
     // Restart it while the stream goes on; it must come back into every partition's ISR.
