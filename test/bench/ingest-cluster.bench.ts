@@ -179,14 +179,21 @@ export async function kafkaClusterBench(): Promise<void> {
   );
   const ch = analyst();
   try {
-    const [parts] = await ch.query<{ rows: string; bytes: string; raw: string }>(
-      sql`SELECT sum(rows) AS rows, sum(bytes_on_disk) AS bytes, sum(data_uncompressed_bytes) AS raw FROM system.parts WHERE active AND database = 'mcp_audit' AND table = 'events'`,
+    // Per event: its row, its event_ids reservation and its events_by_time row (the hourly rollup
+    // is per client and hour, not per event).
+    const parts = await ch.query<{ table: string; rows: string; bytes: string; raw: string }>(
+      sql`SELECT table, sum(rows) AS rows, sum(bytes_on_disk) AS bytes, sum(data_uncompressed_bytes) AS raw FROM system.parts WHERE active AND database = 'mcp_audit' AND table IN ('events', 'event_ids', 'events_by_time') GROUP BY table ORDER BY table`,
     );
-    const perEvent = Number(parts!.bytes) / Number(parts!.rows);
+    let perEvent = 0;
+    for (const t of parts) {
+      const b = Number(t.bytes) / Number(t.rows);
+      perEvent += b;
+      console.log(
+        `clickhouse mcp_audit.${t.table}: ${Number(t.rows)} rows, ${b.toFixed(0)} bytes/row on disk (${(Number(t.raw) / Number(t.bytes)).toFixed(1)}x compression; system.parts)`,
+      );
+    }
     console.log(
-      `clickhouse mcp_audit.events: ${Number(parts!.rows)} rows, ${perEvent.toFixed(0)} bytes/event on disk ` +
-        `(${(Number(parts!.raw) / Number(parts!.bytes)).toFixed(1)}x compression; system.parts) = ` +
-        `${((perEvent * 10_000 * 86_400) / 2 ** 30).toFixed(1)} GiB per day at 10k events/s per replica`,
+      `clickhouse per event: ${perEvent.toFixed(0)} bytes = ${((perEvent * 10_000 * 86_400) / 2 ** 30).toFixed(0)} GiB per day at 10k events/s per replica`,
     );
     console.log(
       `kafka at 10k events/s: ${((cluster!.kafkaBytes * 10_000 * 86_400) / 2 ** 30).toFixed(1)} GiB per day across 3 replicas ` +
