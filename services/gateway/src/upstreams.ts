@@ -133,19 +133,22 @@ export class UpstreamHttpTransport extends StreamableHTTPClientTransport {
     const isRequest =
       !Array.isArray(message) && 'method' in message && 'id' in message && message.id !== undefined;
     if (!isRequest || options?.resumptionToken || self._authProvider) return super.send(message, options);
+    let handled: boolean;
     try {
-      await this.post(self, message, options?.onresumptiontoken);
+      handled = await this.post(self, message, options?.onresumptiontoken);
     } catch (err) {
       this.onerror?.(err as Error);
       throw err;
     }
+    // A redirect: the request was not handled there; the SDK follows it (same origin only).
+    if (!handled) await super.send(message, options);
   }
 
   private async post(
     self: TransportInternals,
     message: JSONRPCMessage,
     onresumptiontoken: ((token: string) => void) | undefined,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const headers: Record<string, string> = {};
     (await self._commonHeaders()).forEach((v, k) => (headers[k] = v));
     const body = JSON.stringify(message);
@@ -172,7 +175,8 @@ export class UpstreamHttpTransport extends StreamableHTTPClientTransport {
       (type !== 'text/event-stream' && type !== 'application/json')
     ) {
       const text = await readText(res).catch(() => '');
-      if (status === 202) return;
+      if (status === 202) return true;
+      if (status >= 300 && status < 400) return false;
       if (status >= 200 && status < 300)
         throw new StreamableHTTPError(-1, `Unexpected content type: ${res.headers['content-type']}`);
       throw new StreamableHTTPError(status, `Error POSTing to endpoint: ${text}`);
@@ -182,10 +186,11 @@ export class UpstreamHttpTransport extends StreamableHTTPClientTransport {
       const parsed: unknown = JSON.parse(data);
       for (const m of Array.isArray(parsed) ? parsed : [parsed])
         this.onmessage?.(upstreamMessage(JSON.stringify(m)));
-      return;
+      return true;
     }
     // text/event-stream: read in the background, as the SDK does (send resolves once the stream is open).
     void this.readSse(res, message, onresumptiontoken);
+    return true;
   }
 
   private async readSse(

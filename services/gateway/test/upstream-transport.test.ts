@@ -6,7 +6,9 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { UpstreamHttpTransport, createUpstreamFetch, upstreamMessage } from '../src/upstreams.js';
 
 /** An upstream answering each POST with what `answer` writes; records the requests it got. */
-async function upstream(answer: (body: Record<string, unknown>, res: http.ServerResponse) => void) {
+async function upstream(
+  answer: (body: Record<string, unknown>, res: http.ServerResponse, path: string) => void,
+) {
   const seen: Array<{ headers: http.IncomingHttpHeaders; body: Record<string, unknown> }> = [];
   const server = http.createServer((req, res) => {
     let raw = '';
@@ -14,7 +16,7 @@ async function upstream(answer: (body: Record<string, unknown>, res: http.Server
     req.on('end', () => {
       const body = JSON.parse(raw) as Record<string, unknown>;
       seen.push({ headers: req.headers, body });
-      answer(body, res);
+      answer(body, res, req.url ?? '');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -86,7 +88,9 @@ test('upstream transport fast path: SSE split anywhere (CRLF, multi-line data, c
 });
 
 test('upstream transport fast path: a non-2xx answer rejects the send with its status; invalid messages are errors, not messages', async () => {
-  const up = await upstream((body, res) => {
+  const up = await upstream((body, res, path) => {
+    if (body.method === 'moved' && path === '/mcp')
+      return void res.writeHead(307, { location: '/mcp2' }).end();
     if (body.method === 'gone')
       return void res.writeHead(404, { 'content-type': 'text/plain' }).end('no session');
     res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -95,10 +99,13 @@ test('upstream transport fast path: a non-2xx answer rejects the send with its s
   const c = await transportFor(up.url);
   try {
     await assert.rejects(c.t.send({ jsonrpc: '2.0', id: 1, method: 'gone', params: {} }), /404|no session/);
+    // A redirect goes to the SDK's path, which POSTs again and follows it (same origin): /mcp twice, /mcp2 once.
+    await c.t.send({ jsonrpc: '2.0', id: 3, method: 'moved', params: {} });
+    assert.equal(up.seen.filter((r) => r.body.method === 'moved').length, 3);
     await c.t.send({ jsonrpc: '2.0', id: 2, method: 'bad', params: {} });
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(c.got, []);
-    assert.ok(c.errors.length >= 2, 'the 404 and the message with an unknown key are both reported');
+    assert.ok(c.errors.length >= 3, 'the 404 and both messages with an unknown key are reported');
   } finally {
     await c.close();
     await up.close();
