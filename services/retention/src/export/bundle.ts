@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { createWriteStream, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { createGzip, type Gzip } from 'node:zlib';
+import type { TransformOptions } from 'node:stream';
+import { createGzip, type Gzip, type ZlibOptions } from 'node:zlib';
 import type { LedgerDb } from '../ledger/hours.js';
 import { MerkleBuilder } from '../ledger/merkle.js';
 import {
@@ -107,6 +108,9 @@ export class ExportError extends Error {
  */
 export const GZIP_LEVEL = 1;
 
+/** Bytes of rows that may wait for gzip while the next rows are written (see DataFile). */
+const GZIP_AHEAD = 8 << 20;
+
 /** A gzip data file: bytes and SHA-256 of what lands on disk (hashed as it is written), rows written. */
 class DataFile {
   readonly gz: Gzip;
@@ -121,7 +125,17 @@ class DataFile {
     readonly path: string,
     readonly name: string,
   ) {
-    this.gz = createGzip({ level: GZIP_LEVEL, chunkSize: 1 << 18 });
+    // NOTE: with zlib's default 16 KiB writable high-water mark every 1 MiB write returned false,
+    // so the rows' thread waited for gzip to finish each piece before writing the next row: no
+    // overlap of formatting and compression, and a thread-pool round trip per MiB, which grows
+    // with the machine's load. Up to GZIP_AHEAD bytes may now wait for gzip; memory stays flat.
+    // (zlib hands its options on to Transform, whose option this is; @types/node's ZlibOptions omits it.)
+    const opts: ZlibOptions & TransformOptions = {
+      level: GZIP_LEVEL,
+      chunkSize: 1 << 18,
+      writableHighWaterMark: GZIP_AHEAD,
+    };
+    this.gz = createGzip(opts);
     const out = createWriteStream(path, { flags: 'wx', mode: 0o644 });
     this.gz.on('data', (c: Buffer) => {
       this.sha.update(c);
