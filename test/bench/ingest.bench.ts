@@ -6,8 +6,9 @@
  *
  *   BENCH_EVENTS (default 200000)  BENCH_HTTP_EVENTS (default 50000)
  *   BENCH_COLLECTOR_NODE_ARGS: node flags for the collector process only (e.g. --cpu-prof)
- *   BENCH_INGESTER_NODE_OPTIONS: NODE_OPTIONS for the ingester process only, e.g.
- *     '--cpu-prof --cpu-prof-dir=/tmp/prof' (the profile is written when the bench stops it)
+ *   BENCH_INGESTER_NODE_OPTIONS: NODE_OPTIONS for the ingester process only; to profile it,
+ *     BENCH_INGESTER_NODE_OPTIONS="--import $PWD/test/bench/cpu-profile.mjs" CPU_PROFILE_DIR=/tmp/prof
+ *     (the profile is written when the bench stops the ingester)
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -79,6 +80,7 @@ async function main() {
       ...(process.env.BENCH_INGESTER_NODE_OPTIONS
         ? { NODE_OPTIONS: process.env.BENCH_INGESTER_NODE_OPTIONS }
         : {}),
+      ...(process.env.CPU_PROFILE_DIR ? { CPU_PROFILE_DIR: process.env.CPU_PROFILE_DIR } : {}),
     }),
     tag,
   );
