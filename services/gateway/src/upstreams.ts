@@ -159,10 +159,21 @@ export class UpstreamHttpTransport extends StreamableHTTPClientTransport {
     if (signal && getMaxListeners(signal) < 1000) setMaxListeners(1000, signal);
     const url = self._url;
     const request = url.protocol === 'https:' ? https.request : http.request;
-    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = request(url, { method: 'POST', headers, agent: this.agent, signal }, resolve);
-      req.on('error', reject);
-      req.end(body);
+    // A keep-alive socket the upstream closed as idle just when it was reused fails before the
+    // request was read (ECONNRESET/EPIPE on a reused socket, no response): sent again once, on a
+    // new socket, as Node's documentation advises. Anything else is the caller's error.
+    const attempt = () =>
+      new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = request(url, { method: 'POST', headers, agent: this.agent, signal }, resolve);
+        req.on('error', (err: NodeJS.ErrnoException) =>
+          reject(Object.assign(err, { reused: req.reusedSocket })),
+        );
+        req.end(body);
+      });
+    const res = await attempt().catch((err: NodeJS.ErrnoException & { reused?: boolean }) => {
+      if (err.reused && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !signal?.aborted)
+        return attempt();
+      throw err;
     });
     const sessionId = res.headers['mcp-session-id'];
     if (typeof sessionId === 'string' && sessionId) self._sessionId = sessionId;

@@ -127,3 +127,41 @@ test('upstreamMessage: the hand-checked result shape, and the SDK schema for eve
     error: { code: -1, message: 'm' },
   });
 });
+
+test('upstream transport fast path: a reused keep-alive socket reset before an answer is retried once on a new one', async () => {
+  const perSocket = new Map<unknown, number>();
+  let resets = 0;
+  let answered = 0;
+  const server = http.createServer((req, res) => {
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    req.resume();
+    req.on('end', () => {
+      // The second request on a connection meets a socket the server is dropping (the keep-alive race).
+      if (n === 2 && resets === 0) {
+        resets++;
+        req.socket.resetAndDestroy();
+        return;
+      }
+      answered++;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`data: {"jsonrpc":"2.0","id":${answered},"result":{}}\n\n`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const c = await transportFor(new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`));
+  try {
+    await c.t.send({ jsonrpc: '2.0', id: 1, method: 'a', params: {} });
+    await new Promise((r) => setTimeout(r, 50));
+    await c.t.send({ jsonrpc: '2.0', id: 2, method: 'b', params: {} });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(resets, 1);
+    assert.equal(answered, 2);
+    assert.deepEqual(c.errors, []);
+    assert.equal(c.got.length, 2);
+  } finally {
+    await c.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
