@@ -39,6 +39,10 @@ const CALLS = Number(process.env.BENCH_CALLS_PER_HOUR ?? 3);
 const RATE = Number(process.env.BENCH_RATE ?? 1200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 150);
 const INJECT_EVERY_MS = Number(process.env.BENCH_INJECT_EVERY_MS ?? 4000);
+/** BENCH_PHASES=baselines: only seed and time the baseline recompute (for profiling it). */
+const ONLY_BASELINES = process.env.BENCH_PHASES === 'baselines';
+/** Extra node flags for the baseline CLI, e.g. BENCH_BASELINE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'. */
+const BASELINE_NODE_ARGS = (process.env.BENCH_BASELINE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const HOUR = 3_600_000;
 const TOOLS = ['read_file', 'query', 'list_issues', 'search_code', 'send_message'];
 
@@ -141,6 +145,7 @@ async function main() {
     const b = await run(
       process.execPath,
       [
+        ...BASELINE_NODE_ARGS,
         `${REPO_ROOT}services/detector/dist/src/cli.js`,
         'baselines',
         '--as-of',
@@ -154,6 +159,7 @@ async function main() {
     console.log(
       `baselines for ${CLIENTS} clients x ${DAYS} days: ${(baselineMs / 1000).toFixed(1)} s wall (cli) ${b.stdout.trim()}`,
     );
+    if (ONLY_BASELINES) return;
 
     // ---- services
     services.push(
@@ -251,7 +257,10 @@ async function main() {
           const c = next++ % CLIENTS;
           return { key: eventKeyFor(`${tag}-${c}`), value: JSON.stringify(event(c, now)) };
         });
-        await producer.send({ topic: topics.events, acks: -1, messages: msgs });
+        // A stalled loop (a loaded machine) makes `due` large: one send of it would exceed the
+        // broker's message.max.bytes.
+        for (let i = 0; i < msgs.length; i += 500)
+          await producer.send({ topic: topics.events, acks: -1, messages: msgs.slice(i, i + 500) });
         produced += due;
       }
       if (Date.now() >= nextInject) {

@@ -238,6 +238,19 @@ export function computeClientBaseline(h: ClientHistory, grid: Grid, opts: Comput
 }
 
 /**
+ * The members whose profiles an aggregate is computed from: the active ones (all when none is),
+ * at most 1,000 of them. Medians and a p90 over 1,000 members are as good as over 10,000 and ten
+ * times cheaper: an even, deterministic stride (members arrive in a stable order: the job passes
+ * them sorted by client id).
+ */
+export function aggregateBasis(members: Baseline[]): Baseline[] {
+  const active = members.filter((m) => m.state === 'active');
+  const eligible = active.length > 0 ? active : members;
+  const stride = Math.max(1, Math.ceil(eligible.length / MAX_AGGREGATE_BASIS));
+  return stride === 1 ? eligible : eligible.filter((_, i) => i % stride === 0);
+}
+
+/**
  * A cohort's (or everyone's) typical client: per cell, the median of the members' medians and MADs
  * and the 90th percentile of their q95 and cell maxima, so a learning client is held to what most
  * comparable clients do, not to the busiest one's worst hour. Only `active` members count (learning
@@ -251,12 +264,7 @@ export function aggregateBaselines(
   members: Baseline[],
   opts: ComputeOptions,
 ): Baseline {
-  const active = members.filter((m) => m.state === 'active');
-  const eligible = active.length > 0 ? active : members;
-  // Medians and a p90 over 1,000 members are as good as over 10,000 and ten times cheaper: take an
-  // even, deterministic stride (members arrive in a stable order).
-  const stride = Math.max(1, Math.ceil(eligible.length / MAX_AGGREGATE_BASIS));
-  const basis = stride === 1 ? eligible : eligible.filter((_, i) => i % stride === 0);
+  const basis = aggregateBasis(members);
   const metrics = {} as Record<Metric, MetricProfile>;
   const col = (pick: (b: Baseline) => number) => basis.map(pick);
   for (const m of METRICS) {

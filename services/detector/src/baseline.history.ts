@@ -1,0 +1,85 @@
+import { sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import type { ClientHistory } from './baseline.js';
+
+/**
+ * events_hourly as per-client histories for `computeClientBaseline` (baseline.ts), which defines
+ * the baselines. The job computes the same rows inside ClickHouse (baseline.sql.ts); this reader is
+ * what the test compares that with, and a way to look at one client's inputs.
+ */
+interface HourlyAgg {
+  client_id: string;
+  h: Array<number | string>;
+  c: Array<number | string>;
+  e: Array<number | string>;
+  a: Array<number | string>;
+  t: Array<number | string>;
+  s: Array<number | string>;
+  b: Array<number | string>;
+}
+interface SetAgg {
+  client_id: string;
+  names: string[];
+  counts: Array<number | string>;
+}
+
+/** Histories of the clients `filter` selects, over [from, to). */
+export async function readHistories(
+  reader: ClickHouse,
+  db: SqlFragment,
+  from: number,
+  to: number,
+  filter: SqlFragment = sql`1`,
+): Promise<ClientHistory[]> {
+  const where = sql`hour >= ${new Date(from)} AND hour < ${new Date(to)} AND ${filter}`;
+  const readSets = (column: 'tool_set' | 'server_set') => {
+    // NOTE: the column name comes from the two-value union above, never from input.
+    const col =
+      column === 'tool_set' ? sql`groupUniqArrayMerge(tool_set)` : sql`groupUniqArrayMerge(server_set)`;
+    return reader.query<SetAgg>(sql`
+      SELECT client_id, groupArray(name) AS names, groupArray(n) AS counts
+      FROM (
+        SELECT client_id, name, count() AS n
+        FROM (
+          SELECT client_id, hour, ${col} AS names_in_hour
+          FROM ${db}.events_hourly WHERE ${where}
+          GROUP BY client_id, hour
+        )
+        ARRAY JOIN names_in_hour AS name
+        GROUP BY client_id, name
+      )
+      GROUP BY client_id`);
+  };
+  const [hourly, tools, servers] = await Promise.all([
+    reader.query<HourlyAgg>(sql`
+      SELECT client_id, groupArray(toUInt32(hour)) AS h, groupArray(c) AS c, groupArray(e) AS e,
+             groupArray(a) AS a, groupArray(t) AS t, groupArray(s) AS s, groupArray(b) AS b
+      FROM (
+        SELECT client_id, hour, uniqExactMerge(calls) AS c, uniqExactIfMerge(errors) AS e,
+               uniqExactIfMerge(auth_failures) AS a, uniqExactMerge(tools) AS t,
+               uniqExactMerge(servers) AS s, sumMerge(request_bytes) + sumMerge(response_bytes) AS b
+        FROM ${db}.events_hourly WHERE ${where}
+        GROUP BY client_id, hour
+      )
+      GROUP BY client_id`),
+    readSets('tool_set'),
+    readSets('server_set'),
+  ]);
+  const toolMap = new Map(tools.map((r) => [r.client_id, r]));
+  const serverMap = new Map(servers.map((r) => [r.client_id, r]));
+  const pairs = (r: SetAgg | undefined) =>
+    new Map<string, number>(r ? r.names.map((n, i) => [n, Number(r.counts[i])]) : []);
+  return hourly.map((r) => ({
+    clientId: r.client_id,
+    hours: r.h.map((hour, i) => ({
+      hour: Number(hour) * 1000,
+      calls: Number(r.c[i]),
+      errors: Number(r.e[i]),
+      authFailures: Number(r.a[i]),
+      tools: Number(r.t[i]),
+      servers: Number(r.s[i]),
+      bytes: Number(r.b[i]),
+    })),
+    tools: pairs(toolMap.get(r.client_id)),
+    servers: pairs(serverMap.get(r.client_id)),
+  }));
+}
