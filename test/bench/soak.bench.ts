@@ -25,7 +25,8 @@
  *     at the fitted rate it would not grow by more than a quarter in an hour;
  *   - lag flat: for each consumer, lag slope × 60 min ≤ 10 s of the events topic's traffic, and the
  *     last lag ≤ 10 s of traffic (at least 1,000 messages in both);
- *   - no errors: every collector request answered 200, every gateway call answered.
+ *   - no errors: every collector request answered 200, every gateway call answered (ceiling probe
+ *     included).
  * Prints PASS or FAIL per series and overall; exits 2 on FAIL (1 when the run itself broke).
  */
 import { spawn } from 'node:child_process';
@@ -381,11 +382,14 @@ async function main() {
     const probeUntil = Date.now() + PROBE_S * 1000;
     let probeEvents = 0;
     let probeCalls = 0;
+    let probeErrors = 0;
+    let probeError = '';
     const loop = async (op: () => Promise<void>, count: () => void) => {
-      while (Date.now() < probeUntil) {
-        await op();
-        count();
-      }
+      while (Date.now() < probeUntil)
+        await op().then(count, (err: unknown) => {
+          probeErrors++;
+          probeError = (err as Error).message;
+        });
     };
     const probeStart = Date.now();
     await Promise.all([
@@ -393,6 +397,7 @@ async function main() {
       ...Array.from({ length: 8 }, () => loop(call, () => probeCalls++)),
     ]);
     const probeSecs = (Date.now() - probeStart) / 1000;
+    if (probeErrors > 0) verdictOk = false;
     const ceiling = { events: probeEvents / probeSecs, calls: probeCalls / probeSecs };
     const rate = {
       events: Number(process.env.BENCH_SOAK_COLLECTOR_RATE ?? 0) || ceiling.events / 2,
@@ -400,7 +405,8 @@ async function main() {
     };
     console.log(
       `ceiling (${PROBE_S} s, both at once, every service running): collector ${ceiling.events.toFixed(0)} events/s ` +
-        `(batches of ${BATCH}, 4 senders), gateway ${ceiling.calls.toFixed(0)} calls/s (8 in flight)\n` +
+        `(batches of ${BATCH}, 4 senders), gateway ${ceiling.calls.toFixed(0)} calls/s (8 in flight); ` +
+        `${probeErrors} failed${probeErrors ? ` (last: ${probeError.slice(0, 200)})` : ''}\n` +
         `soak: ${rate.events.toFixed(0)} events/s to the collector, ${rate.calls.toFixed(0)} calls/s through the gateway, ` +
         `the api queried every 5 s, for ${MINUTES} min, a sample every ${SAMPLE_MS / 1000} s`,
     );
