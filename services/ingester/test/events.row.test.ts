@@ -228,3 +228,53 @@ test('a raw that is not a JSON object adds nothing: the typed columns still give
   for (const raw of ['not json', '[1]', '"s"', '{"remainder":5}'])
     assert.deepEqual(reconstructEvent({ ...asStored(row), raw }), fromEventRow(asStored(row)));
 });
+
+test('round trip over 2,000 generated events: unknown members anywhere, odd strings, every optional part', () => {
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const strs = ['a', 'x:y', 'q"uote', 'back\\slash', '{"k":1}', 'snow ☃', ':', '\\"', 'end\\\\'];
+  const value = (depth: number): unknown => {
+    const k = rnd();
+    if (depth > 2 || k < 0.3) return pick(strs);
+    if (k < 0.45) return Math.floor(rnd() * 1000) - 500;
+    if (k < 0.55) return pick([true, false, null, 0, -0.5, 1e21]);
+    if (k < 0.75) return Array.from({ length: Math.floor(rnd() * 3) }, () => value(depth + 1));
+    return Object.fromEntries(
+      Array.from({ length: Math.floor(rnd() * 3) }, () => [pick(strs), value(depth + 1)]),
+    );
+  };
+  const maybe = (o: Record<string, unknown>): Record<string, unknown> =>
+    rnd() < 0.3 ? { ...o, [`x_${pick(strs)}`]: value(0) } : o;
+  let withRemainder = 0;
+  for (let i = 0; i < 2000; i++) {
+    const tool = rnd() < 0.5;
+    const ev: Record<string, unknown> = maybe({
+      ...minimal,
+      event_id: `0193a6f2-7c4e-7b1a-9c3d-${String(i).padStart(12, '0')}`,
+      kind: tool ? pick(['tool_call', 'tool_list']) : pick(['session', 'resource_read', 'prompt_get']),
+      method: tool ? 'tools/call' : 'initialize',
+      client: maybe(rnd() < 0.5 ? { id: pick(strs) } : { ...full.client, id: pick(strs) }),
+      server: maybe({ ...minimal.server, ...(rnd() < 0.5 ? { version: pick(strs) } : {}) }),
+    });
+    if (tool)
+      ev.tool = maybe({
+        name: pick(strs),
+        ...(rnd() < 0.5 ? { definition_hash: 'c'.repeat(64) } : {}),
+        ...(rnd() < 0.4 ? { annotations: maybe({ readOnlyHint: rnd() < 0.5, title: pick(strs) }) } : {}),
+      });
+    if (rnd() < 0.3) ev.error = maybe({ code: rnd() < 0.5 ? -32000 : pick(strs), message: pick(strs) });
+    if (rnd() < 0.5) ev.args = value(0) instanceof Object ? { v: value(0), [pick(strs)]: value(1) } : {};
+    if (rnd() < 0.3) ev.labels = rnd() < 0.3 ? {} : { [pick(strs)]: pick(strs) };
+    if (rnd() < 0.3) ev.http_status = 200;
+    const { row, back, expected } = roundTrip(ev);
+    assert.deepEqual(back, expected, `event ${i}: ${JSON.stringify(ev)}`);
+    assert.equal(
+      row.raw,
+      remainderOf(expected as Record<string, unknown>, fromEventRow(asStored(row))),
+      `event ${i}`,
+    );
+    if (row.raw !== '') withRemainder++;
+  }
+  assert.ok(withRemainder > 500 && withRemainder < 1900, `${withRemainder} of 2000 with a remainder`);
+});
