@@ -407,15 +407,24 @@ export class Lifecycle implements AlertLifecycle {
   }
 }
 
-/** Live: rows into mcp_audit.alerts / alert_transitions, then the messages on the alerts topic. */
+/**
+ * Live: rows into mcp_audit.alerts / alert_transitions / incidents / incident_transitions, then the
+ * messages on the alerts topic. The four inserts go at once (one round trip, not four, before the
+ * message: most of an alert's delay on a busy server); the message still waits for all of them.
+ */
 export function liveSink(deps: { writer: ClickHouse; producer: AuditProducer; topic: string }): AlertSink {
   return {
     async write(out) {
-      if (out.alerts.length > 0) await deps.writer.insert('alerts', out.alerts);
-      if (out.transitions.length > 0) await deps.writer.insert('alert_transitions', out.transitions);
-      if (out.incidents.length > 0) await deps.writer.insert('incidents', out.incidents);
+      const inserts: Promise<void>[] = [];
+      if (out.alerts.length > 0) inserts.push(deps.writer.insert('alerts', out.alerts));
+      if (out.transitions.length > 0) inserts.push(deps.writer.insert('alert_transitions', out.transitions));
+      if (out.incidents.length > 0) inserts.push(deps.writer.insert('incidents', out.incidents));
       if (out.incidentTransitions.length > 0)
-        await deps.writer.insert('incident_transitions', out.incidentTransitions);
+        inserts.push(deps.writer.insert('incident_transitions', out.incidentTransitions));
+      // allSettled: a failed insert fails the flush only once the others are done (no write of this
+      // flush is still in flight when it is retried).
+      const failed = (await Promise.allSettled(inserts)).find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
       if (out.messages.length > 0) {
         await deps.producer.send(
           deps.topic,
