@@ -9,6 +9,7 @@
  *   BENCH_INGESTER_NODE_OPTIONS: NODE_OPTIONS for the ingester process only; to profile it,
  *     BENCH_INGESTER_NODE_OPTIONS="--import $PWD/test/bench/cpu-profile.mjs" CPU_PROFILE_DIR=/tmp/prof
  *     (the profile is written when the bench stops the ingester)
+ *   MCP_AUDIT_INGESTER_LANES: passed to the ingester (consumer group members in its process)
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -81,6 +82,9 @@ async function main() {
         ? { NODE_OPTIONS: process.env.BENCH_INGESTER_NODE_OPTIONS }
         : {}),
       ...(process.env.CPU_PROFILE_DIR ? { CPU_PROFILE_DIR: process.env.CPU_PROFILE_DIR } : {}),
+      ...(process.env.MCP_AUDIT_INGESTER_LANES
+        ? { MCP_AUDIT_INGESTER_LANES: process.env.MCP_AUDIT_INGESTER_LANES }
+        : {}),
     }),
     tag,
   );

@@ -16,6 +16,14 @@ export interface IngesterConfig {
   flushMs: number;
   maxBufferedRows: number;
   fromBeginning?: boolean;
+  /**
+   * Consumers (group members) in this process, each with its own writer: while one waits on its
+   * ClickHouse insert, another parses. kafkajs fetches again only after every chunk of its last
+   * fetch is durable, so one member leaves the CPU idle for every insert. Default 1.
+   */
+  lanes?: number;
+  /** Bytes per partition per fetch (kafkajs maxBytesPerPartition). */
+  fetchBytesPerPartition?: number;
 }
 
 export interface IngesterDeps {
@@ -42,7 +50,8 @@ export interface Ingester {
   /** Stop fetching, finish the batch in hand, flush, commit. */
   stop(): Promise<void>;
   health(): { ok: boolean; details: Record<string, unknown> };
-  writer: BatchWriter<EventRow>;
+  /** One writer per lane. */
+  writers: BatchWriter<EventRow>[];
 }
 
 export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester {
@@ -53,69 +62,82 @@ export function buildIngester(cfg: IngesterConfig, deps: IngesterDeps): Ingester
   // between leaves ids reserved and not stored; the redelivered batch (its offsets were not committed)
   // finds its own content reserved and not in events, and writes it.
   const guard = new EventIdGuard(deps.eventIds, deps.insertEventIds);
-  const writer = new BatchWriter<EventRow>({
-    name: 'events',
-    insert: (rows) => deps.insertEvents(rows),
-    isRetryable: deps.isRetryableInsertError,
-    maxRows: cfg.batchRows,
-    flushMs: cfg.flushMs,
-    maxBufferedRows: cfg.maxBufferedRows,
-    log,
-    onFlush: (rows, ms) => {
-      metrics.batchRows.observe(rows);
-      metrics.flushSeconds.observe(ms / 1000);
-      log.debug({ table: 'events', rows, ms }, 'batch flushed');
-    },
-    onRetry: () => metrics.insertRetries.inc(),
+  const laneCount = Math.max(1, cfg.lanes ?? 1);
+  const lanes = Array.from({ length: laneCount }, (_, lane) => {
+    const writer = new BatchWriter<EventRow>({
+      name: 'events',
+      insert: (rows) => deps.insertEvents(rows),
+      isRetryable: deps.isRetryableInsertError,
+      // The buffer bound is the process's: each lane holds its share.
+      maxRows: cfg.batchRows,
+      flushMs: cfg.flushMs,
+      maxBufferedRows: Math.max(1, Math.floor(cfg.maxBufferedRows / laneCount)),
+      log,
+      onFlush: (rows, ms) => {
+        metrics.batchRows.observe(rows);
+        metrics.flushSeconds.observe(ms / 1000);
+        log.debug({ table: 'events', lane, rows, ms }, 'batch flushed');
+      },
+      onRetry: () => metrics.insertRetries.inc(),
+    });
+    const handler = createAuditEventsHandler({
+      writer,
+      guard,
+      recordConflicts: deps.insertConflicts,
+      isRetryable: deps.isRetryableInsertError,
+      producer,
+      redactor: deps.redactor,
+      ...(deps.dlqSealer ? { dlqSealer: deps.dlqSealer } : {}),
+      dlqTopic: cfg.dlqTopic,
+      log,
+      metrics,
+      // A full fetch is thousands of rows; a trickle keeps the writer's one insert a second.
+      flushWhenAllWaitRows: Math.min(1_000, cfg.batchRows),
+    });
+    const consumer: BatchConsumer = createBatchConsumer({
+      kafka: deps.kafka,
+      groupId: cfg.groupId,
+      topic: cfg.eventsTopic,
+      fromBeginning: cfg.fromBeginning ?? true,
+      handler,
+      log,
+      // Every partition's chunk of a fetch joins the lane's one ClickHouse insert.
+      partitionsConsumedConcurrently: 6,
+      ...(cfg.fetchBytesPerPartition ? { maxBytesPerPartition: cfg.fetchBytesPerPartition } : {}),
+    });
+    return { writer, consumer };
   });
-  const handler = createAuditEventsHandler({
-    writer,
-    guard,
-    recordConflicts: deps.insertConflicts,
-    isRetryable: deps.isRetryableInsertError,
-    producer,
-    redactor: deps.redactor,
-    ...(deps.dlqSealer ? { dlqSealer: deps.dlqSealer } : {}),
-    dlqTopic: cfg.dlqTopic,
-    log,
-    metrics,
-  });
-  const consumer: BatchConsumer = createBatchConsumer({
-    kafka: deps.kafka,
-    groupId: cfg.groupId,
-    topic: cfg.eventsTopic,
-    fromBeginning: cfg.fromBeginning ?? true,
-    handler,
-    log,
-    // Every partition's batch joins the same ClickHouse insert.
-    partitionsConsumedConcurrently: 6,
-  });
-  const gauge = setInterval(() => metrics.bufferedRows.set(writer.bufferedRows), 1_000);
+  const bufferedRows = () => lanes.reduce((n, l) => n + l.writer.bufferedRows, 0);
+  const gauge = setInterval(() => metrics.bufferedRows.set(bufferedRows()), 1_000);
   gauge.unref();
   let started = false;
 
   return {
-    writer,
+    writers: lanes.map((l) => l.writer),
     async start() {
       await producer.connect();
-      await consumer.start();
+      await Promise.all(lanes.map((l) => l.consumer.start()));
       started = true;
-      log.info({ topic: cfg.eventsTopic, groupId: cfg.groupId }, 'ingester started');
+      log.info({ topic: cfg.eventsTopic, groupId: cfg.groupId, lanes: laneCount }, 'ingester started');
     },
     async stop() {
       if (!started) return;
       started = false;
-      await consumer.stop();
-      await writer.stop();
+      await Promise.all(lanes.map((l) => l.consumer.stop()));
+      await Promise.all(lanes.map((l) => l.writer.stop()));
       await producer.disconnect();
       clearInterval(gauge);
     },
     health() {
-      const c = consumer.health();
-      const w = writer.health();
+      const consumers = lanes.map((l) => l.consumer.health());
+      const writers = lanes.map((l) => l.writer.health());
       return {
-        ok: started && c.ok,
-        details: { consumer: c.details, writer: w.details, producer: producer.isConnected() },
+        ok: started && consumers.every((c) => c.ok),
+        details: {
+          consumer: consumers.length === 1 ? consumers[0]!.details : consumers.map((c) => c.details),
+          writer: writers.length === 1 ? writers[0]!.details : writers.map((w) => w.details),
+          producer: producer.isConnected(),
+        },
       };
     },
   };

@@ -1,4 +1,4 @@
-import { parseEvent, type AuditEventV1 } from '@mcp-audit/schema';
+import { parseEventDocument, type AuditEventV1 } from '@mcp-audit/schema';
 import {
   chunkBySize,
   createDeadLetterBuilder,
@@ -54,6 +54,13 @@ export interface HandlerDeps {
   log: Logger;
   metrics: IngesterMetrics;
   now?: () => number;
+  /**
+   * Flush the writer at once when every chunk this handler holds waits on it and it holds at least
+   * this many rows. kafkajs fetches again only once every chunk of a fetch is handled, so nothing
+   * else can join the insert: waiting out the writer's flush interval would only idle. Unset: the
+   * writer's own row count and age decide.
+   */
+  flushWhenAllWaitRows?: number;
 }
 
 interface DeadLetter {
@@ -145,7 +152,49 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
     }
   }
 
+  async function checkIds(rows: EventRow[], ctx: BatchContext) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await deps.guard.check(rows);
+      } catch (err) {
+        // A reservation sent again merges with the first (same digest), and ids this process just
+        // reserved are checked against events: retrying here is what a redelivery would do, without
+        // kafkajs dropping the fetch and rejoining the group (a socket closed under a starved loop).
+        if (!deps.isRetryable(err) || !ctx.isRunning() || attempt >= 5) throw err;
+        log.warn({ err, attempt, rows: rows.length }, 'event id check failed: retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt)));
+        await ctx.heartbeat();
+      }
+    }
+  }
+
+  /** Chunks in hand that have not reached the writer yet. */
+  let preparing = 0;
+  const addToWriter = (rows: EventRow[]) => {
+    const added = deps.writer.add(rows);
+    preparing--;
+    const min = deps.flushWhenAllWaitRows;
+    if (min !== undefined && preparing === 0 && deps.writer.bufferedRows >= min) void deps.writer.flush();
+    return added;
+  };
+
   return async function handle(messages: ConsumedMessage[], ctx: BatchContext): Promise<void> {
+    preparing++;
+    let waiting = false;
+    try {
+      await handleChunk(messages, ctx, () => {
+        waiting = true;
+      });
+    } finally {
+      if (!waiting) preparing--;
+    }
+  };
+
+  async function handleChunk(
+    messages: ConsumedMessage[],
+    ctx: BatchContext,
+    reachedWriter: () => void,
+  ): Promise<void> {
     const rows: EventRow[] = [];
     const rowSource: ConsumedMessage[] = [];
     const letters: DeadLetter[] = [];
@@ -155,7 +204,7 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
         letters.push({ message: m, code: 'AUDIT_ERR_MALFORMED_JSON', reason: 'empty message value' });
         continue;
       }
-      const parsed = parseEvent(m.value, { now: ingestedAtMs });
+      const parsed = parseEventDocument(m.value, { now: ingestedAtMs });
       if (!parsed.ok) {
         letters.push({
           message: m,
@@ -164,7 +213,11 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
         });
         continue;
       }
-      const { event, raw } = deps.redactor.redactEvent(parsed.event as AuditEventV1, parsed.raw);
+      const { event, raw } = deps.redactor.redactEvent(
+        parsed.event as AuditEventV1,
+        parsed.raw,
+        parsed.document,
+      );
       rows.push(toEventRow(event, raw, { partition: m.partition, offset: m.offset, ingestedAtMs }));
       rowSource.push(m);
     }
@@ -177,7 +230,7 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
 
     // Reserve-then-check per chunk: at most one content per event_id ever reaches mcp_audit.events.
     const lookupStart = now();
-    const guarded = await deps.guard.check(rows);
+    const guarded = await checkIds(rows, ctx);
     deps.metrics.lookupSeconds.observe((now() - lookupStart) / 1000);
     try {
       const accepted: EventRow[] = [];
@@ -202,7 +255,8 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
       const beat = setInterval(() => void ctx.heartbeat().catch(() => undefined), 3_000);
       let failures;
       try {
-        failures = await deps.writer.add(accepted);
+        reachedWriter();
+        failures = await addToWriter(accepted);
       } finally {
         clearInterval(beat);
       }
@@ -220,7 +274,7 @@ export function createAuditEventsHandler(deps: HandlerDeps) {
     } finally {
       guarded.release();
     }
-  };
+  }
 }
 
 /** Names the id and the differing columns, never a value (the DLQ reason is not sealed). */

@@ -20,6 +20,12 @@ export const ingesterEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_INGESTER_FLUSH_MS: envInt(1_000, 10, 60_000),
   /** Rows held in memory at most (backpressure: the consumer waits beyond this). */
   MCP_AUDIT_INGESTER_MAX_BUFFERED_ROWS: envInt(50_000, 100, 10_000_000),
+  /**
+   * Consumer group members in this process, each with its own writer, so one parses while another
+   * waits on its insert (kafkajs fetches again only once a fetch is durable). 1 to 6 (the topic's
+   * partitions; a member beyond them idles).
+   */
+  MCP_AUDIT_INGESTER_LANES: envInt(1, 1, 6),
   MCP_AUDIT_REDACTION_KEY: z.string().min(16, 'MCP_AUDIT_REDACTION_KEY must be at least 16 characters'),
 });
 

@@ -24,6 +24,7 @@ const ingester = buildIngester(
     batchRows: env.MCP_AUDIT_INGESTER_BATCH_ROWS,
     flushMs: env.MCP_AUDIT_INGESTER_FLUSH_MS,
     maxBufferedRows: env.MCP_AUDIT_INGESTER_MAX_BUFFERED_ROWS,
+    lanes: env.MCP_AUDIT_INGESTER_LANES,
   },
   {
     kafka,
