@@ -166,26 +166,23 @@ export function remainderOf(event: Obj, base: Obj): string {
 const text = (rest: Obj): string =>
   Object.keys(rest).length === 0 ? '' : canonicalJson({ [REMAINDER_KEY]: rest });
 
-/** Members (object keys) in a JSON text: its colons outside strings (indexOf jumps, no per-char loop). */
+/** Members (object keys) in a JSON text: its colons outside strings. */
 function membersInText(s: string): number {
   let n = 0;
-  let i = 0;
-  for (;;) {
-    const q = s.indexOf('"', i);
-    const stop = q < 0 ? s.length : q;
-    for (let c = s.indexOf(':', i); c >= 0 && c < stop; c = s.indexOf(':', c + 1)) n++;
-    if (q < 0) return n;
-    // the closing quote: the next one not escaped by an odd run of backslashes
-    let e = s.indexOf('"', q + 1);
-    for (;;) {
-      if (e < 0) return n;
-      let b = e - 1;
-      while (s.charCodeAt(b) === 92) b--;
-      if ((e - 1 - b) % 2 === 0) break;
-      e = s.indexOf('"', e + 1);
+  // NOTE: a plain charCodeAt loop measured faster here than jumping with indexOf.
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 58) n++;
+    else if (c === 34) {
+      // skip the string: to the next quote that is not escaped
+      for (i++; i < s.length; i++) {
+        const d = s.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
     }
-    i = e + 1;
   }
+  return n;
 }
 
 function membersIn(v: unknown): number {
