@@ -116,14 +116,14 @@ function gridTables(grid: Grid) {
   const did = grid.dates.map((d) => dateIds.get(d)!);
   const dateStart = grid.dates.map((d) => grid.dateStart.get(d)!);
   // How many samples a pooled cell (±1 h) and an activity cell (±2 h) hold from each possible start
-  // (the first hour of a local date, or n when the client has no active hour): key cell*1024+start.
+  // (the first hour of a local date, or n when the client has no active hour): key cell*4096+start.
   const starts = [...new Set(dateStart)];
   const keys: number[] = [];
   const n1: number[] = [];
   const n2: number[] = [];
   for (let c = 0; c < POOLED_CELLS; c++)
     for (const s of starts) {
-      keys.push(c * 1024 + s);
+      keys.push(c * 4096 + s);
       n1.push(grid.pool1[c]!.filter((i) => i >= s).length);
       n2.push(grid.pool2[c]!.filter((i) => i >= s).length);
     }
@@ -145,7 +145,8 @@ const cols = (...names: string[]): SqlFragment => join(names.map(name));
 
 /** The INSERT … SELECT that writes the client rows of one time zone's clients (see the module). */
 export function clientBaselinesInsert(input: BaselineSqlInput): SqlFragment {
-  if (input.grid.hours > 1024) throw new Error(`baseline window of ${input.grid.hours} hours: at most 1024`);
+  // Keys are cell * 4096 + start: the config allows windows of up to 90 days (2,160 hours).
+  if (input.grid.hours >= 4096) throw new Error(`baseline window of ${input.grid.hours} hours: at most 4095`);
   const g = gridTables(input.grid);
   const { db } = input;
   const fromS = Math.floor(input.grid.from / 1000);
@@ -304,8 +305,8 @@ FROM (
               FROM (
                 -- E0: one row per (client, pooled cell), every cell present
                 SELECT ${cols(...clientCols, 'cell', 'start')},
-                  transform(toUInt32(cell) * 1024 + toUInt32(start), ${g.keys}, ${g.n1}, 0) AS n1,
-                  transform(toUInt32(cell) * 1024 + toUInt32(start), ${g.keys}, ${g.n2}, 0) AS n2,
+                  transform(toUInt32(cell) * 4096 + toUInt32(start), ${g.keys}, ${g.n1}, 0) AS n1,
+                  transform(toUInt32(cell) * 4096 + toUInt32(start), ${g.keys}, ${g.n2}, 0) AS n2,
                   arrayMap(dw -> toUInt16((dw - 1) * 24 + cell % 24), if(cell < 24, [1, 2, 3, 4, 5], [6, 7])) AS wkeys,
                   ${join(e0Exprs)},
                   arrayCount((v, i) -> v > 0 AND i >= start, cc, cix) AS ac,
