@@ -5,7 +5,8 @@
  * after the other in one run, into the same ClickHouse; then the on-disk bytes per event in Kafka
  * (every replica) and in ClickHouse (system.parts), the figures README *Running at scale* sizes from.
  *
- *   BENCH_CLUSTER_EVENTS (default 30000): events per profile, posted as NDJSON batches of 1,000,
+ *   BENCH_CLUSTER_ROUNDS (default 2): rounds, each profile once a round, in ABBA order
+ *   BENCH_CLUSTER_EVENTS (default 50000): events per profile and round, posted as NDJSON batches of 1,000,
  *   4 requests in flight (acknowledged once every in-sync replica has them: acks=-1)
  */
 import { readdirSync, statSync } from 'node:fs';
@@ -34,7 +35,8 @@ import {
   grantTestTopics,
 } from '../lib/kafka-cluster.js';
 
-const M = Number(process.env.BENCH_CLUSTER_EVENTS ?? 30_000);
+const M = Number(process.env.BENCH_CLUSTER_EVENTS ?? 50_000);
+const ROUNDS = Number(process.env.BENCH_CLUSTER_ROUNDS ?? 2);
 
 interface Profile {
   name: string;
@@ -162,20 +164,35 @@ export async function kafkaClusterBench(): Promise<void> {
       dataDirs: [1, 2, 3].map((n) => join(clusterLocalDir, `cluster/kafka-${n}/data`)),
     },
   ];
-  console.log(`kafka cluster profile beside the single broker: ${M} events each, one after the other`);
-  const results = [];
-  for (const p of profiles) results.push({ p, ...(await runProfile(p)) });
+  console.log(`kafka cluster profile beside the single broker: ${M} events a run, ${ROUNDS} rounds (ABBA)`);
+  // ABBA order (single, cluster, cluster, single, …): a drift in the machine's load hits both alike.
+  const order = Array.from({ length: ROUNDS }, (_, i) => (i % 2 === 0 ? [0, 1] : [1, 0])).flat();
+  const totals = profiles.map(() => ({ collectorS: 0, ingesterS: 0, kafkaBytes: 0, runs: 0 }));
   const pad = (s: string, n: number) => s.padEnd(n);
   console.log(
-    `${pad('profile', 36)}${pad('collector ev/s', 16)}${pad('ingester ev/s', 16)}kafka bytes/event (all replicas)`,
+    `${pad('run', 4)}${pad('profile', 36)}${pad('collector ev/s', 16)}${pad('ingester ev/s', 16)}kafka bytes/event (all replicas)`,
   );
-  for (const x of results)
+  for (const [i, which] of order.entries()) {
+    const p = profiles[which]!;
+    const x = await runProfile(p);
+    const t = totals[which]!;
+    t.collectorS += M / x.collector;
+    t.ingesterS += M / x.ingester;
+    t.kafkaBytes = x.kafkaBytes;
+    t.runs++;
     console.log(
-      `${pad(x.p.name, 36)}${pad(x.collector.toFixed(0), 16)}${pad(x.ingester.toFixed(0), 16)}${x.kafkaBytes.toFixed(0)}`,
+      `${pad(String(i + 1), 4)}${pad(p.name, 36)}${pad(x.collector.toFixed(0), 16)}${pad(x.ingester.toFixed(0), 16)}${x.kafkaBytes.toFixed(0)}`,
     );
-  const [single, cluster] = results;
+  }
+  const rate = (t: (typeof totals)[number], s: number) => (t.runs * M) / s;
+  const [single, cluster] = totals;
+  for (const [i, t] of totals.entries())
+    console.log(
+      `${pad('all', 4)}${pad(profiles[i]!.name, 36)}${pad(rate(t, t.collectorS).toFixed(0), 16)}${pad(rate(t, t.ingesterS).toFixed(0), 16)}${t.kafkaBytes.toFixed(0)}`,
+    );
   console.log(
-    `ratio cluster / single: collector ${(cluster!.collector / single!.collector).toFixed(2)}, ingester ${(cluster!.ingester / single!.ingester).toFixed(2)}`,
+    `ratio cluster / single (all runs): collector ${(rate(cluster!, cluster!.collectorS) / rate(single!, single!.collectorS)).toFixed(2)}, ` +
+      `ingester ${(rate(cluster!, cluster!.ingesterS) / rate(single!, single!.ingesterS)).toFixed(2)}`,
   );
   const ch = analyst();
   try {
