@@ -46,11 +46,6 @@ export interface DetectorServiceDeps {
   writer: ClickHouse;
   /** Reader (analyst): events, events_hourly, baselines, alerts. */
   reader: ClickHouse;
-  /**
-   * The writer the baseline job uses (default `writer`): its INSERT … SELECT computes a chunk of
-   * clients' profiles in ClickHouse, which takes longer than an alert insert should be allowed.
-   */
-  baselineWriter?: ClickHouse;
   config: DetectorConfig;
   log: Logger;
   registry: Registry;
@@ -96,7 +91,7 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
   });
   const job: BaselineJob = createBaselineJob({
     reader: deps.reader,
-    writer: deps.baselineWriter ?? deps.writer,
+    writer: deps.writer,
     config: deps.config,
     log,
     onVersion: () => void store.refresh().catch(() => undefined),

@@ -1,11 +1,7 @@
 import { sql, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
 import type { ClientHistory } from './baseline.js';
 
-/**
- * events_hourly as per-client histories for `computeClientBaseline` (baseline.ts), which defines
- * the baselines. The job computes the same rows inside ClickHouse (baseline.sql.ts); this reader is
- * what the test compares that with, and a way to look at one client's inputs.
- */
+/** events_hourly as per-client histories for `computeClientBaseline` (baseline.ts). */
 interface HourlyAgg {
   client_id: string;
   h: Array<number | string>;

@@ -240,8 +240,7 @@ export function computeClientBaseline(h: ClientHistory, grid: Grid, opts: Comput
 /**
  * The members whose profiles an aggregate is computed from: the active ones (all when none is),
  * at most 1,000 of them. Medians and a p90 over 1,000 members are as good as over 10,000 and ten
- * times cheaper: an even, deterministic stride (members arrive in a stable order: the job passes
- * them sorted by client id).
+ * times cheaper: an even, deterministic stride (members arrive in a stable order).
  */
 export function aggregateBasis(members: Baseline[]): Baseline[] {
   const active = members.filter((m) => m.state === 'active');

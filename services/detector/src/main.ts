@@ -23,13 +23,6 @@ try {
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-detector'), log);
 const application = 'mcp-audit-detector';
 const writer = clickhouseFor(env, 'WRITER', { application, logger: log, insertTables: DETECTOR_TABLES });
-// The baseline job's statements compute profiles inside ClickHouse (minutes on a loaded server).
-const baselineWriter = clickhouseFor(env, 'WRITER', {
-  application,
-  logger: log,
-  insertTables: DETECTOR_TABLES,
-  requestTimeoutMs: 600_000,
-});
 const reader = clickhouseFor(env, 'ANALYST', {
   application,
   logger: log,
@@ -48,7 +41,7 @@ const detector = buildDetector(
     partitionsConsumedConcurrently: env.MCP_AUDIT_DETECTOR_PARTITIONS_CONCURRENTLY,
     leased: env.MCP_AUDIT_DETECTOR_LEASE,
   },
-  { kafka, writer, baselineWriter, reader, config, log, registry },
+  { kafka, writer, reader, config, log, registry },
 );
 
 // The periodic detectors, the watchdog and the baseline job run on the instance holding the lease.
@@ -69,8 +62,6 @@ const service = defineService({ name: 'detector', log, registry, ...serviceOptio
     lease ?? { start: async () => undefined, stop: async () => undefined, health: () => ({ ok: true }) },
     'intake',
   )
-  .onStop('close', 'close clickhouse', () =>
-    Promise.all([writer.close(), baselineWriter.close(), reader.close()]),
-  );
+  .onStop('close', 'close clickhouse', () => Promise.all([writer.close(), reader.close()]));
 
 await service.run(() => ensureDeclaredTopics(kafka, env, log));
