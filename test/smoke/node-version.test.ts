@@ -22,7 +22,13 @@ test('node: engines, the installed version and the images agree on the Node 22 L
   const image = /^ARG NODE_IMAGE=node:(\d+)[.\d]*-bookworm-slim$/m.exec(read('deploy/docker/Dockerfile'));
   assert.equal(image?.[1], pinned[1], 'the images run the Node line the tests run');
   // Every entry point selects it before running node.
-  for (const script of ['scripts/start.sh', 'scripts/test.sh', 'scripts/bootstrap.sh', 'scripts/services.sh'])
+  for (const script of [
+    'scripts/start.sh',
+    'scripts/test.sh',
+    'scripts/bootstrap.sh',
+    'scripts/services.sh',
+    'scripts/bench.sh',
+  ])
     assert.match(
       read(script),
       /source "?(\$ROOT\/)?scripts\/node\.sh"?\n\s*mcp_audit_use_node "\$ROOT"/,
