@@ -24,11 +24,7 @@ export interface BaselineSource {
   aggregates(asOf: number): Promise<Baseline[]>;
 }
 
-/**
- * Client rows per query. A row is ~1,600 numbers (≈13 kB of JSON, held as text and then parsed):
- * 250 rows keep one load's transient memory near 10 MB.
- */
-const IN_CHUNK = 250;
+const IN_CHUNK = 1_000;
 
 export function clickHouseBaselineSource(ch: ClickHouse): BaselineSource {
   const db = dbIdent(ch.database);
@@ -64,8 +60,6 @@ export class BaselineStore {
   #aggregates = new Map<number, Map<string, Baseline>>();
   #refreshedAt = 0;
   readonly #maxEntries: number;
-  /** Loads run one at a time: partitions consumed concurrently do not parse thousands of rows at once. */
-  #loading: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly source: BaselineSource,
@@ -106,21 +100,7 @@ export class BaselineStore {
   }
 
   /** Loads what `get`/`aggregate` will be asked for (idempotent; cached). */
-  prepare(needs: Map<number, Set<string>>): Promise<void> {
-    // Nothing missing (the common case once clients are known): no wait behind another's load.
-    let missing = false;
-    for (const [asOf, ids] of needs) {
-      if (!this.#aggregates.has(asOf)) missing = true;
-      for (const id of ids) if (!missing && !this.#clients.has(key(asOf, id))) missing = true;
-      if (missing) break;
-    }
-    if (!missing) return Promise.resolve();
-    const run = this.#loading.then(() => this.#load(needs));
-    this.#loading = run.catch(() => undefined);
-    return run;
-  }
-
-  async #load(needs: Map<number, Set<string>>): Promise<void> {
+  async prepare(needs: Map<number, Set<string>>): Promise<void> {
     for (const [asOf, ids] of needs) {
       if (!this.#aggregates.has(asOf)) {
         const rows = await this.source.aggregates(asOf);
