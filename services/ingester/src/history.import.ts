@@ -250,7 +250,8 @@ export async function* bundleLines(dir: string): AsyncGenerator<ImportLine> {
 /**
  * The daily baseline versions (00:00 UTC) from the day after the first imported event to the day after
  * the last one (at most today): the detector's own job (`cli.js baselines --from --to`), over the
- * hourly rollups the insert filled.
+ * hourly rollups the insert filled. Undefined when that holds no whole day (e.g. events of the last
+ * hour only, even across midnight).
  */
 export function baselineRange(
   from: number,
@@ -260,5 +261,5 @@ export function baselineRange(
   const DAY = 86_400_000;
   const first = Math.floor(from / DAY) * DAY + DAY;
   const last = Math.min(Math.floor(to / DAY) * DAY + DAY, Math.floor(now / DAY) * DAY);
-  return last >= first ? { from: first, to: last } : undefined;
+  return last > first ? { from: first, to: last } : undefined;
 }

@@ -137,6 +137,13 @@ test('the live path keeps its 30-day limit; the import lifts only that bound', (
     to: Date.UTC(2026, 2, 2),
   });
   assert.equal(baselineRange(Date.now() - H, Date.now(), Date.now()), undefined);
+  // The last hour across midnight (what failed when the suite ran between 00:00 and 01:00 UTC).
+  const midnight = Date.UTC(2026, 5, 1);
+  assert.equal(baselineRange(midnight - H / 2, midnight + H / 2, midnight + H / 2), undefined);
+  assert.deepEqual(baselineRange(midnight - H / 2, midnight + H / 2, midnight + DAY), {
+    from: midnight,
+    to: midnight + DAY,
+  });
 });
 
 test('60 days of events: imported, rollups equal a recount, clients leave learning, refused lines reported, re-run is idempotent', async () => {
