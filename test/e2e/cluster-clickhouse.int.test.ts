@@ -150,10 +150,27 @@ test('cluster: ingest through Distributed tables, kill -9 a replica of shard 1 m
     const e = makeEvent(r, 0, { sourceId: tag, clientPrefix: `c-${tag}-sec`, clients: 1 });
     events.push({ ...e, ts: new Date(t0 + m * 60_000).toISOString(), args: { note: `use ${token}` } });
   }
-  // A first part before the ingester starts, the rest only after the kill: the kill lands mid-ingest
-  // however fast the machine drains the first part (CI's did, all 8,002, before the kill could land).
+  // A first part before the ingester starts; the rest is produced while the test waits for rows and
+  // kills ch1, paced, and its last 500 only after the kill: the kill lands mid-ingest however fast
+  // the machine drains what it has (CI's drained all 8,002 before the kill when they were sent at once).
   const FIRST = 3_000;
+  const LAST = 500;
   await produceEvents(producer, topics.events, events.slice(0, FIRST));
+  let onKilled = () => {};
+  const killed = new Promise<void>((resolve) => (onKilled = resolve));
+  let startRest = () => {};
+  const restStarted = new Promise<void>((resolve) => (startRest = resolve));
+  const rest = (async () => {
+    await restStarted;
+    const paced = events.slice(FIRST, events.length - LAST);
+    for (let i = 0; i < paced.length; i += 250) {
+      await produceEvents(producer, topics.events, paced.slice(i, i + 250));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await killed;
+    await produceEvents(producer, topics.events, events.slice(events.length - LAST));
+  })();
+  rest.catch(() => {});
   const group = `e2e-cluster-${suffix()}`;
   const ingester = startService(
     'ingester',
@@ -181,6 +198,7 @@ test('cluster: ingest through Distributed tables, kill -9 a replica of shard 1 m
       intervalMs: 100,
       what: 'first rows through the Distributed table',
     });
+    startRest();
     const pid = ch1Pid();
     process.kill(pid, 'SIGKILL');
     await waitFor(
@@ -195,8 +213,9 @@ test('cluster: ingest through Distributed tables, kill -9 a replica of shard 1 m
       { what: 'ch1 gone' },
     );
     const atKill = await distinctStored(tag);
-    assert.ok(atKill <= FIRST, `killed mid-ingest (${atKill} of ${events.length} stored)`);
-    await produceEvents(producer, topics.events, events.slice(FIRST), 500);
+    onKilled();
+    assert.ok(atKill <= events.length - LAST, `killed mid-ingest (${atKill} of ${events.length} stored)`);
+    await rest;
 
     // Reads keep answering with ch1 dead: shard 1 is read from ch2, nothing skipped.
     const sample = await nodes[1]!.query<{ id: string }>(
