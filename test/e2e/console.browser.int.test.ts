@@ -460,6 +460,24 @@ test('a failed login says so; the admin sees the access log; every page at 1280Ã
           if ((await notice.count()) > 0) broken.push(`${name}: ${await notice.first().innerText()}`);
         });
       assert.deepEqual(broken, [], 'every page loads without an error notice');
+      await step(page, `overview-range${sfx}`, async () => {
+        // The events-per-hour axis spans the selected range (not the hours that happen to have
+        // events), in hourly bins; the chart's label says which range and how many hours.
+        const HOUR = 3_600_000;
+        const to = Math.floor(Date.now() / HOUR) * HOUR + HOUR;
+        const from = to - 30 * HOUR;
+        const iso = (ms: number) => new Date(ms).toISOString();
+        await page.goto(`${base}/?from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}`);
+        await settled(page);
+        await page.locator('#chart-rate canvas').waitFor();
+        const label = (await page.locator('#chart-rate').getAttribute('aria-label')) ?? '';
+        const dayHour = (ms: number) => iso(ms).slice(0, 16).replace('T', ' ');
+        assert.ok(
+          label.startsWith(`Events per hour from ${dayHour(from)} to ${dayHour(to)} UTC: 30 hours, `),
+          label,
+        );
+        await screenshot(page, `overview-range${sfx}`, true);
+      });
       await step(page, `access-log-rows${sfx}`, async () => {
         await page.goto(`${base}/access-log`);
         await settled(page);

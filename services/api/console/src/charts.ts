@@ -59,26 +59,71 @@ const axisCount = (name: string) => ({
   nameTextStyle: NAME,
 });
 
-export function rateChart(el: HTMLElement, points: Array<{ ts: string; count: number }>): void {
+const HOUR = 3_600_000;
+const COMPACT = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
+// Time-axis labels by level: a tick on a day boundary names the date ("Dec 8"), not the day of the
+// month alone ("8"), which read as an hour under hourly bars.
+const TIME_LABELS = {
+  year: '{yyyy}',
+  month: '{MMM} {yyyy}',
+  day: '{MMM} {d}',
+  hour: '{HH}:{mm}',
+  minute: '{HH}:{mm}',
+  second: '{HH}:{mm}:{ss}',
+  millisecond: '{HH}:{mm}:{ss}',
+  none: '{HH}:{mm}',
+};
+const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+const dayHour = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+
+/**
+ * Events per hour bin over the SELECTED range (the axis spans it whole, empty hours included, so a
+ * quiet end of the range shows as quiet, not cut off); each bar fills its own hour (centred on its
+ * middle) and ticks are never finer than an hour.
+ */
+export function rateChart(
+  el: HTMLElement,
+  points: Array<{ ts: string; count: number }>,
+  range: { from: string; to: string },
+): void {
+  const min = Math.floor(Date.parse(range.from) / HOUR) * HOUR;
+  const max = Math.max(min + HOUR, Math.ceil(Date.parse(range.to) / HOUR) * HOUR);
+  const hours = Math.round((max - min) / HOUR);
+  const withEvents = points.filter((p) => p.count > 0).length;
   mount(
     el,
     {
       animation: false,
       grid: { left: 60, right: 16, top: 16, bottom: 44 },
-      tooltip,
-      xAxis: axisTime,
+      tooltip: {
+        ...tooltip,
+        formatter: (ps: Array<{ value: [number, number] }>) => {
+          const v = ps[0]?.value;
+          if (!v) return '';
+          const start = v[0] - HOUR / 2;
+          return `${dayHour(start)}–${hhmm(start + HOUR)} UTC\nevents: ${v[1]}`;
+        },
+      },
+      xAxis: {
+        ...axisTime,
+        min,
+        max,
+        minInterval: HOUR,
+        axisLabel: { hideOverlap: true, formatter: TIME_LABELS },
+      },
       yAxis: axisCount('events / hour'),
       series: [
         {
           name: 'events',
           type: 'bar',
           barMaxWidth: 24,
+          barMinWidth: 1,
           color: COLORS.line,
-          data: points.map((p) => [p.ts, p.count]),
+          data: points.map((p) => [Date.parse(p.ts) + HOUR / 2, p.count]),
         },
       ],
     },
-    `Events per hour, ${points.length} hours`,
+    `Events per hour from ${dayHour(min)} to ${dayHour(max)} UTC: ${hours} hours, ${withEvents} with events`,
   );
 }
 
@@ -204,7 +249,12 @@ export function barChart(el: HTMLElement, rows: ValueCount[], label: string): vo
       animation: false,
       grid: { left: 8, right: 24, top: 8, bottom: 28, containLabel: true },
       tooltip: { ...tooltip, axisPointer: { type: 'shadow' } },
-      xAxis: { ...axisCount('events'), nameGap: 24 },
+      // Compact numbers ("1.5M") on the narrow count axis: full ones ran into each other.
+      xAxis: {
+        ...axisCount('events'),
+        nameGap: 24,
+        axisLabel: { hideOverlap: true, formatter: (v: number) => COMPACT.format(v) },
+      },
       yAxis: {
         type: 'category',
         data: rows.map((r) => r.value),

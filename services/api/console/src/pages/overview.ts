@@ -126,7 +126,7 @@ export function overviewPage(ctx: PageContext): void {
           section('Top tools', list(o.top_tools, 'tool')),
         ),
       );
-      charts.rateChart(rate, o.event_rate);
+      charts.rateChart(rate, o.event_rate, o.range);
       if (o.outcomes.length) charts.barChart(outcomes, o.outcomes, 'Events by outcome');
     },
   );
