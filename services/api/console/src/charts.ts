@@ -40,25 +40,6 @@ function mount(el: HTMLElement, option: echarts.EChartsCoreOption, label: string
   return chart;
 }
 
-// Axis titles: what is counted and per what, and the time axis' zone.
-const NAME = { color: '#4a5568', fontSize: 12 };
-const axisTime = {
-  type: 'time' as const,
-  axisLabel: { hideOverlap: true },
-  name: 'hour (UTC)',
-  nameLocation: 'middle' as const,
-  nameGap: 26,
-  nameTextStyle: NAME,
-};
-const axisCount = (name: string) => ({
-  type: 'value' as const,
-  minInterval: 1,
-  name,
-  nameLocation: 'middle' as const,
-  nameGap: 40,
-  nameTextStyle: NAME,
-});
-
 const HOUR = 3_600_000;
 const COMPACT = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
 // Time-axis labels by level: a tick on a day boundary names the date ("Dec 8"), not the day of the
@@ -73,6 +54,26 @@ const TIME_LABELS = {
   millisecond: '{HH}:{mm}:{ss}',
   none: '{HH}:{mm}',
 };
+// Axis titles: what is counted and per what, and the time axis' zone.
+const NAME = { color: '#4a5568', fontSize: 12 };
+const axisTime = {
+  type: 'time' as const,
+  minInterval: HOUR,
+  axisLabel: { hideOverlap: true, formatter: TIME_LABELS },
+  name: 'hour (UTC)',
+  nameLocation: 'middle' as const,
+  nameGap: 26,
+  nameTextStyle: NAME,
+};
+const axisCount = (name: string) => ({
+  type: 'value' as const,
+  minInterval: 1,
+  name,
+  nameLocation: 'middle' as const,
+  nameGap: 40,
+  nameTextStyle: NAME,
+});
+
 const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
 const dayHour = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
 
@@ -108,8 +109,6 @@ export function rateChart(
         ...axisTime,
         min,
         max,
-        minInterval: HOUR,
-        axisLabel: { hideOverlap: true, formatter: TIME_LABELS },
       },
       yAxis: axisCount('events / hour'),
       series: [
