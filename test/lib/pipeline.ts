@@ -12,17 +12,34 @@ export function kafka(): Kafka {
 }
 
 /** Fresh, uniquely named events + DLQ topics for one test. */
+/**
+ * A fresh events topic (and its DLQ) for one test. On a loaded machine the broker sometimes answers
+ * the leader wait of a topic it has just created with "This server does not host this
+ * topic-partition" (its metadata not yet caught up): retried with new names, the half-created ones
+ * deleted, so a slow broker is not a test failure.
+ */
 export async function createTestTopics(admin: Admin, tag: string, partitions = 6) {
-  const events = `e2e.${tag}.events.${suffix()}`;
-  const dlq = `e2e.${tag}.dlq.${suffix()}`;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [
-      { topic: events, numPartitions: partitions, replicationFactor: 1 },
-      { topic: dlq, numPartitions: 1, replicationFactor: 1 },
-    ],
-  });
-  return { events, dlq };
+  for (let attempt = 1; ; attempt++) {
+    const events = `e2e.${tag}.events.${suffix()}`;
+    const dlq = `e2e.${tag}.dlq.${suffix()}`;
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          { topic: events, numPartitions: partitions, replicationFactor: 1 },
+          { topic: dlq, numPartitions: 1, replicationFactor: 1 },
+        ],
+      });
+      return { events, dlq };
+    } catch (err) {
+      const retriable =
+        (err as { retriable?: boolean }).retriable === true ||
+        /does not host this topic-partition|leader/i.test(String((err as Error).message));
+      if (!retriable || attempt >= 5) throw err;
+      await admin.deleteTopics({ topics: [events, dlq] }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
 }
 
 export async function produceEvents(
