@@ -94,11 +94,17 @@ export function createClickHouse(opts: ClickHouseOptions): ClickHouse {
     database,
     async query<T>(q: SqlFragment, o?: QueryOptions): Promise<T[]> {
       const text = statement(q);
-      try {
-        const rs = await client.query({ query: text, format: 'JSONEachRow', ...params(o) });
-        return await rs.json<T>();
-      } catch (err) {
-        throw toRequestError(err);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const rs = await client.query({ query: text, format: 'JSONEachRow', ...params(o) });
+          return await rs.json<T>();
+        } catch (err) {
+          // A read is idempotent: one more try on a fresh socket when the pooled one turned out to
+          // be closed by the server (seen under load as "socket hang up"). Not with a query id (the
+          // server may still run the first), nor once the caller gave up.
+          if (attempt === 1 && isStaleSocket(err) && !o?.queryId && !o?.signal?.aborted) continue;
+          throw toRequestError(err);
+        }
       }
     },
     async command(q: SqlFragment, o?: QueryOptions): Promise<void> {
@@ -193,6 +199,13 @@ export function isRetryableClickHouseError(err: unknown): boolean {
   if (code !== undefined) return RETRYABLE_SERVER_CODES.has(code);
   if (err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError) return false;
   return err instanceof Error;
+}
+
+/** The connection died under the request (a kept-alive socket the server had closed, or a reset). */
+export function isStaleSocket(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (typeof e?.code === 'string' && ['ECONNRESET', 'EPIPE'].includes(e.code)) return true;
+  return typeof e?.message === 'string' && /socket hang up/i.test(e.message);
 }
 
 function toRequestError(err: unknown): ClickHouseRequestError {
