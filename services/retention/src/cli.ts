@@ -28,6 +28,7 @@ import { HOUR_MS } from './ledger/record.js';
 import { sealOnce, DEFAULT_SEALER } from './ledger/sealer.js';
 import { createRowStream } from './ledger/stream.js';
 import { verifyRange, type VerifyReport } from './ledger/verify.js';
+import { configuredPartitions } from './partitions.js';
 import { retiredHours } from './receipts.js';
 import { planRetention, runRetention } from './retention.job.js';
 
@@ -70,6 +71,14 @@ const ch = clickhouseFor(env, 'ADMIN', {
   requestTimeoutMs: 3_600_000,
 });
 const database = env.MCP_AUDIT_CLICKHOUSE_DATABASE;
+const cluster = (() => {
+  try {
+    return configuredPartitions(env, ch, { application: 'mcp-audit-retention-cli' });
+  } catch (err) {
+    console.error(`retention: ${(err as Error).message}`);
+    process.exit(1);
+  }
+})();
 const db = {
   ch,
   database,
@@ -79,6 +88,7 @@ const db = {
     password: env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD,
     database,
   }),
+  partitions: cluster.partitions,
 };
 const need = (v: string | undefined, name: string): string => {
   if (!v) throw new Error(`${name} is required for this command`);
@@ -174,6 +184,7 @@ async function main(): Promise<number> {
         ch,
         database,
         stream: db.stream,
+        partitions: db.partitions,
         holds: createLegalHolds({ ch, database }),
         publicKeys: loadPublicKeys(env.MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR),
         ledgerDir: env.MCP_AUDIT_LEDGER_DIR,
@@ -314,5 +325,5 @@ try {
   console.error(`retention ${cmd ?? ''}: ${(err as Error).message}`);
   process.exitCode = 1;
 } finally {
-  await ch.close();
+  await Promise.all([ch.close(), cluster.close()]);
 }

@@ -71,6 +71,25 @@ export const retentionEnvSchema = kafkaEnvSchema.extend({
   MCP_AUDIT_RETENTION_POLICY: jsonEnv('{}', retentionPolicySchema, 'retention policy'),
   MCP_AUDIT_ALERTS_TOPIC: z.string().default(TOPIC_ALERTS),
   /**
+   * Cluster layout, as for the migrations (packages/clickhouse/src/migrate.ts): the cluster's name in
+   * remote_servers and every node's HTTP URL (comma-separated). Day partitions are then listed and
+   * dropped on every shard's local tables (partitions.ts); everything else reads MCP_AUDIT_CLICKHOUSE_URL.
+   */
+  MCP_AUDIT_CLICKHOUSE_CLUSTER: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'not a plain identifier')
+    .optional(),
+  MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.url({ protocol: /^https?$/ }))),
+  /**
    * Scheduled exports (export/schedules.ts): a JSON array of {name, cron, format, range, filters?,
    * dir}, e.g. [{"name":"daily","cron":"30 1 * * *","format":"ndjson","range":"previous_day",
    * "dir":"/var/lib/mcp-audit/exports"}].

@@ -33,3 +33,10 @@ export { createExportJobs, type ExportJob, type ExportJobs } from './export/jobs
 export { tarDirectory } from './export/tar.js';
 export { createRowStream, type RowStream } from './ledger/stream.js';
 export type { LedgerDb } from './ledger/hours.js';
+export {
+  clusterPartitions,
+  configuredPartitions,
+  singleServerPartitions,
+  type Partitions,
+  type PartitionRows,
+} from './partitions.js';

@@ -16,6 +16,7 @@ import { createLegalHolds } from './holds.js';
 import { loadPublicKeys, loadSigningKey } from './ledger/keys.js';
 import { DEFAULT_SEALER, sealOnce } from './ledger/sealer.js';
 import { createRowStream } from './ledger/stream.js';
+import { configuredPartitions } from './partitions.js';
 import { runRetention } from './retention.job.js';
 
 const { env, log, registry } = boot('retention', retentionEnvSchema.extend(leaseEnv('RETENTION').shape));
@@ -27,6 +28,8 @@ const ch = clickhouseFor(env, 'ADMIN', {
   requestTimeoutMs: 3_600_000,
   logger: log,
 });
+// Cluster layout: day partitions are listed and dropped on every node's local tables (partitions.ts).
+const cluster = configuredPartitions(env, ch, { application: 'mcp-audit-retention', logger: log });
 const kafka = createKafka(kafkaConfigFromEnv(env, 'mcp-audit-retention'), log);
 const producer = createProducer(kafka);
 const db = {
@@ -38,6 +41,7 @@ const db = {
     password: env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD,
     database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
   }),
+  partitions: cluster.partitions,
 };
 const sealer = {
   ...DEFAULT_SEALER,
@@ -87,6 +91,7 @@ const retain = serial('retention', async () => {
       ch,
       database: db.database,
       stream: db.stream,
+      partitions: db.partitions,
       holds: createLegalHolds(db),
       publicKeys: loadPublicKeys(env.MCP_AUDIT_LEDGER_PUBLIC_KEYS_DIR),
       ledgerDir: env.MCP_AUDIT_LEDGER_DIR,
@@ -128,7 +133,7 @@ const service = defineService({
   .onStop('drain', 'leave the lease', () => lease?.stop())
   .onStop('drain', 'finish the job in hand', () => busy)
   .onStop('commit', 'disconnect producer', () => producer.disconnect())
-  .onStop('close', 'close clickhouse', () => ch.close());
+  .onStop('close', 'close clickhouse', () => Promise.all([ch.close(), cluster.close()]));
 
 await service.run(async () => {
   await producer.connect();

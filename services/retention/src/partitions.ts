@@ -4,7 +4,9 @@ import {
   LOCAL_SUFFIX,
   sql,
   tuple,
+  createClickHouse,
   type ClickHouse,
+  type ClickHouseOptions,
   type SqlFragment,
 } from '@mcp-audit/clickhouse';
 
@@ -239,31 +241,51 @@ export function clusterPartitions(opts: {
   };
 }
 
+/** The variables configuredPartitions reads (retention's config.ts). */
+export interface PartitionsEnv {
+  MCP_AUDIT_CLICKHOUSE_DATABASE: string;
+  MCP_AUDIT_CLICKHOUSE_ADMIN_USER: string;
+  MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD: string;
+  MCP_AUDIT_CLICKHOUSE_CLUSTER?: string | undefined;
+  MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS: readonly string[];
+}
+
 /**
- * Partitions as configured: the cluster layout when `cluster` is set (a client per node from
- * `connect`, closed by `close`), else this server through `ch`.
+ * Partitions as configured: the cluster layout when MCP_AUDIT_CLICKHOUSE_CLUSTER is set (an admin
+ * client per node of MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS, closed by `close`), else this server through `ch`.
  */
-export function configuredPartitions(opts: {
-  ch: ClickHouse;
-  database: string;
-  cluster?: string | undefined;
-  clusterUrls: readonly string[];
-  connect: (url: string) => ClickHouse;
-}): { partitions: Partitions; close(): Promise<void> } {
-  if (!opts.cluster) {
-    if (opts.clusterUrls.length > 0)
+export function configuredPartitions(
+  env: PartitionsEnv,
+  ch: ClickHouse,
+  client: Pick<ClickHouseOptions, 'application' | 'logger'>,
+): { partitions: Partitions; close(): Promise<void> } {
+  const database = env.MCP_AUDIT_CLICKHOUSE_DATABASE;
+  const cluster = env.MCP_AUDIT_CLICKHOUSE_CLUSTER;
+  const urls = env.MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS;
+  if (!cluster) {
+    if (urls.length > 0)
       throw new ClusterRetentionError(
         'MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS is set without MCP_AUDIT_CLICKHOUSE_CLUSTER (the cluster name)',
       );
-    return { partitions: singleServerPartitions(opts.ch, opts.database), close: async () => {} };
+    return { partitions: singleServerPartitions(ch, database), close: async () => {} };
   }
-  if (opts.clusterUrls.length === 0)
+  if (urls.length === 0)
     throw new ClusterRetentionError(
       'MCP_AUDIT_CLICKHOUSE_CLUSTER is set: MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS must list every node',
     );
-  const nodes = opts.clusterUrls.map((url) => ({ name: url, ch: opts.connect(url) }));
+  const nodes = urls.map((url) => ({
+    name: url,
+    ch: createClickHouse({
+      url,
+      username: env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER,
+      password: env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD,
+      database,
+      requestTimeoutMs: 600_000,
+      ...client,
+    }),
+  }));
   return {
-    partitions: clusterPartitions({ cluster: opts.cluster, database: opts.database, nodes }),
+    partitions: clusterPartitions({ cluster, database, nodes }),
     close: async () => {
       await Promise.all(nodes.map((n) => n.ch.close()));
     },

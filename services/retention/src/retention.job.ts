@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { dbIdent, ident, sql, tuple, type ClickHouse } from '@mcp-audit/clickhouse';
+import { dbIdent, ident, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import type { Alert } from '@mcp-audit/schema';
 import { POLICY_TABLES, type RetentionPolicy } from './config.js';
 import { overlappingHolds, type LegalHolds } from './holds.js';
 import { HOUR_MS, isoSecond, recordHash, type PublicKeys, type SigningKey } from './ledger/record.js';
 import { loadTableRecords } from './ledger/store.js';
 import { verifyRange, type VerifyOptions } from './ledger/verify.js';
+import { singleServerPartitions, type Partitions } from './partitions.js';
 import { retiredHours, writeReceipt } from './receipts.js';
 import type { RowStream } from './ledger/stream.js';
 
@@ -31,6 +32,11 @@ export interface PartitionPlan {
 export interface RetentionDeps {
   ch: ClickHouse;
   database: string;
+  /**
+   * Where day partitions are listed and dropped: this server (default) or every shard of a cluster
+   * (partitions.ts). Everything else (verify, receipts, holds, spans) reads through `ch`.
+   */
+  partitions?: Partitions | undefined;
   /** Streaming reads for verification (createRowStream); buffered queries without it. */
   stream?: RowStream | undefined;
   holds: LegalHolds;
@@ -43,10 +49,7 @@ export interface RetentionDeps {
 /** What the next run would do with every partition past its policy. */
 export async function planRetention(deps: RetentionDeps, policy: RetentionPolicy): Promise<PartitionPlan[]> {
   const now = (deps.now ?? Date.now)();
-  const parts = await deps.ch.query<{ table: string; partition: string; rows: string }>(sql`
-    SELECT table, partition, sum(rows) AS rows FROM system.parts
-    WHERE database = ${deps.database} AND active AND table IN ${tuple([...POLICY_TABLES])}
-    GROUP BY table, partition ORDER BY table, partition`);
+  const parts = await partitionsOf(deps).list(POLICY_TABLES);
   const holds = await deps.holds.list({ activeOnly: true });
   const retired = await retiredHours(deps.ch, deps.database, deps.publicKeys);
   const plans: PartitionPlan[] = [];
@@ -56,7 +59,7 @@ export async function planRetention(deps: RetentionDeps, policy: RetentionPolicy
     const day = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!);
     const days = policy[p.table as keyof RetentionPolicy];
     if (day + DAY_MS > now - days * DAY_MS) continue; // within policy
-    const base = { table: p.table, partition: p.partition, rows: Number(p.rows), dayStart: isoSecond(day) };
+    const base = { table: p.table, partition: p.partition, rows: p.rows, dayStart: isoSecond(day) };
     const held = overlappingHolds(holds, day, day + DAY_MS);
     if (held.length > 0) {
       plans.push({
@@ -70,7 +73,7 @@ export async function planRetention(deps: RetentionDeps, policy: RetentionPolicy
     if (p.table === 'events') {
       const v = await verifyRange(
         {
-          db: { ch: deps.ch, database: deps.database, stream: deps.stream },
+          db: { ch: deps.ch, database: deps.database, stream: deps.stream, partitions: deps.partitions },
           publicKeys: deps.publicKeys,
           dir: deps.ledgerDir,
           now: () => now,
@@ -123,6 +126,7 @@ export async function runRetention(
   const kept = plans.filter((p) => p.action === 'keep');
   const records = await loadTableRecords({ ch: deps.ch, database: deps.database });
   const db = dbIdent(deps.database);
+  const partitions = partitionsOf(deps);
   for (const p of plans.filter((x) => x.action === 'remove')) {
     const day = Date.parse(p.dayStart);
     const span = await deps.ch.query<{ a: number; b: number }>(sql`
@@ -152,16 +156,8 @@ export async function runRetention(
         key_id: deps.key.keyId,
       },
     );
-    await deps.ch.command(
-      sql`ALTER TABLE ${db}.${ident(p.table, TABLES)} DROP PARTITION ${Number(p.partition)}`,
-    );
-    if (p.table === 'events') {
-      for (const t of WITH_EVENTS) {
-        await deps.ch.command(
-          sql`ALTER TABLE ${db}.${ident(t, TABLES)} DROP PARTITION ${Number(p.partition)}`,
-        );
-      }
-    }
+    await partitions.drop(p.table, p.partition);
+    if (p.table === 'events') for (const t of WITH_EVENTS) await partitions.drop(t, p.partition);
     removed.push(p);
   }
   const alerts = kept
@@ -170,6 +166,9 @@ export async function runRetention(
   if (alerts.length > 0) await deps.raiseAlerts(alerts);
   return { removed, kept, alerts };
 }
+
+const partitionsOf = (deps: RetentionDeps): Partitions =>
+  deps.partitions ?? singleServerPartitions(deps.ch, deps.database);
 
 const TIME_COLUMNS = ['ts', 'created_at', 'changed_at', 'opened_at', 'at'];
 function timeColumn(table: string): string {

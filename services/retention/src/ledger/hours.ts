@@ -1,4 +1,5 @@
 import { dbIdent, sql, tuple, type ClickHouse, type SqlFragment } from '@mcp-audit/clickhouse';
+import type { Partitions } from '../partitions.js';
 import { hasControlSql, leafSql } from './canonical.js';
 import { currentLeaves, leafId } from './leaves.js';
 import { MerkleBuilder } from './merkle.js';
@@ -18,6 +19,8 @@ export interface LedgerDb {
   database: string;
   /** Streaming reads (createRowStream); without it the leaves are read in one buffered query. */
   stream?: RowStream | undefined;
+  /** Where mutations run: every shard's local table on a cluster (partitions.ts); this server without it. */
+  partitions?: Partitions | undefined;
 }
 
 const sec = (ms: number) => Math.floor(ms / 1000);
@@ -267,7 +270,9 @@ export async function storedLeafRoots(
   if (seqs.length === 0) return out;
   const got = await streamRoots(
     db,
-    sql`SELECT toUInt32(seq) AS a, toUInt32(0) AS b, event_id AS k, leaf
+    // NOTE: `seq * 0`, not a constant: through a Distributed table (cluster layout) 18.16 refuses a
+    // constant column that meets streamRoots' UNION ALL (code 171, "non constant in source stream").
+    sql`SELECT toUInt32(seq) AS a, toUInt32(seq * 0) AS b, event_id AS k, leaf
       FROM ${dbIdent(db.database)}.integrity_leaves WHERE seq IN ${seqTuple(seqs)}`,
   );
   for (const r of got) out.set(r.a, { rows: r.rows, root: r.root });

@@ -1,4 +1,5 @@
 import { dbIdent, sql } from '@mcp-audit/clickhouse';
+import { singleServerPartitions } from '../partitions.js';
 import { segmentRoots, writeLeavesAndRoots, type LedgerDb, type NewRecordSpan } from './hours.js';
 import { EMPTY_ROOT } from './merkle.js';
 import {
@@ -208,7 +209,10 @@ async function clearLeftoverLeaves(db: LedgerDb, fromSeq: number): Promise<void>
   const leaves = sql`${dbIdent(db.database)}.integrity_leaves`;
   const r = await db.ch.query<{ n: string }>(sql`SELECT count() AS n FROM ${leaves} WHERE seq >= ${fromSeq}`);
   if (Number(r[0]?.n ?? 0) === 0) return;
-  await db.ch.command(sql`ALTER TABLE ${leaves} DELETE WHERE seq >= ${fromSeq}`);
+  await (db.partitions ?? singleServerPartitions(db.ch, db.database)).deleteWhere(
+    'integrity_leaves',
+    sql`seq >= ${fromSeq}`,
+  );
   for (let i = 0; i < 600; i++) {
     const left = await db.ch.query<{ n: string }>(
       sql`SELECT count() AS n FROM ${leaves} WHERE seq >= ${fromSeq}`,
