@@ -69,6 +69,7 @@ test('the repo migrations load: numbered, idempotent, checksummed', () => {
       [10, '010_tool_annotations.sql'],
       [11, '011_incidents.sql'],
       [13, '013_raw_remainder.sql'],
+      [14, '014_events_hourly_final.sql'],
     ],
   );
   for (const f of files) {

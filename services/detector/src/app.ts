@@ -63,6 +63,9 @@ export const DETECTOR_TABLES = [
   'periodic_progress',
   'incidents',
   'incident_transitions',
+  // hourly.finalizer.ts (FINAL_TABLE, RUNS_TABLE)
+  'events_hourly_final',
+  'events_hourly_final_runs',
 ];
 
 /**

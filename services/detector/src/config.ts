@@ -516,6 +516,15 @@ export const detectorConfigSchema = z.object({
         .string()
         .refine((c) => cron.validate(c), 'must be a cron expression, e.g. "5 0 * * *"')
         .default('5 0 * * *'),
+      /**
+       * Cron expression (node-cron, UTC) of the finalizer (hourly.finalizer.ts), which turns the closed
+       * hours touched since its last run into plain counts for the baseline job: by default hourly at :02.
+       * The baseline job also runs it before reading, so this only keeps that step short.
+       */
+      finalizeCron: z
+        .string()
+        .refine((c) => cron.validate(c), 'must be a cron expression, e.g. "2 * * * *"')
+        .default('2 * * * *'),
     })
     .prefault({}),
   /** While learning: most severe level a history-based detector may raise ('suppress' = none). */
