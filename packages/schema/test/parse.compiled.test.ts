@@ -3,42 +3,17 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { auditEventV1 } from '../src/index.js';
 import { compiledEvent } from '../src/parse.compiled.js';
-
-type Obj = Record<string, unknown>;
+import { DELETE, gatewayToolCall, setPath, type Obj } from './fixtures.js';
 
 /** Valid events of every shape the compiled check handles itself (IPv4, annotations, errors, …). */
 function bases(): Obj[] {
   const call: Obj = {
-    schema_version: 1,
-    event_id: '0193a5e0-7c1d-7b2a-9f00-3c5d6e7f8a9b',
-    ts: '2026-11-21T09:59:58.123Z',
-    kind: 'tool_call',
-    source: { type: 'gateway', id: 'gw-eu-1', version: '0.4.2' },
-    client: {
-      id: 'client-acme-claude',
-      name: 'ACME Claude Desktop',
-      user: 'alice@acme.example',
-      agent: 'claude-desktop',
-      ip: '10.0.3.17',
-      user_agent: 'claude-desktop/0.9 (mcp-client)',
-      session_id: 'sess-8f2c',
-    },
-    server: { name: 'filesystem', version: '2025.1.0', transport: 'stdio' },
-    method: 'tools/call',
-    tool: { name: 'read_file', definition_hash: 'a'.repeat(64) },
+    ...gatewayToolCall({ ip: '10.0.3.17' }),
     outcome: 'error',
-    http_status: 200,
     rpc_error_code: -32603,
     tool_is_error: true,
-    trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
     auth: { method: 'api_key', result: 'success', reason: 'token ok' },
     error: { code: 'TOOL_ERROR', message: 'could not read /srv/data/file-1.txt' },
-    duration_ms: 42,
-    request_bytes: 180,
-    response_bytes: 2048,
-    args: { path: '/srv/data/report.txt', options: { encoding: 'utf8', lines: [1, 2, 3] } },
-    response_digest: 'b'.repeat(64),
-    labels: { env: 'prod', team: 'platform' },
     x_unknown: { kept: 'in raw only' },
   };
   const listing: Obj = {
@@ -130,8 +105,6 @@ const PATHS = [
   'labels.k',
 ];
 
-const DELETE = Symbol('delete');
-
 const SPECIAL: unknown[] = [
   DELETE,
   '',
@@ -198,19 +171,6 @@ const SPECIAL: unknown[] = [
   { '': 'empty key' },
   { blob: 'x'.repeat(64 * 1024) },
 ];
-
-function setPath(e: Obj, path: string, v: unknown): void {
-  const keys = path.split('.');
-  let o: Obj = e;
-  for (const k of keys.slice(0, -1)) {
-    const next = o[k];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) return;
-    o = next as Obj;
-  }
-  const last = keys[keys.length - 1]!;
-  if (v === DELETE) delete o[last];
-  else o[last] = structuredClone(v);
-}
 
 /** The value as JSON.parse gives it to parseEvent (what the compiled check is for). */
 const fromJson = (e: Obj): Obj => JSON.parse(JSON.stringify(e)) as Obj;

@@ -3,42 +3,10 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseEvent, type ParseResult } from '../src/index.js';
 import { referenceParseEvent } from './reference-parse.js';
+import { DELETE, NOW, gatewayToolCall, setPath, type Obj } from './fixtures.js';
 
-const NOW = Date.parse('2026-11-21T10:00:00.000Z');
-
-type Obj = Record<string, unknown>;
-
-function base(): Obj {
-  return {
-    schema_version: 1,
-    event_id: '0193a5e0-7c1d-7b2a-9f00-3c5d6e7f8a9b',
-    ts: '2026-11-21T09:59:58.123Z',
-    kind: 'tool_call',
-    source: { type: 'gateway', id: 'gw-eu-1', version: '0.4.2' },
-    client: {
-      id: 'client-acme-claude',
-      name: 'ACME Claude Desktop',
-      user: 'alice@acme.example',
-      ip: '2001:db8::7',
-      user_agent: 'claude-desktop/0.9 (mcp-client)',
-      session_id: 'sess-8f2c',
-    },
-    server: { name: 'filesystem', version: '2025.1.0', transport: 'stdio' },
-    method: 'tools/call',
-    tool: { name: 'read_file', definition_hash: 'a'.repeat(64) },
-    outcome: 'ok',
-    http_status: 200,
-    tool_is_error: false,
-    trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
-    auth: { method: 'oauth', result: 'success' },
-    duration_ms: 42,
-    request_bytes: 180,
-    response_bytes: 2048,
-    args: { path: '/srv/data/report.txt', options: { encoding: 'utf8', lines: [1, 2, 3] } },
-    response_digest: 'b'.repeat(64),
-    labels: { env: 'prod', team: 'platform' },
-  };
-}
+// The gateway tool call with an IPv6 address and no agent.
+const base = (): Obj => gatewayToolCall({ ip: '2001:db8::7', agent: undefined });
 
 const PATHS = [
   'schema_version',
@@ -77,8 +45,6 @@ const PATHS = [
   'x_unknown',
 ];
 
-const DELETE = Symbol('delete');
-
 const SPECIAL_VALUES: unknown[] = [
   DELETE,
   '',
@@ -111,20 +77,6 @@ const SPECIAL_VALUES: unknown[] = [
 ];
 
 const value = fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom(...SPECIAL_VALUES));
-
-function setPath(e: Obj, path: string, v: unknown): void {
-  const keys = path.split('.');
-  let o: Obj = e;
-  for (const k of keys.slice(0, -1)) {
-    const next = o[k];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) return;
-    o = next as Obj;
-  }
-  const last = keys[keys.length - 1]!;
-  if (v === DELETE) delete o[last];
-  // A copy: the special values are shared by every run, and later edits write into what they set.
-  else o[last] = structuredClone(v);
-}
 
 /** Edits of the text that no object can express: duplicates, escapes, forbidden keys, bad JSON. */
 const TEXT_EDITS: Array<(t: string) => string> = [

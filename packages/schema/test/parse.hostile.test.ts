@@ -15,44 +15,10 @@ import {
   type ParseErrorCode,
   type ParseResult,
 } from '../src/index.js';
-
-const NOW = Date.parse('2026-11-21T10:00:00.000Z');
-
-type Obj = Record<string, unknown>;
+import { NOW, gatewayToolCall, type Obj } from './fixtures.js';
 
 /** A fully populated, valid gateway event; each case breaks one thing in a fresh copy. */
-function base(): Obj {
-  return {
-    schema_version: 1,
-    event_id: '0193a5e0-7c1d-7b2a-9f00-3c5d6e7f8a9b',
-    ts: '2026-11-21T09:59:58.123Z',
-    kind: 'tool_call',
-    source: { type: 'gateway', id: 'gw-eu-1', version: '0.4.2' },
-    client: {
-      id: 'client-acme-claude',
-      name: 'ACME Claude Desktop',
-      user: 'alice@acme.example',
-      agent: 'claude-desktop',
-      ip: '203.0.113.7',
-      user_agent: 'claude-desktop/0.9 (mcp-client)',
-      session_id: 'sess-8f2c',
-    },
-    server: { name: 'filesystem', version: '2025.1.0', transport: 'stdio' },
-    method: 'tools/call',
-    tool: { name: 'read_file', definition_hash: 'a'.repeat(64) },
-    outcome: 'ok',
-    http_status: 200,
-    tool_is_error: false,
-    trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
-    auth: { method: 'oauth', result: 'success' },
-    duration_ms: 42,
-    request_bytes: 180,
-    response_bytes: 2048,
-    args: { path: '/srv/data/report.txt', options: { encoding: 'utf8', lines: [1, 2, 3] } },
-    response_digest: 'b'.repeat(64),
-    labels: { env: 'prod', team: 'platform' },
-  };
-}
+const base = (): Obj => gatewayToolCall();
 
 const json = (f: (e: Obj) => void): string => {
   const e = base();
