@@ -165,6 +165,13 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 test('retention on the cluster: past days dropped on every node of every shard, a held day and a tampered day kept, receipts across shards, plan agrees', async () => {
   const tag = `cret-${suffix()}`;
+  // Phase times for the log line at the end.
+  const laps: string[] = [];
+  let lapStart = Date.now();
+  const lap = (what: string) => {
+    laps.push(`${what} ${((Date.now() - lapStart) / 1000).toFixed(1)} s`);
+    lapStart = Date.now();
+  };
   const today = Math.floor(Date.now() / DAY) * DAY;
   // Four past days: removed, held, tampered, removed (policy: events 1 day).
   const days = [5, 4, 3, 2].map((n) => today - n * DAY);
@@ -232,6 +239,7 @@ test('retention on the cluster: past days dropped on every node of every shard, 
     assert.equal(b['events:ch1']! + b['events:ch3']!, perDay + 2, `${p}: every event stored once`);
   }
 
+  lap('ingest');
   // The ledger sealed through the Distributed tables (every hour up to now; cutoff after the ingest).
   const keyFile = join(dir, 'signing.key');
   const pubDir = join(dir, 'keys');
@@ -258,6 +266,7 @@ test('retention on the cluster: past days dropped on every node of every shard, 
   assert.ok(clean.ok, `the sealed days verify on the cluster: ${JSON.stringify(clean.failing.slice(0, 2))}`);
   assert.equal(clean.rowsChecked, events.length);
 
+  lap('seal + verify');
   // Tampering with one replica's local table: ALTER … UPDATE on ch2 (shard 1's second replica).
   const [victim] = await nodes[1]!.query<{ id: string }>(sql`
     SELECT toString(event_id) AS id FROM mcp_audit.events_local
@@ -287,6 +296,7 @@ test('retention on the cluster: past days dropped on every node of every shard, 
     actor: 'compliance-officer',
   });
 
+  lap('tamper + hold');
   // `retention plan` (the CLI, configured for the cluster as the migrations are) before the run.
   const planOut = execFileSync('node', [`${REPO_ROOT}services/retention/dist/src/cli.js`, 'plan'], {
     env: {
@@ -322,6 +332,7 @@ test('retention on the cluster: past days dropped on every node of every shard, 
   assert.match(planned[1]!, new RegExp(`legal hold: IR-${tag} \\(${hold.hold_id}\\)`));
   assert.match(planned[2]!, /does not verify: \d+ failing hours/);
 
+  lap('plan (CLI)');
   // The run, with partitions listed and dropped on every shard.
   const alerts: Alert[] = [];
   const deps = {
@@ -350,6 +361,7 @@ test('retention on the cluster: past days dropped on every node of every shard, 
     },
     policy,
   );
+  lap('plan + run');
   const line = (p: PartitionPlan) => `${p.action} ${p.partition} ${p.rows}`;
   assert.deepEqual(
     [...run.removed, ...run.kept]
@@ -411,8 +423,9 @@ test('retention on the cluster: past days dropped on every node of every shard, 
     all.failing.filter((h) => h.status !== 'retired').map((h) => h.hour.slice(0, 10)),
   );
   assert.deepEqual([...failingDays], [new Date(tampered).toISOString().slice(0, 10)]);
+  lap('checks');
   console.log(
-    `cluster retention: removed ${run.removed.map(line).join(', ')}; kept ${run.kept.map(line).join(', ')}; ` +
+    `cluster retention (${laps.join(', ')}): removed ${run.removed.map(line).join(', ')}; kept ${run.kept.map(line).join(', ')}; ` +
       `shard rows per day ${JSON.stringify(Object.fromEntries(days.map((d) => [ymd(d), [before[ymd(d)]!['events:ch1'], before[ymd(d)]!['events:ch3']]])))}`,
   );
 });
