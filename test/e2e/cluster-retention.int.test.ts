@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClickHouse, sql, type ClickHouse } from '@mcp-audit/clickhouse';
@@ -352,16 +352,45 @@ test('retention on the cluster: past days dropped on every node of every shard, 
   for (const rows of Object.values(kept)) assert.ok(rows['integrity_leaves:ch3']! > 0, 'leaves on shard 2');
   const policy = retentionPolicySchema.parse({ events: 1 });
   const plan = (await planRetention(deps, policy)).filter((p) => p.table === 'events');
-  const run = await runRetention(
-    {
-      ...deps,
-      key,
-      receiptsDir: join(dir, 'receipts'),
-      raiseAlerts: async (a) => void alerts.push(...a),
-    },
-    policy,
+  // The run with shard 1's non-leader replica killed: it is skipped, and applies the drops from the
+  // replication log once it is back.
+  const leaders = await Promise.all(
+    [0, 1].map(async (i) => {
+      const [x] = await nodes[i]!.query<{ l: number }>(
+        sql`SELECT is_leader AS l FROM system.replicas WHERE database = 'mcp_audit' AND table = 'events_local'`,
+      );
+      return Number(x?.l ?? 0) === 1;
+    }),
   );
-  lap('plan + run');
+  const victimNode = leaders[0] ? 1 : 0;
+  const pid = Number(readFileSync(`${LOCAL}/cluster/run/ch${victimNode + 1}.pid`, 'utf8').trim());
+  process.kill(pid, 'SIGKILL');
+  await waitFor(
+    () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    { what: `ch${victimNode + 1} gone` },
+  );
+  let run: Awaited<ReturnType<typeof runRetention>>;
+  try {
+    run = await runRetention(
+      {
+        ...deps,
+        key,
+        receiptsDir: join(dir, 'receipts'),
+        raiseAlerts: async (a) => void alerts.push(...a),
+      },
+      policy,
+    );
+  } finally {
+    cluster('up');
+  }
+  lap(`plan + run with ch${victimNode + 1} down, restart`);
   const line = (p: PartitionPlan) => `${p.action} ${p.partition} ${p.rows}`;
   assert.deepEqual(
     [...run.removed, ...run.kept]
@@ -376,14 +405,17 @@ test('retention on the cluster: past days dropped on every node of every shard, 
     [`events ${ymd(removedA)}`, `events ${ymd(removedB)}`],
   );
 
-  // Removed days: gone from every local table on every node of both shards.
+  // Removed days: gone from every local table on every node of both shards (the restarted replica
+  // once it has replayed the drops).
   for (const day of [removedA, removedB]) {
-    const after = await dayRows(ymd(day));
-    assert.deepEqual(
-      Object.entries(after).filter(([, n]) => n !== 0),
-      [],
-      `${ymd(day)} gone everywhere`,
+    const left = await waitFor(
+      async () => {
+        const rest = Object.entries(await dayRows(ymd(day))).filter(([, n]) => n !== 0);
+        return rest.length === 0 ? rest : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what: `${ymd(day)} gone everywhere` },
     );
+    assert.deepEqual(left, []);
   }
   // Kept days: untouched on every node.
   for (const day of [held, tampered])
