@@ -10,6 +10,7 @@
  *     BENCH_INGESTER_NODE_OPTIONS="--import $PWD/test/bench/cpu-profile.mjs" CPU_PROFILE_DIR=/tmp/prof
  *     (the profile is written when the bench stops the ingester)
  *   MCP_AUDIT_INGESTER_LANES: passed to the ingester (consumer group members in its process)
+ *   MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION: passed to the ingester (kafkajs maxBytesPerPartition)
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -84,6 +85,12 @@ async function main() {
       ...(process.env.CPU_PROFILE_DIR ? { CPU_PROFILE_DIR: process.env.CPU_PROFILE_DIR } : {}),
       ...(process.env.MCP_AUDIT_INGESTER_LANES
         ? { MCP_AUDIT_INGESTER_LANES: process.env.MCP_AUDIT_INGESTER_LANES }
+        : {}),
+      ...(process.env.MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION
+        ? {
+            MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION:
+              process.env.MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION,
+          }
         : {}),
     }),
     tag,

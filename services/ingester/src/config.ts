@@ -26,6 +26,11 @@ export const ingesterEnvSchema = kafkaEnvSchema.extend({
    * partitions; a member beyond them idles).
    */
   MCP_AUDIT_INGESTER_LANES: envInt(1, 1, 6),
+  /**
+   * Bytes per partition a fetch takes at most (kafkajs maxBytesPerPartition). What a fetch brings is
+   * held, parsed, as rows until it is durable: with 6 partitions, about 6 times this per lane.
+   */
+  MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION: envInt(4 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024),
   MCP_AUDIT_REDACTION_KEY: z.string().min(16, 'MCP_AUDIT_REDACTION_KEY must be at least 16 characters'),
 });
 

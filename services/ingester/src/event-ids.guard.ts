@@ -89,8 +89,8 @@ export function digestOf(content: readonly string[]): string {
   return createHash('sha256').update(JSON.stringify(content)).digest('hex');
 }
 
-function copyOfRow(row: Record<string, unknown>, columns: readonly string[], content?: string[]): StoredCopy {
-  const c = content ?? contentOf(row, columns);
+function copyOfRow(row: Record<string, unknown>, columns: readonly string[]): StoredCopy {
+  const c = contentOf(row, columns);
   return {
     eventId: String(row.event_id),
     digest: digestOf(c),
@@ -103,6 +103,42 @@ function copyOfRow(row: Record<string, unknown>, columns: readonly string[], con
     partition: Number(row.kafka_partition),
     offset: String(row.kafka_offset),
   };
+}
+
+/**
+ * A copy of a row this process is about to write. Its canonical content is needed for the digest,
+ * and again only to name the fields of a conflict, so it is not held (40 strings a row, for every row
+ * of every chunk in flight until it is durable) but made again from the row when asked for.
+ */
+class OwnCopy implements StoredCopy {
+  readonly eventId: string;
+  readonly digest: string;
+  readonly ts: number;
+  readonly clientId: string;
+  readonly sourceId: string;
+  readonly ingestedAt: number;
+  readonly ver: number;
+  readonly partition: number;
+  readonly offset: string;
+
+  constructor(
+    private readonly row: EventRow,
+    private readonly names: readonly string[],
+  ) {
+    this.eventId = row.event_id;
+    this.digest = digestOf(this.columns);
+    this.ts = row.ts;
+    this.clientId = row.client_id;
+    this.sourceId = row.source_id;
+    this.ingestedAt = row.ingested_at;
+    this.ver = row.ver;
+    this.partition = row.kafka_partition;
+    this.offset = String(row.kafka_offset);
+  }
+
+  get columns(): string[] {
+    return contentOf(this.row as unknown as Record<string, unknown>, this.names);
+  }
 }
 
 const differing = (columns: readonly string[], a: readonly string[], b: readonly string[]): string[] =>
@@ -196,7 +232,7 @@ export class EventIdGuard {
       this.recent.delete(id);
     }
     const columns = contentColumns(rows[0]!);
-    const copies = rows.map((r) => copyOfRow(r as unknown as Record<string, unknown>, columns));
+    const copies: StoredCopy[] = rows.map((r) => new OwnCopy(r, columns));
     rows.forEach((r, i) => this.digests.set(r, copies[i]!.digest));
 
     // Reserve in this process first (synchronously), then in the store: of two concurrent batches of

@@ -25,6 +25,7 @@ const ingester = buildIngester(
     flushMs: env.MCP_AUDIT_INGESTER_FLUSH_MS,
     maxBufferedRows: env.MCP_AUDIT_INGESTER_MAX_BUFFERED_ROWS,
     lanes: env.MCP_AUDIT_INGESTER_LANES,
+    fetchBytesPerPartition: env.MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION,
   },
   {
     kafka,
