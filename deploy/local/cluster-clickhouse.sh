@@ -37,8 +37,9 @@ NODES=(ch1 ch2 ch3)
 # node -> shard and replica name (macros) of the layout above
 declare -A SHARD=([ch1]=01 [ch2]=01 [ch3]=02)
 
-log() { printf '[cluster-clickhouse] %s\n' "$*" >&2; }
-die() { printf '[cluster-clickhouse] ERROR: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=cluster-clickhouse
+# shellcheck source=deploy/local/lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
 for p in ZK_PORT HTTP_BASE TCP_BASE INTERSERVER_BASE; do
   [[ ${!p} =~ ^[0-9]+$ ]] && ((${!p} > 0 && ${!p} < 65534)) || die "$p=${!p} is not a port number"
@@ -49,28 +50,11 @@ http_port() { echo $((HTTP_BASE + $(node_index "$1"))); }
 tcp_port() { echo $((TCP_BASE + $(node_index "$1"))); }
 interserver_port() { echo $((INTERSERVER_BASE + $(node_index "$1"))); }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-sha256_hex() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-random_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-
-# A pidfile counts only while its process still runs the command we started (pid reuse guard).
 pid_of() {
-  local name=$1 pidfile="$RUN_DIR/$1.pid" pid want
-  [[ -f "$pidfile" ]] || return 1
-  pid=$(cat "$pidfile")
-  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  case "$name" in
-    zookeeper) want="QuorumPeerMain '\?$ZK_DIR/zoo.cfg" ;;
-    *) want="clickhouse-server.*$CL_DIR/$name/config.xml" ;;
+  case "$1" in
+    zookeeper) pid_matching "$RUN_DIR/zookeeper.pid" "QuorumPeerMain '\?$ZK_DIR/zoo.cfg" ;;
+    *) pid_matching "$RUN_DIR/$1.pid" "clickhouse-server.*$CL_DIR/$1/config.xml" ;;
   esac
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$want" || return 1
-  echo "$pid"
-}
-
-launched_alive() {
-  local pid
-  pid=$(cat "$RUN_DIR/$1.pid" 2>/dev/null) || return 1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
 }
 
 load_secrets() {
@@ -156,12 +140,7 @@ start_zookeeper() {
         -cp '$ZK_DIR/libs/*' org.apache.zookeeper.server.quorum.QuorumPeerMain '$ZK_DIR/zoo.cfg'" \
       </dev/null >"$ZK_DIR/log/stdout.log" 2>&1 & echo $! >"$RUN_DIR/zookeeper.pid")
   fi
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until zookeeper_ready; do
-    launched_alive zookeeper || die "zookeeper exited during start-up; see $ZK_DIR/log/zookeeper.log and stdout.log"
-    ((SECONDS < deadline)) || die "zookeeper not ready after ${READY_TIMEOUT}s; see $ZK_DIR/log/zookeeper.log"
-    sleep 0.5
-  done
+  await_ready zookeeper "$RUN_DIR/zookeeper.pid" "$ZK_DIR/log/zookeeper.log and stdout.log" zookeeper_ready
 }
 
 # ---- ClickHouse nodes -----------------------------------------------------------------------
@@ -306,23 +285,14 @@ launch_node() {
 }
 
 wait_node() {
-  local node=$1 deadline=$((SECONDS + READY_TIMEOUT))
-  until node_ready "$node"; do
-    launched_alive "$node" || die "$node exited during start-up; see $CL_DIR/$node/log/clickhouse-server.err.log"
-    ((SECONDS < deadline)) || die "$node not ready after ${READY_TIMEOUT}s; see $CL_DIR/$node/log/clickhouse-server.err.log"
-    sleep 0.5
-  done
+  await_ready "$1" "$RUN_DIR/$1.pid" "$CL_DIR/$1/log/clickhouse-server.err.log" node_ready "$1"
 }
 
 # ---- commands -------------------------------------------------------------------------------
 
 stop_one() {
   local name=$1 pid
-  if ! pid=$(pid_of "$name"); then rm -f "$RUN_DIR/$name.pid"; log "$name not running"; return; fi
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  if kill -0 "$pid" 2>/dev/null; then log "$name did not stop in 30s: killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+  if pid=$(pid_of "$name"); then terminate "$name:$pid"; else log "$name not running"; fi
   rm -f "$RUN_DIR/$name.pid"
 }
 

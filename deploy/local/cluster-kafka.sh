@@ -29,8 +29,9 @@ CONTROLLER_BASE=${MCP_AUDIT_CLUSTER_KAFKA_CONTROLLER_PORT:-29292}
 READY_TIMEOUT="${MCP_AUDIT_STACK_TIMEOUT:-180}"
 NODES=(1 2 3)
 
-log() { printf '[cluster-kafka] %s\n' "$*" >&2; }
-die() { printf '[cluster-kafka] ERROR: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=cluster-kafka
+# shellcheck source=deploy/local/lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
 for p in PORT_BASE CONTROLLER_BASE; do
   [[ ${!p} =~ ^[0-9]+$ ]] && ((${!p} > 0 && ${!p} < 65533)) || die "$p=${!p} is not a port number"
@@ -41,26 +42,7 @@ controller_port() { echo $((CONTROLLER_BASE + $1 - 1)); }
 node_dir() { echo "$CL_DIR/kafka-$1"; }
 brokers() { local n out=(); for n in "${NODES[@]}"; do out+=("127.0.0.1:$(port "$n")"); done; (IFS=,; echo "${out[*]}"); }
 voters() { local n out=(); for n in "${NODES[@]}"; do out+=("$n@127.0.0.1:$(controller_port "$n")"); done; (IFS=,; echo "${out[*]}"); }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-random_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-
-# A pidfile counts only while its process still runs this node's broker (pid reuse guard).
-pid_of() {
-  local pidfile pid
-  pidfile="$(node_dir "$1")/kafka.pid"
-  [[ -f "$pidfile" ]] || return 1
-  pid=$(cat "$pidfile")
-  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "kafka.Kafka $(node_dir "$1")/conf/server.properties" || return 1
-  echo "$pid"
-}
-
-# During start-up the pid is still broker.sh (it formats the storage, then execs java).
-launched_alive() {
-  local pid
-  pid=$(cat "$(node_dir "$1")/kafka.pid" 2>/dev/null) || return 1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
-}
+pid_of() { pid_matching "$(node_dir "$1")/kafka.pid" "kafka.Kafka $(node_dir "$1")/conf/server.properties"; }
 
 # ---- set-up ---------------------------------------------------------------------------------
 
@@ -154,13 +136,10 @@ node_ready() {
 }
 
 wait_ready() {
-  local n deadline=$((SECONDS + READY_TIMEOUT))
+  local n
+  # During start-up the pid is still broker.sh (it formats the storage, then execs java).
   for n in "$@"; do
-    until node_ready "$n"; do
-      launched_alive "$n" || die "kafka-$n exited during start-up; see $(node_dir "$n")/log/server.log and stdout.log"
-      ((SECONDS < deadline)) || die "kafka-$n not ready after ${READY_TIMEOUT}s; see $(node_dir "$n")/log/server.log"
-      sleep 0.5
-    done
+    await_ready "kafka-$n" "$(node_dir "$n")/kafka.pid" "$(node_dir "$n")/log/server.log and stdout.log" node_ready "$n"
   done
 }
 
@@ -208,15 +187,10 @@ cmd_down() {
   local n pid pids=()
   # TERM to every node first, then wait: stopped one by one, the last would wait for a quorum.
   for n in $(which_nodes "${1:-all}"); do
-    if pid=$(pid_of "$n"); then log "stopping kafka-$n (pid $pid)"; kill -TERM "$pid" 2>/dev/null || true; pids+=("$n:$pid")
-    else rm -f "$(node_dir "$n")/kafka.pid"; log "kafka-$n not running"; fi
+    if pid=$(pid_of "$n"); then pids+=("kafka-$n:$pid"); else log "kafka-$n not running"; fi
   done
-  for entry in "${pids[@]}"; do
-    n=${entry%%:*} pid=${entry#*:}
-    for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    if kill -0 "$pid" 2>/dev/null; then log "kafka-$n did not stop in 30s: killing"; kill -KILL "$pid" 2>/dev/null || true; fi
-    rm -f "$(node_dir "$n")/kafka.pid"
-  done
+  ((${#pids[@]} == 0)) || terminate "${pids[@]}"
+  for n in $(which_nodes "${1:-all}"); do rm -f "$(node_dir "$n")/kafka.pid"; done
 }
 
 cmd_status() {

@@ -24,39 +24,21 @@ KAFKA_PORT=${MCP_AUDIT_STACK_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${MCP_AUDIT_STACK_KAFKA_CONTROLLER_PORT:-9093}
 READY_TIMEOUT="${MCP_AUDIT_STACK_TIMEOUT:-120}"
 
-log() { printf '[stack] %s\n' "$*" >&2; }
-die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=stack
+# shellcheck source=deploy/local/lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
 # ---- helpers --------------------------------------------------------------------------------
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# A pidfile counts only while its process still runs the command we started (pid reuse guard).
 pid_of() {
-  local name=$1 pidfile="$RUN_DIR/$1.pid" pid
-  [[ -f "$pidfile" ]] || return 1
-  pid=$(cat "$pidfile")
-  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  case "$name" in
-    clickhouse) tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "clickhouse-server.*$CH_DIR/config.xml" || return 1 ;;
+  case "$1" in
+    clickhouse) pid_matching "$RUN_DIR/clickhouse.pid" "clickhouse-server.*$CH_DIR/config.xml" ;;
     # NOTE: right after the launch the pid is still `bash -c "exec … '…/server.properties'"` (quoted)
     # until exec replaces it with java; both forms are ours.
-    kafka) tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "kafka.Kafka '\?$KAFKA_DIR/server.properties" || return 1 ;;
+    kafka) pid_matching "$RUN_DIR/kafka.pid" "kafka.Kafka '\?$KAFKA_DIR/server.properties" ;;
+    *) return 1 ;;
   esac
-  echo "$pid"
 }
-
-# During start-up: the launched process is still alive. NOTE: not pid_of, whose command-line check
-# races the launch: between the fork and the exec the child's command line is still this script's,
-# and under load a check can land in that window (a spurious 'exited during start-up').
-launched_alive() {
-  local pid
-  pid=$(cat "$RUN_DIR/$1.pid" 2>/dev/null) || return 1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
-}
-
-sha256_hex() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-random_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
@@ -149,14 +131,7 @@ start_clickhouse() {
       setsid "$(clickhouse_bin)" --config-file="$CH_DIR/config.xml" </dev/null >"$CH_DIR/log/stdout.log" 2>&1 &
       echo $! >"$RUN_DIR/clickhouse.pid")
   fi
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until clickhouse_ready; do
-    if ! launched_alive clickhouse; then
-      die "clickhouse exited during start-up; see $CH_DIR/log/clickhouse-server.err.log"
-    fi
-    ((SECONDS < deadline)) || die "clickhouse not ready after ${READY_TIMEOUT}s; see $CH_DIR/log/clickhouse-server.err.log"
-    sleep 0.5
-  done
+  await_ready clickhouse "$RUN_DIR/clickhouse.pid" "$CH_DIR/log/clickhouse-server.err.log" clickhouse_ready
 }
 
 # ---- Kafka ----------------------------------------------------------------------------------
@@ -221,23 +196,14 @@ start_kafka() {
         -cp '$KAFKA_DIR/libs/*' kafka.Kafka '$KAFKA_DIR/server.properties'" \
       </dev/null >"$KAFKA_DIR/log/stdout.log" 2>&1 & echo $! >"$RUN_DIR/kafka.pid")
   fi
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until kafka_ready; do
-    if ! launched_alive kafka; then die "kafka exited during start-up; see $KAFKA_DIR/log/server.log and $KAFKA_DIR/log/stdout.log"; fi
-    ((SECONDS < deadline)) || die "kafka not ready after ${READY_TIMEOUT}s; see $KAFKA_DIR/log/server.log"
-    sleep 0.5
-  done
+  await_ready kafka "$RUN_DIR/kafka.pid" "$KAFKA_DIR/log/server.log and $KAFKA_DIR/log/stdout.log" kafka_ready
 }
 
 # ---- commands -------------------------------------------------------------------------------
 
 stop_one() {
   local name=$1 pid
-  if ! pid=$(pid_of "$name"); then rm -f "$RUN_DIR/$name.pid"; log "$name not running"; return; fi
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  if kill -0 "$pid" 2>/dev/null; then log "$name did not stop in 30s: killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+  if pid=$(pid_of "$name"); then terminate "$name:$pid"; else log "$name not running"; fi
   rm -f "$RUN_DIR/$name.pid"
 }
 
