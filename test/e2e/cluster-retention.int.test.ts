@@ -352,8 +352,8 @@ test('retention on the cluster: past days dropped on every node of every shard, 
   for (const rows of Object.values(kept)) assert.ok(rows['integrity_leaves:ch3']! > 0, 'leaves on shard 2');
   const policy = retentionPolicySchema.parse({ events: 1 });
   const plan = (await planRetention(deps, policy)).filter((p) => p.table === 'events');
-  // The run with shard 1's non-leader replica killed: it is skipped, and applies the drops from the
-  // replication log once it is back.
+  // The run with shard 1's LEADER replica killed: the drops wait for the survivor's election (the dead
+  // one's ZooKeeper session times out, 10 s here), it is skipped, and replays the drops once back.
   const leaders = await Promise.all(
     [0, 1].map(async (i) => {
       const [x] = await nodes[i]!.query<{ l: number }>(
@@ -362,7 +362,8 @@ test('retention on the cluster: past days dropped on every node of every shard, 
       return Number(x?.l ?? 0) === 1;
     }),
   );
-  const victimNode = leaders[0] ? 1 : 0;
+  const victimNode = leaders[0] ? 0 : 1;
+  assert.ok(leaders[victimNode], 'shard 1 has a leader');
   const pid = Number(readFileSync(`${LOCAL}/cluster/run/ch${victimNode + 1}.pid`, 'utf8').trim());
   process.kill(pid, 'SIGKILL');
   await waitFor(
@@ -390,6 +391,10 @@ test('retention on the cluster: past days dropped on every node of every shard, 
   } finally {
     cluster('up');
   }
+  const [elected] = await nodes[1 - victimNode]!.query<{ l: number }>(
+    sql`SELECT is_leader AS l FROM system.replicas WHERE database = 'mcp_audit' AND table = 'events_local'`,
+  );
+  assert.equal(Number(elected?.l), 1, `ch${2 - victimNode} took over as shard 1's leader`);
   lap(`plan + run with ch${victimNode + 1} down, restart`);
   const line = (p: PartitionPlan) => `${p.action} ${p.partition} ${p.rows}`;
   assert.deepEqual(

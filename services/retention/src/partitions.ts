@@ -92,8 +92,8 @@ interface NodeState {
  * - `list` reads system.parts of `<t>_local` on every node and counts each shard once (its most
  *   complete replica: one that is behind on fetches holds fewer rows), summed over the shards;
  * - `drop` runs `ALTER TABLE <t>_local DROP PARTITION` on the LEADER replica of every shard (the
- *   Replicated engine logs it in ZooKeeper and the other replicas apply it), then waits until no
- *   replica that answers still holds the partition. NOTE: on 18.16 a non-leader forwards the drop to
+ *   Replicated engine logs it in ZooKeeper and the other replicas apply it; when the leader is dead,
+ *   after a survivor is elected), then waits until no replica that answers still holds the partition. NOTE: on 18.16 a non-leader forwards the drop to
  *   the leader as the user `default`, which these servers do not have (code 192).
  * - `deleteWhere` runs the mutation on one replica of every shard (mutations replicate).
  * A shard none of whose replicas answers makes every call fail (a partial picture is never used):
@@ -105,6 +105,8 @@ export function clusterPartitions(opts: {
   nodes: readonly ClusterNodeClient[];
   /** How long `drop` waits for the other replicas to apply it (default 60 s). */
   replicaWaitMs?: number;
+  /** How long `drop` waits for a shard's leader to be elected (default 30 s). */
+  leaderWaitMs?: number;
 }): Partitions {
   const { cluster, database } = opts;
   const db = dbIdent(database);
@@ -197,21 +199,28 @@ export function clusterPartitions(opts: {
       const nodes = await live();
       for (const shard of new Set(nodes.map((n) => n.shard))) {
         const replicas = nodes.filter((n) => n.shard === shard);
+        // A leader that died keeps its ZooKeeper session (and leadership) until the session times
+        // out; a survivor is elected then.
+        const leaderDeadline = Date.now() + (opts.leaderWaitMs ?? 30_000);
         let leader: NodeState | undefined;
-        for (const n of replicas) {
-          const [r] = await n.node.ch.query<{ leader: number }>(sql`
-            SELECT is_leader AS leader FROM system.replicas
-            WHERE database = ${database} AND table = ${localName(table)}`);
-          if (Number(r?.leader ?? 0) === 1) {
-            leader = n;
-            break;
+        while (!leader) {
+          for (const n of replicas) {
+            const [r] = await n.node.ch.query<{ leader: number }>(sql`
+              SELECT is_leader AS leader FROM system.replicas
+              WHERE database = ${database} AND table = ${localName(table)}`);
+            if (Number(r?.leader ?? 0) === 1) {
+              leader = n;
+              break;
+            }
           }
+          if (leader) break;
+          if (Date.now() > leaderDeadline)
+            throw new ClusterRetentionError(
+              `shard ${shard}: no answering replica of ${table}${LOCAL_SUFFIX} is its leader ` +
+                `(${replicas.map((n) => n.replica).join(', ')}); partition ${partition} not dropped there`,
+            );
+          await new Promise((res) => setTimeout(res, 500));
         }
-        if (!leader)
-          throw new ClusterRetentionError(
-            `shard ${shard}: no answering replica of ${table}${LOCAL_SUFFIX} is its leader ` +
-              `(${replicas.map((n) => n.replica).join(', ')}); partition ${partition} not dropped there`,
-          );
         await leader.node.ch.command(
           sql`ALTER TABLE ${db}.${local(table)} DROP PARTITION ${Number(partition)}`,
         );
