@@ -300,3 +300,26 @@ test('an empty or blank body is a 400, whatever the content type', async () => {
   }
   await app.close();
 });
+
+test('secrets are redacted before Kafka: in args, in an unknown field, in client.id (and so the key); a clean event stays byte-equal', async () => {
+  const { app, producer } = build();
+  const token = `ghp_${'A1b2C3d4'.repeat(5)}`;
+  const dirty = JSON.stringify(
+    event({ args: { note: `use ${token}` }, x_extra: { auth: `Bearer ${token}` }, client: { id: token } }),
+  );
+  const clean = JSON.stringify(event({ client: { id: 'client-7' }, x_extra: { n: 1 } }));
+  const res = await post(app, `[${dirty},${clean}]`);
+  assert.equal(res.statusCode, 200, res.body);
+  assert.deepEqual(
+    res.json().results.map((r: { status: string }) => r.status),
+    ['accepted', 'accepted'],
+  );
+  const [d, c] = producer.sent.filter((s) => s.topic === 'events').flatMap((s) => s.messages);
+  assert.ok(d && c);
+  for (const part of [String(d.value), String(d.key)]) assert.ok(!part.includes(token), part);
+  const stored = JSON.parse(String(d.value)) as { args: { note: string }; x_extra: { auth: string } };
+  assert.match(stored.args.note, /^use \[REDACTED/);
+  assert.match(stored.x_extra.auth, /REDACTED/);
+  assert.equal(String(c.value), clean);
+  await app.close();
+});
