@@ -1,10 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createClickHouse, sql, type ClickHouse } from '@mcp-audit/clickhouse';
 import {
-  REPO_ROOT,
   createTestTopics,
   ingesterEnv,
   makeEvent,
@@ -19,6 +16,12 @@ import {
 } from '../lib/index.js';
 import { startApi, writeApiKeys } from '../lib/browser.js';
 import {
+  clickhouseCluster,
+  clusterNodeClients,
+  clusterNodePid,
+  startClickHouseCluster,
+} from '../lib/cluster.js';
+import {
   Lifecycle,
   createPeriodicRunner,
   memorySink,
@@ -28,72 +31,26 @@ import {
 import { createLogger } from '@mcp-audit/service-kit';
 import type { Admin, Producer } from 'kafkajs';
 
-// The ClickHouse cluster profile (deploy/local/cluster-clickhouse.sh: ZooKeeper + ch1, ch2 = shard 1,
-// ch3 = shard 2) beside the tests' own stack, on ports of its own; Kafka is the tests' broker. Brought
-// up by the script (reused when already up) and left running, like the tests' stack.
-const LOCAL = process.env.MCP_AUDIT_LOCAL_DIR ?? `${REPO_ROOT}.local/test`;
-const t = process.env;
-const clusterEnv: Record<string, string> = {
-  MCP_AUDIT_LOCAL_DIR: LOCAL,
-  MCP_AUDIT_CLUSTER_ZOOKEEPER_PORT: t.MCP_AUDIT_TEST_CLUSTER_ZOOKEEPER_PORT ?? '32181',
-  MCP_AUDIT_CLUSTER_CLICKHOUSE_HTTP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_HTTP_PORT ?? '38123',
-  MCP_AUDIT_CLUSTER_CLICKHOUSE_TCP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_TCP_PORT ?? '39000',
-  MCP_AUDIT_CLUSTER_INTERSERVER_PORT: t.MCP_AUDIT_TEST_CLUSTER_INTERSERVER_PORT ?? '39010',
-};
-
-function cluster(cmd: 'up' | 'env'): string {
-  return execFileSync('bash', [`${REPO_ROOT}deploy/local/cluster-clickhouse.sh`, cmd], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...clusterEnv },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-}
-
+// The ClickHouse cluster profile (test/lib/cluster.ts: ZooKeeper + ch1, ch2 = shard 1, ch3 = shard 2)
+// beside the tests' own stack, on ports of its own; Kafka is the tests' broker.
 let admin: Admin;
 let producer: Producer;
 useStackClients((c) => ({ admin, producer } = c));
 
-let urls: string[] = [];
 let serviceUrl = '';
 let nodes: ClickHouse[] = [];
 let analyst: ClickHouse;
 
 before(async () => {
-  const t0 = Date.now();
-  cluster('up');
-  const vars = Object.fromEntries(
-    cluster('env')
-      .trim()
-      .split('\n')
-      .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
-  );
-  urls = vars.MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS!.split(',');
-  serviceUrl = vars.MCP_AUDIT_CLICKHOUSE_URL!;
-  // Migrations in the cluster layout on every node (idempotent: a reused cluster is up to date).
-  execFileSync('node', [`${REPO_ROOT}packages/clickhouse/dist/src/migrate.js`], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      MCP_AUDIT_CLICKHOUSE_ADMIN_USER: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_USER'),
-      MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD'),
-      MCP_AUDIT_CLICKHOUSE_CLUSTER: vars.MCP_AUDIT_CLICKHOUSE_CLUSTER!,
-      MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS: vars.MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS!,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const adminUser = {
-    username: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_USER'),
-    password: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD'),
-  };
-  nodes = urls.map((url) =>
-    createClickHouse({ url, ...adminUser, database: 'mcp_audit', requestTimeoutMs: 10_000 }),
-  );
+  const c = startClickHouseCluster();
+  serviceUrl = c.serviceUrl;
+  nodes = clusterNodeClients(c);
   analyst = createClickHouse({
     url: serviceUrl,
     username: need(stack, 'MCP_AUDIT_CLICKHOUSE_ANALYST_USER'),
     password: need(stack, 'MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD'),
     database: 'mcp_audit',
   });
-  console.log(`cluster up and migrated in ${Date.now() - t0} ms`);
 });
 
 after(async () => {
@@ -189,7 +146,7 @@ test('cluster: ingest through Distributed tables, kill -9 a replica of shard 1 m
     tag,
     extra: { MCP_AUDIT_CLICKHOUSE_URL: serviceUrl },
   });
-  const ch1Pid = () => Number(readFileSync(`${LOCAL}/cluster/run/ch1.pid`, 'utf8').trim());
+  const ch1Pid = () => clusterNodePid('ch1');
   const guard = setTimeout(() => void ingester.kill9(), 170_000);
   guard.unref();
   try {
@@ -279,7 +236,7 @@ test('cluster: ingest through Distributed tables, kill -9 a replica of shard 1 m
     assert.ok(whileDown <= events.length, `events_hourly calls with ch1 down: ${whileDown}`);
 
     // ch1 back: it fetches what ch2 took while it was dead.
-    cluster('up');
+    clickhouseCluster('up');
     const caughtUp = await waitFor(
       async () => {
         const [a, b] = [await localCount(0, tag), await localCount(1, tag)];
@@ -307,7 +264,7 @@ test('cluster: ingest through Distributed tables, kill -9 a replica of shard 1 m
     assert.equal(await ingester.stop(), 0, 'ingester: graceful exit');
     await api.svc.stop();
     // Never leave the cluster with a dead node for the next run.
-    cluster('up');
+    clickhouseCluster('up');
     await admin
       .deleteTopics({ topics: [topics.events, topics.dlq, alerts.events, alerts.dlq] })
       .catch(() => {});
