@@ -19,10 +19,10 @@ interface SetAgg {
 }
 
 /** Where histories come from: events_hourly's states, or the finalized counts of migration 014. */
-type Source = 'states' | 'final';
+export type HistorySource = 'states' | 'final';
 
 /** Per (client, hour): the table and the expression of each column. NOTE: fixed text, never input. */
-function columnsOf(db: SqlFragment, source: Source) {
+function columnsOf(db: SqlFragment, source: HistorySource) {
   if (source === 'states')
     return {
       table: sql`${db}.events_hourly`,
@@ -43,13 +43,19 @@ function columnsOf(db: SqlFragment, source: Source) {
   };
 }
 
-async function read(
+/**
+ * Histories of the clients `filter` selects, over [from, to): by merging events_hourly's states
+ * (`states`: the reference the finalized counts are checked against) or from the finalized per-hour
+ * counts (`final`: events_hourly_final, written by hourly.finalizer.ts; the caller runs the finalizer
+ * up to `to` first; plain numbers, no merges). The baseline job reads `final`.
+ */
+export async function readHistories(
   reader: ClickHouse,
   db: SqlFragment,
-  source: Source,
   from: number,
   to: number,
-  filter: SqlFragment,
+  filter: SqlFragment = sql`1`,
+  source: HistorySource = 'states',
 ): Promise<ClientHistory[]> {
   const cols = columnsOf(db, source);
   const where = sql`hour >= ${new Date(from)} AND hour < ${new Date(to)} AND ${filter}`;
@@ -86,30 +92,6 @@ async function read(
   ]);
   return toHistories(hourly, tools, servers);
 }
-
-/**
- * Histories of the clients `filter` selects, over [from, to), by merging events_hourly's states (the
- * reference the finalized counts are checked against; the baseline job reads `readFinalHistories`).
- */
-export const readHistories = (
-  reader: ClickHouse,
-  db: SqlFragment,
-  from: number,
-  to: number,
-  filter: SqlFragment = sql`1`,
-): Promise<ClientHistory[]> => read(reader, db, 'states', from, to, filter);
-
-/**
- * The same histories from the finalized per-hour counts (events_hourly_final, written by
- * hourly.finalizer.ts; the caller runs the finalizer up to `to` first): plain numbers, no merges.
- */
-export const readFinalHistories = (
-  reader: ClickHouse,
-  db: SqlFragment,
-  from: number,
-  to: number,
-  filter: SqlFragment = sql`1`,
-): Promise<ClientHistory[]> => read(reader, db, 'final', from, to, filter);
 
 function toHistories(hourly: HourlyAgg[], tools: SetAgg[], servers: SetAgg[]): ClientHistory[] {
   const toolMap = new Map(tools.map((r) => [r.client_id, r]));

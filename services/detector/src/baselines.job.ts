@@ -11,7 +11,7 @@ import {
   type Baseline,
   type Grid,
 } from './baseline.js';
-import { readFinalHistories } from './baseline.history.js';
+import { readHistories } from './baseline.history.js';
 import { createHourlyFinalizer, type FinalizeResult, type HourlyFinalizer } from './hourly.finalizer.js';
 import { profileTimeZone, type DetectorConfig } from './config.js';
 import { DAY_MS, HOUR_MS } from './time.js';
@@ -54,7 +54,7 @@ const INSERT_ROWS = 1_000;
  * every client in bulk (one statement per chunk of clients, never one per client), computes the
  * per-client, per-cohort and global baselines, writes them.
  *
- * NOTE (issue 15): reading events_hourly's states instead (readHistories, the reference) merges
+ * NOTE (issue 15): reading events_hourly's states instead (readHistories' `states`, the reference) merges
  * ~6.7 M uniqExact states for 10,000 clients × 28 days on every run; the finalizer merges each
  * (client, hour) once, after it closes (and again only if a late event touches it). Computing the
  * client rows inside ClickHouse instead (one INSERT … SELECT, commit acf3cfc, equal to the last
@@ -106,12 +106,13 @@ export function createBaselineJob(deps: BaselineJobDeps) {
     const computedAt = deps.now?.() ?? Date.now();
     const clients: Baseline[] = [];
     for (let part = 0; part < parts; part++) {
-      const histories = await readFinalHistories(
+      const histories = await readHistories(
         deps.reader,
         db,
         from,
         to,
         sql`cityHash64(client_id) % ${parts} = ${part}`,
+        'final',
       );
       const chunk = histories.map((h) =>
         computeClientBaseline(h, gridFor(profileTimeZone(deps.config, h.clientId)), opts),

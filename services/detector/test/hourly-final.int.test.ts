@@ -19,7 +19,7 @@ import {
   type Baseline,
   type ClientHistory,
 } from '../src/baseline.js';
-import { readFinalHistories, readHistories } from '../src/baseline.history.js';
+import { readHistories } from '../src/baseline.history.js';
 import { createBaselineJob } from '../src/baselines.job.js';
 import { parseDetectorConfig } from '../src/config.js';
 import { createHourlyFinalizer, type HourlyFinalizer } from '../src/hourly.finalizer.js';
@@ -139,7 +139,7 @@ const baselines = (hs: ClientHistory[]) =>
 
 async function both() {
   const reference = byClient(await readHistories(analyst, db, FROM, TO, only));
-  const final = byClient(await readFinalHistories(analyst, db, FROM, TO, only));
+  const final = byClient(await readHistories(analyst, db, FROM, TO, only, 'final'));
   return { reference, final };
 }
 /** Equal histories (canonical forms) and equal baselines computed from them. */
