@@ -182,6 +182,18 @@ const byId = (found: StoredId[]): Map<string, StoredId[]> => {
   return m;
 };
 
+interface Waiting {
+  rows: EventRow[];
+  resolve(result: GuardResult): void;
+  reject(err: unknown): void;
+}
+
+/** A round's verdicts (in row order) and the copies it put in flight, by row index (ascending). */
+interface RoundResult {
+  verdicts: Verdict[];
+  owned: Array<{ index: number; copy: StoredCopy }>;
+}
+
 /** How long an id this process reserved is checked against events before it is written again. */
 const RECENT_MS = 3_000;
 
@@ -196,6 +208,9 @@ export class EventIdGuard {
    */
   private readonly recent = new Map<string, number>();
   private readonly digests = new WeakMap<EventRow, string>();
+  /** Chunks waiting for the next round, and whether a round is in flight. */
+  private waiting: Waiting[] = [];
+  private inRound = false;
 
   constructor(
     private readonly store: EventIdStore,
@@ -208,12 +223,69 @@ export class EventIdGuard {
   }
 
   private async lookup(ids: string[]): Promise<StoredId[]> {
-    const found: StoredId[] = [];
-    // NOTE: 4,000 quoted ids are ~160 kB of SQL, under ClickHouse's 256 kB max_query_size; a chunk
-    // is at most 5,000 messages (and usually a fetch of ~1 MB, ~1,000 events): one query, rarely two.
-    for (let i = 0; i < ids.length; i += LOOKUP_IDS)
-      found.push(...(await this.store.lookup(ids.slice(i, i + LOOKUP_IDS))));
-    return found;
+    // NOTE: 4,000 quoted ids are ~160 kB of SQL, under ClickHouse's 256 kB max_query_size. A round
+    // holds every chunk that waited for the one before (up to a whole fetch, 6 partitions × ~4,000
+    // events): its slices are asked at once, not one after the other.
+    const slices: string[][] = [];
+    for (let i = 0; i < ids.length; i += LOOKUP_IDS) slices.push(ids.slice(i, i + LOOKUP_IDS));
+    return (await Promise.all(slices.map((q) => this.store.lookup(q)))).flat();
+  }
+
+  /**
+   * Checks `rows` (a chunk) in the next round. A round is one reservation insert and one read-back
+   * for every chunk that asked while the round before was in flight: a fetch's 6 partition chunks
+   * (and the other lanes' chunks) share two ClickHouse round trips instead of two each. ClickHouse
+   * answers a few large queries much sooner than many small ones on a busy machine: 741-row chunks
+   * (1 MiB fetches, 3 lanes) took 2.5 s a check against 2.2 s for 3,030-row ones (BENCHMARKS.md, issue
+   * 15). The first chunk goes at once; parsing the next ones overlaps its round trips.
+   */
+  check(rows: EventRow[]): Promise<GuardResult> {
+    if (rows.length === 0) return Promise.resolve({ verdicts: [], release: () => undefined });
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ rows, resolve, reject });
+      this.nextRound();
+    });
+  }
+
+  private nextRound(): void {
+    if (this.inRound || this.waiting.length === 0) return;
+    const callers = this.waiting.splice(0);
+    this.inRound = true;
+    void this.round(callers).finally(() => {
+      this.inRound = false;
+      this.nextRound();
+    });
+  }
+
+  private async round(callers: Waiting[]): Promise<void> {
+    const rows = callers.length === 1 ? callers[0]!.rows : callers.flatMap((c) => c.rows);
+    let result: RoundResult;
+    try {
+      result = await this.checkRound(rows);
+    } catch (err) {
+      for (const c of callers) c.reject(err);
+      return;
+    }
+    // Each chunk frees only its own in-flight ids, when ITS rows are durable (lanes write apart).
+    let start = 0;
+    let k = 0;
+    for (const c of callers) {
+      const end = start + c.rows.length;
+      const mine: StoredCopy[] = [];
+      for (; k < result.owned.length && result.owned[k]!.index < end; k++) mine.push(result.owned[k]!.copy);
+      c.resolve({ verdicts: result.verdicts.slice(start, end), release: () => this.release(mine) });
+      start = end;
+    }
+  }
+
+  /** The copies leave the in-flight set; their ids are checked against events for RECENT_MS. */
+  private release(owned: readonly StoredCopy[]): void {
+    const until = Date.now() + RECENT_MS;
+    for (const o of owned) {
+      if (this.inFlight.get(o.eventId) === o) this.inFlight.delete(o.eventId);
+      this.recent.delete(o.eventId);
+      this.recent.set(o.eventId, until);
+    }
   }
 
   /**
@@ -223,8 +295,7 @@ export class EventIdGuard {
    * is written); so of two ingesters racing with two contents for one id at most one proceeds (in a
    * true tie both are refused).
    */
-  async check(rows: EventRow[]): Promise<GuardResult> {
-    if (rows.length === 0) return { verdicts: [], release: () => undefined };
+  private async checkRound(rows: EventRow[]): Promise<RoundResult> {
     const now = Date.now();
     // Insertion order is expiry order (a re-release moves the id to the end).
     for (const [id, until] of this.recent) {
@@ -237,7 +308,7 @@ export class EventIdGuard {
 
     // Reserve in this process first (synchronously), then in the store: of two concurrent batches of
     // this process, the one that reserved first wins without a round trip.
-    const owned: StoredCopy[] = [];
+    const owned: Array<{ index: number; copy: StoredCopy }> = [];
     // NOTE: a set, not owned.some(): that was quadratic in the chunk (12.5M comparisons for 5,000 rows).
     const ownedIds = new Set<string>();
     const rowOf = new Map<StoredCopy, EventRow>();
@@ -248,28 +319,21 @@ export class EventIdGuard {
       if (other) earlier.set(c.eventId, other);
       else {
         this.inFlight.set(c.eventId, c);
-        owned.push(c);
+        owned.push({ index: i, copy: c });
         ownedIds.add(c.eventId);
         rowOf.set(c, rows[i]!);
       }
     });
-    const release = () => {
-      const until = Date.now() + RECENT_MS;
-      for (const o of owned) {
-        if (this.inFlight.get(o.eventId) === o) this.inFlight.delete(o.eventId);
-        this.recent.delete(o.eventId);
-        this.recent.set(o.eventId, until);
-      }
-    };
 
     try {
       const ids = [...new Set(copies.map((c) => c.eventId))];
       // Reserve every id this chunk holds (its first copy), then read every reservation of the chunk's
       // ids back: the same two round trips as a lookup and the ids insert after the events, in the
       // other order. An identical copy reserved again merges with the earlier row.
-      if (owned.length > 0) await this.reserve(owned.map((c) => eventIdRow(rowOf.get(c)!, c.digest)));
+      if (owned.length > 0)
+        await this.reserve(owned.map(({ copy: c }) => eventIdRow(rowOf.get(c)!, c.digest)));
       const stored = byId(await this.lookup(ids));
-      const mine = new Map(owned.map((c) => [c.eventId, c]));
+      const mine = new Map(owned.map(({ copy: c }) => [c.eventId, c]));
       // Only this chunk's own reservation (its digest, its ingestion second): a new id, written.
       const onlyOurs = (id: string): boolean => {
         const c = mine.get(id);
@@ -341,9 +405,9 @@ export class EventIdGuard {
           this.inFlight.delete(c.eventId);
         }
       }
-      return { verdicts, release };
+      return { verdicts, owned };
     } catch (err) {
-      release();
+      this.release(owned.map((o) => o.copy));
       throw err;
     }
   }

@@ -219,3 +219,52 @@ test('an identical redelivery in a later chunk of the same ingestion second is a
   assert.deepEqual(kinds(again.verdicts), ['duplicate']);
   again.release();
 });
+
+test('chunks that ask while a round is in flight share the next round; each frees only its own ids', async () => {
+  const m = memoryStore({ lookupDelayMs: 30 });
+  const g = m.guard();
+  const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+  // The first chunk's round starts at once; the next three wait for it and go together.
+  const first = g.check([row(a)]);
+  const [r0, rb, rc, rdup] = await Promise.all([
+    first,
+    g.check([row(b)]),
+    g.check([row(c), row(randomUUID())]),
+    // another chunk of the same round holding c: c is this round's, in flight
+    g.check([row(c)]),
+  ]);
+  assert.equal(m.lookups(), 2, 'two rounds for four chunks');
+  assert.deepEqual(
+    [kinds(r0.verdicts), kinds(rb.verdicts), kinds(rc.verdicts), kinds(rdup.verdicts)],
+    [['new'], ['new'], ['new', 'new'], ['duplicate']],
+  );
+  // b is durable and freed; c is still on its way to events: an identical copy of c is a duplicate
+  // (freeing the whole round with b would let it be written a second time).
+  m.write([row(b)]);
+  rb.release();
+  const again = await g.check([row(c), row(b)]);
+  assert.deepEqual(kinds(again.verdicts), ['duplicate', 'duplicate']);
+  for (const r of [r0, rc, rdup, again]) r.release();
+});
+
+test('a failed round fails every chunk in it and frees their ids; the retry goes through', async () => {
+  const m = memoryStore();
+  let fail = true;
+  const g = new EventIdGuard(
+    {
+      lookup: (q) => (fail ? Promise.reject(new Error('socket hang up')) : m.store.lookup(q)),
+      storedRows: (k) => m.store.storedRows(k),
+    },
+    m.reserve,
+  );
+  const id = randomUUID();
+  const results = await Promise.allSettled([g.check([row(id)]), g.check([row(randomUUID())])]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['rejected', 'rejected'],
+  );
+  fail = false;
+  const retry = await g.check([row(id)]);
+  assert.deepEqual(kinds(retry.verdicts), ['new']);
+  retry.release();
+});
