@@ -388,6 +388,7 @@ test('cluster: the real detector, notifier and api on Distributed tables (baseli
       'periodic tick failed',
       'baseline run failed',
       'baseline job failed',
+      'hour finalizer failed',
     ])
       assert.ok(!logOf(detector).includes(line), `detector log: ${line} (${detector.logFile})`);
     console.log(
