@@ -33,6 +33,7 @@ import {
 } from '../lib/index.js';
 import { collectorVsProducer } from '../lib/collector-bench.js';
 import { kafkaClusterBench } from './ingest-cluster.bench.js';
+import { clickhouseClusterBench } from './ingest-chcluster.bench.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 200_000);
 const HTTP_N = Number(process.env.BENCH_HTTP_EVENTS ?? 50_000);
@@ -214,8 +215,14 @@ async function main() {
   await chAdmin.close();
 }
 
-// BENCH_KAFKA_CLUSTER=1: the single broker beside the cluster profile instead (ingest-cluster.bench.ts).
-(process.env.BENCH_KAFKA_CLUSTER === '1' ? kafkaClusterBench() : main()).catch((err) => {
+// BENCH_KAFKA_CLUSTER=1: the single broker beside the cluster profile instead (ingest-cluster.bench.ts);
+// BENCH_CLICKHOUSE_CLUSTER=1: the single ClickHouse beside the ClickHouse cluster (ingest-chcluster.bench.ts).
+(process.env.BENCH_KAFKA_CLUSTER === '1'
+  ? kafkaClusterBench()
+  : process.env.BENCH_CLICKHOUSE_CLUSTER === '1'
+    ? clickhouseClusterBench()
+    : main()
+).catch((err) => {
   console.error(err);
   process.exit(1);
 });
