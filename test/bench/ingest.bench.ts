@@ -9,8 +9,8 @@
  *   BENCH_INGESTER_NODE_OPTIONS: NODE_OPTIONS for the ingester process only; to profile it,
  *     BENCH_INGESTER_NODE_OPTIONS="--import $PWD/test/bench/cpu-profile.mjs" CPU_PROFILE_DIR=/tmp/prof
  *     (the profile is written when the bench stops the ingester)
- *   MCP_AUDIT_INGESTER_LANES: passed to the ingester (consumer group members in its process)
- *   MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION: passed to the ingester (kafkajs maxBytesPerPartition)
+ *   MCP_AUDIT_INGESTER_LANES, _FETCH_BYTES_PER_PARTITION, _BATCH_ROWS, _FLUSH_MS,
+ *   _MAX_BUFFERED_ROWS: passed to the ingester when set (its tuning; see its config.ts)
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -45,6 +45,17 @@ function rssOf(pid: number): { rss: number; hwm: number } {
     return Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) * 1024;
   };
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** The ingester's tuning variables set in the bench's environment, passed on to it. */
+function ingesterTuning(): Record<string, string> {
+  const names = ['LANES', 'FETCH_BYTES_PER_PARTITION', 'BATCH_ROWS', 'FLUSH_MS', 'MAX_BUFFERED_ROWS'];
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    const v = process.env[`MCP_AUDIT_INGESTER_${n}`];
+    if (v) out[`MCP_AUDIT_INGESTER_${n}`] = v;
+  }
+  return out;
 }
 
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
@@ -84,15 +95,7 @@ async function main() {
         ? { NODE_OPTIONS: process.env.BENCH_INGESTER_NODE_OPTIONS }
         : {}),
       ...(process.env.CPU_PROFILE_DIR ? { CPU_PROFILE_DIR: process.env.CPU_PROFILE_DIR } : {}),
-      ...(process.env.MCP_AUDIT_INGESTER_LANES
-        ? { MCP_AUDIT_INGESTER_LANES: process.env.MCP_AUDIT_INGESTER_LANES }
-        : {}),
-      ...(process.env.MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION
-        ? {
-            MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION:
-              process.env.MCP_AUDIT_INGESTER_FETCH_BYTES_PER_PARTITION,
-          }
-        : {}),
+      ...ingesterTuning(),
     }),
     tag,
   );
