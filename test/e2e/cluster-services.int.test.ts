@@ -269,6 +269,12 @@ test('cluster: the real detector, notifier and api on Distributed tables (baseli
     const burstAt = Math.floor((Date.now() - 2 * MIN) / (5 * MIN)) * 5 * MIN + 10_000;
     for (let k = 0; k < 16; k++) live.push(call(r, i++, tag, hPrefix, burstAt + k * 5_000, true));
     await produceEvents(producer, topics.events, live);
+    // Stored before the watermark moves past their window (another partition could be stored first).
+    await waitFor(async () => (await stored(tag)) >= history.length + live.length, {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+      what: 'the live events on the cluster',
+    });
     await waitFor(() => Date.now() > secretAt + MIN + 32_000, {
       timeoutMs: 3 * MIN,
       intervalMs: 1_000,
