@@ -6,6 +6,7 @@ import { loadIncidents } from './incident.grouper.js';
 import { createHumanTriageWatcher } from './human-triage.watcher.js';
 import { BaselineStore, clickHouseBaselineSource } from './baseline.store.js';
 import { createBaselineJob, type BaselineJob } from './baselines.job.js';
+import { baselinesInWorker, type BaselineWorkerOptions } from './baselines.worker.js';
 import type { DetectorConfig } from './config.js';
 import { createEventsHandler } from './events.consumer.js';
 import { createDetectorMetrics } from './metrics.js';
@@ -50,6 +51,11 @@ export interface DetectorServiceDeps {
   log: Logger;
   registry: Registry;
   producer?: AuditProducer;
+  /**
+   * Where the baseline job's scheduled and start-up runs connect from a worker thread
+   * (baselines.worker.ts, heap limit `baseline.workerHeapMb`); without it they run in this thread.
+   */
+  baselineWorker?: BaselineWorkerOptions;
 }
 
 const DAY_MS = 86_400_000;
@@ -98,6 +104,11 @@ export function buildDetector(cfg: DetectorServiceConfig, deps: DetectorServiceD
     config: deps.config,
     log,
     onVersion: () => void store.refresh().catch(() => undefined),
+    ...(deps.baselineWorker && deps.config.baseline.workerHeapMb > 0
+      ? {
+          compute: baselinesInWorker(deps.baselineWorker, deps.config, deps.config.baseline.workerHeapMb),
+        }
+      : {}),
   });
   const pcfg = deps.config.periodic;
   const periodicDetectors = cfg.periodic

@@ -28,6 +28,11 @@ export interface BaselineJobDeps {
   onVersion?: (asOf: number) => void;
   /** Finalizes events_hourly into plain counts (default: reader + writer, 10-minute margin). */
   finalizer?: HourlyFinalizer;
+  /**
+   * Runs the scheduled and start-up versions elsewhere (baselines.worker.ts); `onVersion` is called
+   * here when it resolves. Default: `computeAsOf` in this thread.
+   */
+  compute?: (asOf: number) => Promise<BaselineRunResult>;
 }
 
 export interface BaselineRunResult {
@@ -158,6 +163,16 @@ export function createBaselineJob(deps: BaselineJobDeps) {
     return result;
   }
 
+  /** A scheduled or start-up run: in `deps.compute` when given (a worker), else here. */
+  async function scheduled(asOf: number): Promise<BaselineRunResult> {
+    if (!deps.compute) return computeAsOf(asOf);
+    const result = await deps.compute(asOf);
+    log.info({ ...result, asOf: new Date(result.asOf).toISOString() }, 'baselines computed (worker)');
+    last = result;
+    deps.onVersion?.(result.asOf);
+    return result;
+  }
+
   /** Daily versions (00:00 UTC) for every day in [from, to] (backfill). */
   async function computeRange(
     fromMs: number,
@@ -186,7 +201,7 @@ export function createBaselineJob(deps: BaselineJobDeps) {
         cfg.cron,
         () => {
           if (running) return;
-          running = computeAsOf(scheduledAsOf())
+          running = scheduled(scheduledAsOf())
             .then(() => (lastError = undefined))
             .catch((err: unknown) => {
               lastError = (err as Error).message;
@@ -214,7 +229,7 @@ export function createBaselineJob(deps: BaselineJobDeps) {
       const asOf = scheduledAsOf();
       const rows = await deps.reader.query<{ n: string }>(sql`
         SELECT count() AS n FROM ${db}.baselines WHERE as_of = ${new Date(asOf)} AND kind = 'global'`);
-      if (Number(rows[0]?.n ?? 0) === 0) await computeAsOf(asOf);
+      if (Number(rows[0]?.n ?? 0) === 0) await scheduled(asOf);
     },
     async stop() {
       await task?.stop();

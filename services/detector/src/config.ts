@@ -525,6 +525,17 @@ export const detectorConfigSchema = z.object({
         .string()
         .refine((c) => cron.validate(c), 'must be a cron expression, e.g. "2 * * * *"')
         .default('2 * * * *'),
+      /**
+       * Heap limit (MB) of the worker thread the service runs the baseline job in
+       * (baselines.worker.ts); 0 runs it in the service's own thread. 10,000 clients × 28 days need
+       * under 400 (measured); the clients' baselines are kept for the aggregates, so it grows with them.
+       * At least 64: V8 aborts the whole process when a worker's isolate cannot even start.
+       */
+      workerHeapMb: z
+        .number()
+        .int()
+        .refine((n) => n === 0 || (n >= 64 && n <= 65_536), 'must be 0 (in process) or 64–65536 (MB)')
+        .default(512),
     })
     .prefault({}),
   /** While learning: most severe level a history-based detector may raise ('suppress' = none). */

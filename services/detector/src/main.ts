@@ -41,7 +41,28 @@ const detector = buildDetector(
     partitionsConsumedConcurrently: env.MCP_AUDIT_DETECTOR_PARTITIONS_CONCURRENTLY,
     leased: env.MCP_AUDIT_DETECTOR_LEASE,
   },
-  { kafka, writer, reader, config, log, registry },
+  {
+    kafka,
+    writer,
+    reader,
+    config,
+    log,
+    registry,
+    baselineWorker: {
+      url: env.MCP_AUDIT_CLICKHOUSE_URL,
+      database: env.MCP_AUDIT_CLICKHOUSE_DATABASE,
+      writer: {
+        username: env.MCP_AUDIT_CLICKHOUSE_WRITER_USER,
+        password: env.MCP_AUDIT_CLICKHOUSE_WRITER_PASSWORD,
+      },
+      reader: {
+        username: env.MCP_AUDIT_CLICKHOUSE_ANALYST_USER,
+        password: env.MCP_AUDIT_CLICKHOUSE_ANALYST_PASSWORD,
+      },
+      insertTables: DETECTOR_TABLES,
+      logLevel: env.MCP_AUDIT_LOG_LEVEL,
+    },
+  },
 );
 
 // The periodic detectors, the watchdog and the baseline job run on the instance holding the lease.

@@ -21,6 +21,7 @@ import {
 } from '../src/baseline.js';
 import { readHistories } from '../src/baseline.history.js';
 import { createBaselineJob } from '../src/baselines.job.js';
+import { baselinesInWorker } from '../src/baselines.worker.js';
 import { parseDetectorConfig } from '../src/config.js';
 import { createHourlyFinalizer, type HourlyFinalizer } from '../src/hourly.finalizer.js';
 import { chClient, eventRow, randomPastDay, SCHEMAS_DIR, silentLog, suffix } from './periodic.fixtures.js';
@@ -153,6 +154,9 @@ before(async () => {
   await runMigrations({ client: admin, dir: SCHEMAS_DIR, database: DB });
   writer = chClient('ADMIN', { database: DB, insertTables: ['events', ...DETECTOR_TABLES] });
   analyst = chClient('ADMIN', { database: DB });
+  // Keep every finalization of an hour as its own row (no background merge): the readers must pick
+  // the latest themselves.
+  await admin.command(sql`SYSTEM STOP MERGES ${db}.events_hourly_final`);
   finalizer = createHourlyFinalizer({ reader: analyst, writer, db, log: silentLog(), chunkPairs: 500 });
   await insertEvents(history());
 });
@@ -213,6 +217,9 @@ test('late events and a redelivered copy: the touched hours are finalized again,
   );
   const r = await finalizer.run();
   assert.ok(r.pairs >= 5, `late hours finalized again: ${r.pairs}`);
+  const [rows] = await analyst.query<{ n: string; pairs: string }>(sql`
+    SELECT count() AS n, uniqExact(client_id, hour) AS pairs FROM ${db}.events_hourly_final`);
+  assert.ok(Number(rows?.n) > Number(rows?.pairs), 'hours finalized twice are two rows');
   const { reference, final } = await both();
   assertSame(final, reference);
   const busy = reference.find((h) => h.clientId === C.busy)!;
@@ -235,6 +242,44 @@ test('the baseline job writes the baselines the merged states give', async () =>
   const expected = byClient(await readHistories(analyst, db, FROM, TO, only)).map((h) =>
     canonicalBaseline(
       computeClientBaseline(h, buildGrid(FROM, 28, h.clientId === C.errors ? 'Europe/Berlin' : 'UTC'), opts),
+    ),
+  );
+  assert.deepEqual(written, expected);
+});
+
+test('the job in a worker thread (as the service runs it) writes the same baselines', async () => {
+  const asOf = AS_OF - DAY;
+  const window = baselineWindow(asOf, 28);
+  const env = process.env;
+  const admin = {
+    username: env.MCP_AUDIT_CLICKHOUSE_ADMIN_USER ?? 'mcp_admin',
+    password: env.MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD ?? '',
+  };
+  const compute = baselinesInWorker(
+    {
+      url: env.MCP_AUDIT_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123',
+      database: DB,
+      writer: admin,
+      reader: admin,
+      insertTables: DETECTOR_TABLES,
+      logLevel: 'silent',
+    },
+    config,
+    256,
+  );
+  const result = await compute(asOf);
+  assert.equal(result.clients, 4);
+  assert.equal(result.asOf, asOf);
+  const rows = await analyst.query<Record<string, unknown>>(sql`
+    SELECT * FROM ${db}.baselines WHERE as_of = ${new Date(asOf)} AND kind = 'client' AND ${only}`);
+  const written = byClient(rows.map(fromRow)).map(canonicalBaseline);
+  const expected = byClient(await readHistories(analyst, db, window.from, window.to, only)).map((h) =>
+    canonicalBaseline(
+      computeClientBaseline(
+        h,
+        buildGrid(window.from, 28, h.clientId === C.errors ? 'Europe/Berlin' : 'UTC'),
+        { ...opts, asOf },
+      ),
     ),
   );
   assert.deepEqual(written, expected);
