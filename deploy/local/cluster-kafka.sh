@@ -85,8 +85,16 @@ ensure_env() {
     )
     log "generated the cluster's credentials in $ENV_FILE"
   fi
-  grep -q "^MCP_AUDIT_KAFKA_BROKERS=$(brokers)\$" "$ENV_FILE" ||
-    die "$ENV_FILE was made for other ports than $(brokers): set the ports it names, or delete the cluster dir"
+  grep -q "^MCP_AUDIT_KAFKA_BROKERS=$(brokers)\$" "$ENV_FILE" && return
+  # Other ports than last time: while no node runs, the brokers' configuration is written anew at
+  # their next start (broker.sh), so only the recorded address list changes.
+  local n
+  for n in "${NODES[@]}"; do
+    pid_of "$n" >/dev/null &&
+      die "$ENV_FILE names other ports than $(brokers) and kafka-$n runs: stop the cluster first, or set the ports it names"
+  done
+  log "ports changed: $ENV_FILE now names $(brokers)"
+  sed -i "s#^MCP_AUDIT_KAFKA_BROKERS=.*#MCP_AUDIT_KAFKA_BROKERS=$(brokers)#" "$ENV_FILE"
 }
 
 # Variables of the env file for a child process (never echoed).

@@ -6,7 +6,7 @@
 // once, and the broker, restarted, rejoins every partition's in-sync replicas.
 //
 // The cluster runs beside the tests' single stack on ports of its own (MCP_AUDIT_TEST_CLUSTER_KAFKA_PORT,
-// 39192-39194, controllers 39292-39294). Already running: reused and left running; started here:
+// 24392-24394, controllers 24492-24494). Already running: reused and left running; started here:
 // stopped at the end.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

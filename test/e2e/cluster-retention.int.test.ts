@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClickHouse, sql, type ClickHouse } from '@mcp-audit/clickhouse';
@@ -37,34 +37,24 @@ import {
   waitFor,
   env as stack,
 } from '../lib/index.js';
+import {
+  clickhouseCluster,
+  clickhouseClusterDir,
+  clickhouseClusterInfo,
+  clusterNodeClients,
+  clusterNodePid,
+  migrateClickHouseCluster,
+} from '../lib/cluster.js';
 import type { Admin, Producer } from 'kafkajs';
 
 // Retention on the ClickHouse cluster profile (deploy/local/cluster-clickhouse.sh: ch1, ch2 = shard 1,
-// ch3 = shard 2), with the same environment names and defaults as cluster-clickhouse.int.test.ts, so
-// CI runs both against one cluster. NOTE: run-tests.mjs runs test files one at a time
+// ch3 = shard 2), brought up by test/lib/cluster.ts like the other cluster tests, so CI runs them all
+// against one cluster. NOTE: run-tests.mjs runs test files one at a time
 // (--test-concurrency=1), so this file never overlaps that one's kill of ch1.
 //
 // The cluster's mcp_audit is reset first (dropped on every node, migrated again): a ledger chains
 // every hour from its first record on, so events of past days can only be sealed by an empty ledger,
 // and a test database of its own is not possible (the inter-server user may read mcp_audit only).
-const LOCAL = process.env.MCP_AUDIT_LOCAL_DIR ?? `${REPO_ROOT}.local/test`;
-const t = process.env;
-const clusterEnv: Record<string, string> = {
-  MCP_AUDIT_LOCAL_DIR: LOCAL,
-  MCP_AUDIT_CLUSTER_ZOOKEEPER_PORT: t.MCP_AUDIT_TEST_CLUSTER_ZOOKEEPER_PORT ?? '32181',
-  MCP_AUDIT_CLUSTER_CLICKHOUSE_HTTP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_HTTP_PORT ?? '38123',
-  MCP_AUDIT_CLUSTER_CLICKHOUSE_TCP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_TCP_PORT ?? '39000',
-  MCP_AUDIT_CLUSTER_INTERSERVER_PORT: t.MCP_AUDIT_TEST_CLUSTER_INTERSERVER_PORT ?? '39010',
-};
-
-function cluster(cmd: 'up' | 'env'): string {
-  return execFileSync('bash', [`${REPO_ROOT}deploy/local/cluster-clickhouse.sh`, cmd], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...clusterEnv },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-}
-
 const DAY = 86_400_000;
 const adminUser = () => ({
   username: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_USER'),
@@ -86,36 +76,22 @@ const dir = mkdtempSync(join(tmpdir(), 'cluster-retention-'));
 
 before(async () => {
   const t0 = Date.now();
-  if (LOCAL.replace(/\/+$/, '') === `${REPO_ROOT}.local`)
-    throw new Error(`refusing to reset the cluster of ${LOCAL} (the npm start stack's directory)`);
-  cluster('up');
-  const vars = Object.fromEntries(
-    cluster('env')
-      .trim()
-      .split('\n')
-      .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
-  );
-  clusterName = vars.MCP_AUDIT_CLICKHOUSE_CLUSTER!;
-  urls = vars.MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS!.split(',');
-  serviceUrl = vars.MCP_AUDIT_CLICKHOUSE_URL!;
+  if (clickhouseClusterDir.replace(/\/+$/, '') === `${REPO_ROOT}.local`)
+    throw new Error(
+      `refusing to reset the cluster of ${clickhouseClusterDir} (the npm start stack's directory)`,
+    );
+  clickhouseCluster('up');
+  const info = clickhouseClusterInfo();
+  clusterName = info.name;
+  urls = info.urls;
+  serviceUrl = info.serviceUrl;
   for (const url of urls) {
     const c = createClickHouse({ url, ...adminUser(), requestTimeoutMs: 60_000 });
     await c.command(sql`DROP DATABASE IF EXISTS mcp_audit`);
     await c.close();
   }
-  execFileSync('node', [`${REPO_ROOT}packages/clickhouse/dist/src/migrate.js`], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      MCP_AUDIT_CLICKHOUSE_ADMIN_USER: adminUser().username,
-      MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD: adminUser().password,
-      MCP_AUDIT_CLICKHOUSE_CLUSTER: clusterName,
-      MCP_AUDIT_CLICKHOUSE_CLUSTER_URLS: urls.join(','),
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  nodes = urls.map((url) =>
-    createClickHouse({ url, ...adminUser(), database: 'mcp_audit', requestTimeoutMs: 60_000 }),
-  );
+  migrateClickHouseCluster(info);
+  nodes = clusterNodeClients(info, 60_000);
   ch = createClickHouse({
     url: serviceUrl,
     ...adminUser(),
@@ -364,7 +340,7 @@ test('retention on the cluster: past days dropped on every node of every shard, 
   );
   const victimNode = leaders[0] ? 0 : 1;
   assert.ok(leaders[victimNode], 'shard 1 has a leader');
-  const pid = Number(readFileSync(`${LOCAL}/cluster/run/ch${victimNode + 1}.pid`, 'utf8').trim());
+  const pid = clusterNodePid(`ch${victimNode + 1}` as 'ch1' | 'ch2' | 'ch3');
   process.kill(pid, 'SIGKILL');
   await waitFor(
     () => {
@@ -389,7 +365,7 @@ test('retention on the cluster: past days dropped on every node of every shard, 
       policy,
     );
   } finally {
-    cluster('up');
+    clickhouseCluster('up');
   }
   const [elected] = await nodes[1 - victimNode]!.query<{ l: number }>(
     sql`SELECT is_leader AS l FROM system.replicas WHERE database = 'mcp_audit' AND table = 'events_local'`,

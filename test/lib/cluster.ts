@@ -1,6 +1,7 @@
 // The local ClickHouse cluster profile (deploy/local/cluster-clickhouse.sh: ZooKeeper + ch1, ch2 =
 // shard 1, ch3 = shard 2) for tests and benches: beside the tests' own stack, on ports of its own
-// (MCP_AUDIT_TEST_CLUSTER_* so one machine can run several), brought up by the script (reused when
+// (MCP_AUDIT_TEST_CLUSTER_*, defaults as scripts/test.sh sets them: below the kernel's ephemeral
+// port range, so one machine can run several), brought up by the script (reused when
 // already up) and left running, like the tests' stack; migrated in the cluster layout.
 // NOTE: database mcp_audit only: the profile's users, its inter-server user included, are allowed
 // that database alone, so a Distributed query over another database fails on the remote shard (291).
@@ -14,10 +15,10 @@ export const clickhouseClusterDir = process.env.MCP_AUDIT_LOCAL_DIR ?? `${REPO_R
 const t = process.env;
 const scriptEnv: Record<string, string> = {
   MCP_AUDIT_LOCAL_DIR: clickhouseClusterDir,
-  MCP_AUDIT_CLUSTER_ZOOKEEPER_PORT: t.MCP_AUDIT_TEST_CLUSTER_ZOOKEEPER_PORT ?? '32181',
-  MCP_AUDIT_CLUSTER_CLICKHOUSE_HTTP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_HTTP_PORT ?? '38123',
-  MCP_AUDIT_CLUSTER_CLICKHOUSE_TCP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_TCP_PORT ?? '39000',
-  MCP_AUDIT_CLUSTER_INTERSERVER_PORT: t.MCP_AUDIT_TEST_CLUSTER_INTERSERVER_PORT ?? '39010',
+  MCP_AUDIT_CLUSTER_ZOOKEEPER_PORT: t.MCP_AUDIT_TEST_CLUSTER_ZOOKEEPER_PORT ?? '24181',
+  MCP_AUDIT_CLUSTER_CLICKHOUSE_HTTP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_HTTP_PORT ?? '24123',
+  MCP_AUDIT_CLUSTER_CLICKHOUSE_TCP_PORT: t.MCP_AUDIT_TEST_CLUSTER_CLICKHOUSE_TCP_PORT ?? '24200',
+  MCP_AUDIT_CLUSTER_INTERSERVER_PORT: t.MCP_AUDIT_TEST_CLUSTER_INTERSERVER_PORT ?? '24210',
 };
 
 /** deploy/local/cluster-clickhouse.sh with the tests' directory and ports; returns its stdout. */
@@ -78,14 +79,14 @@ export function startClickHouseCluster(): ClickHouseClusterInfo {
 }
 
 /** One admin client per node (its local tables are `<table>_local`). */
-export function clusterNodeClients(c: ClickHouseClusterInfo): ClickHouse[] {
+export function clusterNodeClients(c: ClickHouseClusterInfo, requestTimeoutMs = 10_000): ClickHouse[] {
   return c.urls.map((url) =>
     createClickHouse({
       url,
       username: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_USER'),
       password: need(stack, 'MCP_AUDIT_CLICKHOUSE_ADMIN_PASSWORD'),
       database: 'mcp_audit',
-      requestTimeoutMs: 10_000,
+      requestTimeoutMs,
     }),
   );
 }

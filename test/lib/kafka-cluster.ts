@@ -12,14 +12,14 @@ import { REPO_ROOT } from './env.js';
 
 const { AclOperationTypes: Op, AclPermissionTypes, AclResourceTypes: Res, ResourcePatternTypes } = kafkajs;
 
-/** The tests' cluster sits beside the tests' stack, on ports of its own (39192-39194, 39292-39294). */
+/** The tests' cluster sits beside the tests' stack, on ports of its own (24392-24394, 24492-24494, as scripts/test.sh sets them). */
 export const clusterLocalDir = process.env.MCP_AUDIT_LOCAL_DIR ?? join(REPO_ROOT, '.local/test');
 const scriptEnv = {
   ...process.env,
   MCP_AUDIT_LOCAL_DIR: clusterLocalDir,
-  MCP_AUDIT_CLUSTER_KAFKA_PORT: process.env.MCP_AUDIT_TEST_CLUSTER_KAFKA_PORT ?? '39192',
+  MCP_AUDIT_CLUSTER_KAFKA_PORT: process.env.MCP_AUDIT_TEST_CLUSTER_KAFKA_PORT ?? '24392',
   MCP_AUDIT_CLUSTER_KAFKA_CONTROLLER_PORT:
-    process.env.MCP_AUDIT_TEST_CLUSTER_KAFKA_CONTROLLER_PORT ?? '39292',
+    process.env.MCP_AUDIT_TEST_CLUSTER_KAFKA_CONTROLLER_PORT ?? '24492',
 };
 const run = promisify(execFile);
 
