@@ -234,10 +234,10 @@ export class EventIdGuard {
   /**
    * Checks `rows` (a chunk) in the next round. A round is one reservation insert and one read-back
    * for every chunk that asked while the round before was in flight: a fetch's 6 partition chunks
-   * (and the other lanes' chunks) share two ClickHouse round trips instead of two each. ClickHouse
-   * answers a few large queries much sooner than many small ones on a busy machine: 741-row chunks
-   * (1 MiB fetches, 3 lanes) took 2.5 s a check against 2.2 s for 3,030-row ones (BENCHMARKS.md, issue
-   * 15). The first chunk goes at once; parsing the next ones overlaps its round trips.
+   * (and the other lanes' chunks) share two ClickHouse round trips instead of two each, and event_ids
+   * gets a part per round instead of one per chunk. The first chunk goes at once; parsing the next
+   * ones overlaps its round trips. NOTE: measured, this did not change bench:ingest's throughput
+   * either way (BENCHMARKS.md, issue 15 second pass); more, smaller checks did slow it down.
    */
   check(rows: EventRow[]): Promise<GuardResult> {
     if (rows.length === 0) return Promise.resolve({ verdicts: [], release: () => undefined });
