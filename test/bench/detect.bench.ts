@@ -205,6 +205,11 @@ async function main() {
         MCP_AUDIT_DETECTOR_PORT: '0',
         MCP_AUDIT_DETECTOR_CONFIG: configFile,
         MCP_AUDIT_LOG_LEVEL: 'warn',
+        // BENCH_DETECTOR_BASELINE_JOB=false: no baseline job in the detector (its start-up catch-up
+        // computes the version as of 00:00 UTC for every client while the load runs).
+        ...(process.env.BENCH_DETECTOR_BASELINE_JOB
+          ? { MCP_AUDIT_DETECTOR_BASELINE_JOB: process.env.BENCH_DETECTOR_BASELINE_JOB }
+          : {}),
       },
       `bench-${tag}`,
     );
