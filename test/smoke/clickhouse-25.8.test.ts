@@ -143,13 +143,30 @@ test('25.8: each system table a service reads is granted to its users, columns i
   for (const [name, u] of users)
     for (const g of systemGrants(u))
       assert.ok(granted.has(g.table), `${name}: SELECT on system.${g.table}, which no service of it reads`);
-  // retention's plan: the columns of system.parts it uses are exactly the granted ones.
-  const retention = systemGrants(users.get('mcp_retention')!).find((g) => g.table === 'parts')!;
-  const plan = readFileSync(join(REPO_ROOT, 'services/retention/src/retention.job.ts'), 'utf8');
-  const query =
-    /SELECT table, partition, sum\(rows\) AS rows FROM system\.parts\s+WHERE database = \$\{[^}]+\} AND active/;
-  assert.match(plan, query, 'retention plan query changed: review its system.parts grant');
-  assert.deepEqual([...retention.columns!].sort(), ['active', 'database', 'partition', 'rows', 'table']);
+  // retention's plan: the columns of the system tables it reads are exactly the granted ones (the
+  // partition listing on one server and on every node of a cluster, the cluster's shape, the leader).
+  const retentionGrants = systemGrants(users.get('mcp_retention')!);
+  const columnsOf = (table: string) =>
+    [...(retentionGrants.find((g) => g.table === table)?.columns ?? [])].sort();
+  const plan = readFileSync(join(REPO_ROOT, 'services/retention/src/partitions.ts'), 'utf8');
+  const queries: Array<[RegExp, string, string[]]> = [
+    [
+      /SELECT table, partition, sum\(rows\) AS rows FROM system\.parts\s+WHERE database = \$\{[^}]+\} AND active/,
+      'parts',
+      ['active', 'database', 'partition', 'rows', 'table'],
+    ],
+    [/anyIf\(substitution, macro = 'shard'\) FROM system\.macros/, 'macros', ['macro', 'substitution']],
+    [/uniqExact\(shard_num\) FROM system\.clusters WHERE cluster = /, 'clusters', ['cluster', 'shard_num']],
+    [
+      /SELECT is_leader AS leader FROM system\.replicas\s+WHERE database = \$\{[^}]+\} AND table = /,
+      'replicas',
+      ['database', 'is_leader', 'table'],
+    ],
+  ];
+  for (const [query, table, columns] of queries) {
+    assert.match(plan, query, `retention's system.${table} query changed: review its grant`);
+    assert.deepEqual(columnsOf(table), columns, `mcp_retention's columns of system.${table}`);
+  }
   // Packages read system tables only in the migration runner (the admin, in the migrate job).
   for (const pkg of readdirSync(join(REPO_ROOT, 'packages')))
     for (const f of tsFiles(join(REPO_ROOT, 'packages', pkg, 'src'))) {
