@@ -102,7 +102,9 @@ function insertedTables(serviceDir: string): Set<string> {
   const strings = (list: string) => [...list.matchAll(/'(\w+)'/g)].map((m) => m[1]!);
   for (const m of src.matchAll(/\.insert\(\s*'(\w+)'/g)) out.add(m[1]!);
   for (const m of src.matchAll(/INSERT INTO\s+(?:\$\{[^}]*\}|\w+)\.(\w+)/g)) out.add(m[1]!);
-  for (const m of src.matchAll(/insertTables:\s*(?:\[([^\]]*)\]|(\w+))/g)) {
+  // A value: a literal list, or a name followed by the end of the member (a type annotation such as
+  // `insertTables: readonly string[]` or a pass-through `opts.insertTables` is not one).
+  for (const m of src.matchAll(/insertTables:\s*(?:\[([^\]]*)\]|(\w+)(?=\s*[,}\n)]))/g)) {
     if (m[1] !== undefined) strings(m[1]).forEach((t) => out.add(t));
     else {
       const pattern = new RegExp('const ' + m[2] + ' = \\[([^\\]]*)\\]');
